@@ -1,0 +1,958 @@
+//! The Just Hungry order book: per postcode, an append-only list of orders.
+//!
+//! [`OrderBook`] is the replicated [`StateMachine`]; [`OrderValidator`] is its
+//! [`CommandValidator`], run once at the primary.
+//!
+//! # Life of an order
+//!
+//! 1. A client sends [`OrderCommand::PlaceOrder`] with the postcode as the customer typed it.
+//! 2. The primary's [`OrderValidator`] checks the limits ([`check_items`]), validates the
+//!    postcode with its [`PostcodeValidator`] (offline, or online), and rewrites the command into
+//!    its final form: canonical postcode (`SW1A 1AA`), item names trimmed of surrounding
+//!    whitespace. A refusal is answered at once and nothing is replicated.
+//! 3. The rewritten command is replicated and applied on every replica. [`OrderBook::apply`]
+//!    re-runs the offline checks ([`check_order`], no I/O), so a command that skipped validation
+//!    cannot corrupt the book, and stores the order with the request's id as its [`OrderId`].
+//!
+//! # Limits
+//!
+//! [`MAX_ITEMS_PER_ORDER`] items per order, [`MAX_ITEM_NAME_BYTES`] bytes per item name, and
+//! [`MAX_ORDER_BOOK_BYTES`] for the whole book, which keeps a snapshot decodable
+//! (below [`crate::codec::MAX_DECODE_BYTES`]).
+//!
+//! ```
+//! use just_hungry_core::orders::{OrderBook, OrderCommand, OrderHistory, OrderQuery};
+//! use just_hungry_core::{ApplyContext, ClientId, OpNumber, RequestId, StateMachine, Time};
+//!
+//! let mut book = OrderBook::empty();
+//! let request = RequestId { client: ClientId(3), seq: 17 };
+//! let context = ApplyContext { op: OpNumber(1), request, time: Time::ZERO };
+//! let command = OrderCommand::PlaceOrder {
+//!     postcode: "SW1A 1AA".into(),
+//!     items: vec!["Margherita pizza".into()],
+//! };
+//! assert_eq!(book.apply(&context, &command), Ok(request));
+//!
+//! // A query may spell the postcode loosely.
+//! let answer = book.query(&OrderQuery::History { postcode: "sw1a1aa".into() }).unwrap();
+//! let OrderHistory::ForPostcode { orders, .. } = answer else { unreachable!() };
+//! assert_eq!(orders[0].id.to_string(), "c3-17");
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ClientId, RequestId};
+use crate::postcode::{self, OfflineValidator, Postcode, PostcodeError, PostcodeValidator};
+use crate::state_machine::{ApplyContext, CommandValidator, StateMachine};
+
+/// An order's id: the id of the client request that placed it, unique by construction
+/// (displayed `c3-17`: client 3, request 17).
+pub type OrderId = RequestId;
+
+/// The most items one order may hold.
+pub const MAX_ITEMS_PER_ORDER: usize = 50;
+
+/// The most bytes (UTF-8) one item name may take, after trimming surrounding whitespace.
+pub const MAX_ITEM_NAME_BYTES: usize = 100;
+
+/// The most bytes the whole order book may take, counted by [`OrderBook::stored_bytes`]. An
+/// order that would exceed it is refused with [`OrderError::OrderBookFull`].
+///
+/// The count is an upper bound of the book's encoded size, so a snapshot is never larger than
+/// this plus a few bytes, and 16 MiB below [`crate::codec::MAX_DECODE_BYTES`]: a snapshot can
+/// always be decoded, with room to spare for the message carrying it. At ~50 bytes for a typical
+/// two-item order that is about a million orders.
+pub const MAX_ORDER_BOOK_BYTES: usize = 48 * 1024 * 1024;
+
+const _: () = assert!(MAX_ORDER_BOOK_BYTES + 16 * 1024 * 1024 <= crate::codec::MAX_DECODE_BYTES);
+
+/// The client id of the seed orders of [`OrderBook::with_predefined_history`]. Reserved: real
+/// clients must never use it (they pick a random non-zero id), or their order ids could collide
+/// with the seed's `c0-1`, `c0-2`...
+pub const SEED_CLIENT: ClientId = ClientId(0);
+
+/// One order: its id and what was ordered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// The id of the request that placed it.
+    pub id: OrderId,
+    /// The item names, in the order given, trimmed of surrounding whitespace; never empty.
+    pub items: Vec<String>,
+}
+
+/// A write to the order book.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderCommand {
+    /// Place one order for delivery to `postcode`.
+    PlaceOrder {
+        /// As typed by the client; after validation at the primary, the canonical form.
+        postcode: String,
+        /// The item names; after validation, trimmed of surrounding whitespace.
+        items: Vec<String>,
+    },
+}
+
+/// A read of the order book.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderQuery {
+    /// The orders of one postcode, oldest first. The postcode may be spelled as a customer
+    /// would type it (`sw1a1aa`): it goes through the offline format check.
+    History {
+        /// The postcode, as typed.
+        postcode: String,
+    },
+    /// Every postcode's orders.
+    AllHistories,
+}
+
+/// The answer to an [`OrderQuery`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OrderHistory {
+    /// The answer to [`OrderQuery::History`]: the canonical postcode and its orders, oldest
+    /// first; empty when no order was placed there.
+    ForPostcode {
+        /// The postcode asked for, in canonical form.
+        postcode: Postcode,
+        /// Its orders, oldest first.
+        orders: Vec<Order>,
+    },
+    /// The answer to [`OrderQuery::AllHistories`]: every postcode that has at least one order,
+    /// with its orders, oldest first.
+    All(BTreeMap<Postcode, Vec<Order>>),
+}
+
+/// Why an order (or a query) was refused. Each variant is one cause; none is worth retrying
+/// as is, except [`OrderError::InvalidPostcode`] holding a retryable [`PostcodeError`]
+/// (see [`OrderError::is_retryable`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum OrderError {
+    /// The order has no items.
+    #[error("an order needs at least one item")]
+    EmptyOrder,
+
+    /// The order has more than [`MAX_ITEMS_PER_ORDER`] items.
+    #[error("an order can hold at most {max} items, this one has {count}")]
+    TooManyItems {
+        /// How many items the order has.
+        count: usize,
+        /// [`MAX_ITEMS_PER_ORDER`].
+        max: usize,
+    },
+
+    /// An item name is empty or only whitespace.
+    #[error("item {} has no name", .index.saturating_add(1))]
+    EmptyItemName {
+        /// The item's index in the order, from 0 (the message counts from 1).
+        index: usize,
+    },
+
+    /// An item name is longer than [`MAX_ITEM_NAME_BYTES`] bytes once trimmed.
+    #[error("the name of item {} is too long ({bytes} bytes, at most {max})", .index.saturating_add(1))]
+    ItemNameTooLong {
+        /// The item's index in the order, from 0 (the message counts from 1).
+        index: usize,
+        /// Its length in bytes (UTF-8), once trimmed.
+        bytes: usize,
+        /// [`MAX_ITEM_NAME_BYTES`].
+        max: usize,
+    },
+
+    /// An item name contains an invisible control character (see [`check_items`]).
+    #[error(
+        "the name of item {} contains an invisible control character (U+{:04X}): please type it again",
+        .index.saturating_add(1),
+        u32::from(*.character)
+    )]
+    ItemNameNotPrintable {
+        /// The item's index in the order, from 0 (the message counts from 1).
+        index: usize,
+        /// The first refused character.
+        character: char,
+    },
+
+    /// The postcode was refused, or could not be checked now.
+    #[error(transparent)]
+    InvalidPostcode(#[from] PostcodeError),
+
+    /// The order book holds [`MAX_ORDER_BOOK_BYTES`] worth of orders: no order is accepted any
+    /// more (decided by `apply`, from the replicated state, so every replica agrees).
+    #[error("the order book is full ({max_bytes} bytes): no new orders can be taken")]
+    OrderBookFull {
+        /// [`MAX_ORDER_BOOK_BYTES`].
+        max_bytes: usize,
+    },
+}
+
+impl OrderError {
+    /// Whether the same request might succeed later: only when the postcode could not be
+    /// checked now ([`PostcodeError::Unreachable`]).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, OrderError::InvalidPostcode(e) if e.is_retryable())
+    }
+}
+
+/// Whether `c` may not appear in an item name: control characters (`char::is_control`: C0,
+/// DEL, C1, so tab and line breaks too), the Unicode line and paragraph separators, the
+/// byte-order mark, and the bidirectional formatting characters, which can make a name display
+/// as something other than what it is.
+fn is_not_printable(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+}
+
+/// Checks the items of an order against the limits, in this order: the order is not empty,
+/// has at most [`MAX_ITEMS_PER_ORDER`] items; then item by item, each name once trimmed of
+/// surrounding whitespace (`str::trim`) is not empty, is at most [`MAX_ITEM_NAME_BYTES`] bytes,
+/// and holds no character refused by the printable rule (control characters, line and
+/// paragraph separators, the byte-order mark, bidirectional formatting characters). The first
+/// failure is returned. Pure and cheap; never panics.
+pub fn check_items(items: &[String]) -> Result<(), OrderError> {
+    if items.is_empty() {
+        return Err(OrderError::EmptyOrder);
+    }
+    if items.len() > MAX_ITEMS_PER_ORDER {
+        return Err(OrderError::TooManyItems {
+            count: items.len(),
+            max: MAX_ITEMS_PER_ORDER,
+        });
+    }
+    for (index, item) in items.iter().enumerate() {
+        let name = item.trim();
+        if name.is_empty() {
+            return Err(OrderError::EmptyItemName { index });
+        }
+        if name.len() > MAX_ITEM_NAME_BYTES {
+            return Err(OrderError::ItemNameTooLong {
+                index,
+                bytes: name.len(),
+                max: MAX_ITEM_NAME_BYTES,
+            });
+        }
+        if let Some(character) = name.chars().find(|c| is_not_printable(*c)) {
+            return Err(OrderError::ItemNameNotPrintable { index, character });
+        }
+    }
+    Ok(())
+}
+
+/// The offline check of a whole order: [`check_items`], then the postcode format check
+/// ([`postcode::normalise`]). Returns the canonical postcode. Deterministic, no I/O, never
+/// panics: this is what [`OrderBook::apply`] runs on every replica.
+pub fn check_order(postcode: &str, items: &[String]) -> Result<Postcode, OrderError> {
+    check_items(items)?;
+    Ok(postcode::normalise(postcode)?)
+}
+
+/// The item names in their stored form: each trimmed of surrounding whitespace.
+fn trimmed_items(items: &[String]) -> Vec<String> {
+    items.iter().map(|item| item.trim().to_owned()).collect()
+}
+
+/// Validates a command without a runtime and without I/O ([`check_order`]), and rewrites it into
+/// its final form: canonical postcode, trimmed item names. For simulators and tests; the same
+/// answer as `OrderValidator::offline()` gives.
+pub fn validate_offline(command: OrderCommand) -> Result<OrderCommand, OrderError> {
+    match command {
+        OrderCommand::PlaceOrder { postcode, items } => {
+            let postcode = check_order(&postcode, &items)?;
+            Ok(OrderCommand::PlaceOrder {
+                postcode: postcode.into_string(),
+                items: trimmed_items(&items),
+            })
+        }
+    }
+}
+
+/// A bound of the bytes one order adds to the encoded book: its id (two varints, at most 9
+/// bytes each), its item count, each item with its length prefix, and its share of a postcode
+/// key (at most 9 bytes plus the length of its list). 32 covers everything but the items.
+fn order_cost(items: &[String]) -> usize {
+    const ORDER_OVERHEAD_BYTES: usize = 32;
+    items.iter().fold(ORDER_OVERHEAD_BYTES, |total, item| {
+        let prefix = if item.len() < 251 { 1 } else { 9 };
+        total.saturating_add(item.len()).saturating_add(prefix)
+    })
+}
+
+/// The Just Hungry order book: per postcode, the orders placed there, oldest first.
+///
+/// Postcodes are canonical ([`Postcode`]); every stored order passed [`check_order`]; orders are
+/// only ever appended. Maps are `BTreeMap`s, so the serde encoding, the snapshot and the digest
+/// are deterministic. `Default` is the empty book.
+///
+/// `apply` does not look for duplicate order ids: exactly-once is the job of the replica's
+/// client table, and a duplicate here is a protocol bug that the invariant checks must see
+/// (use [`OrderBook::order_ids`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "OrderBookRepr")]
+pub struct OrderBook {
+    histories: BTreeMap<Postcode, Vec<Order>>,
+    /// Derived from `histories` (recomputed on deserialize), so not part of the encoding.
+    #[serde(skip_serializing)]
+    stored_bytes: usize,
+}
+
+/// The encoded form of [`OrderBook`]: its histories only.
+#[derive(Deserialize)]
+struct OrderBookRepr {
+    histories: BTreeMap<Postcode, Vec<Order>>,
+}
+
+impl From<OrderBookRepr> for OrderBook {
+    fn from(repr: OrderBookRepr) -> OrderBook {
+        OrderBook::from_histories(repr.histories)
+    }
+}
+
+/// The original system's hard-coded data set: public landmarks' postcodes, each with one to
+/// three takeaway orders. Ids are `c0-1`, `c0-2`... in this order.
+const SEED: &[(&str, &[&[&str]])] = &[
+    (
+        "SW1A 1AA",
+        &[
+            &["Chicken tikka masala", "Pilau rice", "Garlic naan"],
+            &["Margherita pizza", "Garlic bread", "Tiramisu"],
+        ],
+    ),
+    (
+        "M1 1AE",
+        &[&[
+            "Salt and pepper chips",
+            "Chicken chow mein",
+            "Prawn crackers",
+        ]],
+    ),
+    (
+        "EH1 2NG",
+        &[
+            &["Haggis supper", "Irn-Bru"],
+            &["Fish supper", "Mushy peas"],
+            &["Deep-fried Mars bar"],
+        ],
+    ),
+    ("CF10 3RB", &[&["Lamb doner kebab", "Chips", "Can of cola"]]),
+    (
+        "BT1 5GS",
+        &[
+            &["Pastie supper", "Gravy chips"],
+            &["Chicken curry", "Boiled rice"],
+        ],
+    ),
+];
+
+impl OrderBook {
+    /// An order book with no orders.
+    pub fn empty() -> OrderBook {
+        OrderBook::default()
+    }
+
+    /// The original system's pre-defined order history, which the first replica of a cluster
+    /// starts from (PROTOCOL.md, "Bootstrap"): five postcodes of public landmarks (London,
+    /// Manchester, Edinburgh, Cardiff, Belfast) with nine takeaway orders in all. Their ids
+    /// use the reserved [`SEED_CLIENT`] with sequence numbers 1 to 9. Every seed order passes
+    /// [`check_order`]. The same on every call and every machine.
+    pub fn with_predefined_history() -> OrderBook {
+        let mut histories: BTreeMap<Postcode, Vec<Order>> = BTreeMap::new();
+        let mut seq = 0;
+        for (postcode, orders) in SEED {
+            let Ok(postcode) = Postcode::parse(postcode) else {
+                continue; // never happens: a unit test checks every seed postcode
+            };
+            let history = histories.entry(postcode).or_default();
+            for items in *orders {
+                seq += 1;
+                history.push(Order {
+                    id: RequestId {
+                        client: SEED_CLIENT,
+                        seq,
+                    },
+                    items: items.iter().map(|item| (*item).to_owned()).collect(),
+                });
+            }
+        }
+        OrderBook::from_histories(histories)
+    }
+
+    fn from_histories(histories: BTreeMap<Postcode, Vec<Order>>) -> OrderBook {
+        let stored_bytes = histories.values().flatten().fold(0usize, |total, order| {
+            total.saturating_add(order_cost(&order.items))
+        });
+        OrderBook {
+            histories,
+            stored_bytes,
+        }
+    }
+
+    /// The orders placed for `postcode`, oldest first; empty if none.
+    pub fn history(&self, postcode: &Postcode) -> &[Order] {
+        self.histories.get(postcode).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every postcode with at least one order, and its orders, oldest first.
+    pub fn histories(&self) -> &BTreeMap<Postcode, Vec<Order>> {
+        &self.histories
+    }
+
+    /// How many orders the book holds.
+    pub fn order_count(&self) -> usize {
+        self.histories.values().map(Vec::len).sum()
+    }
+
+    /// How many postcodes have at least one order.
+    pub fn postcode_count(&self) -> usize {
+        self.histories.len()
+    }
+
+    /// Every order id, postcode by postcode (in postcode order), oldest first within one.
+    pub fn order_ids(&self) -> impl Iterator<Item = OrderId> + '_ {
+        self.histories.values().flatten().map(|order| order.id)
+    }
+
+    /// Whether an order with this id is in the book.
+    pub fn contains(&self, id: OrderId) -> bool {
+        self.find(id).is_some()
+    }
+
+    /// The order with this id and its postcode, if present (the first one found, were ids
+    /// duplicated). Linear in the number of orders.
+    pub fn find(&self, id: OrderId) -> Option<(&Postcode, &Order)> {
+        self.histories.iter().find_map(|(postcode, orders)| {
+            orders
+                .iter()
+                .find(|order| order.id == id)
+                .map(|order| (postcode, order))
+        })
+    }
+
+    /// The bytes counted against [`MAX_ORDER_BOOK_BYTES`]: an upper bound of the book's
+    /// encoded size, less a few bytes of framing.
+    pub fn stored_bytes(&self) -> usize {
+        self.stored_bytes
+    }
+
+    /// Places one order: the offline checks, the size budget, then an append.
+    fn place(
+        &mut self,
+        id: OrderId,
+        postcode: &str,
+        items: &[String],
+    ) -> Result<OrderId, OrderError> {
+        let postcode = check_order(postcode, items)?;
+        let items = trimmed_items(items);
+        let stored_bytes = self
+            .stored_bytes
+            .checked_add(order_cost(&items))
+            .filter(|total| *total <= MAX_ORDER_BOOK_BYTES)
+            .ok_or(OrderError::OrderBookFull {
+                max_bytes: MAX_ORDER_BOOK_BYTES,
+            })?;
+        self.histories
+            .entry(postcode)
+            .or_default()
+            .push(Order { id, items });
+        self.stored_bytes = stored_bytes;
+        Ok(id)
+    }
+}
+
+impl StateMachine for OrderBook {
+    type Command = OrderCommand;
+    type Reply = Result<OrderId, OrderError>;
+    type Query = OrderQuery;
+    type QueryReply = Result<OrderHistory, OrderError>;
+
+    /// Re-runs [`check_order`] (offline, no I/O), checks [`MAX_ORDER_BOOK_BYTES`], and appends
+    /// `Order { id: context.request, items }` (items trimmed) under the canonical postcode,
+    /// answering the id. On any error the book is unchanged. Deterministic; never panics.
+    fn apply(&mut self, context: &ApplyContext, command: &OrderCommand) -> Self::Reply {
+        match command {
+            OrderCommand::PlaceOrder { postcode, items } => {
+                self.place(context.request, postcode, items)
+            }
+        }
+    }
+
+    /// Answers from the current state. A history query for a malformed postcode answers the
+    /// format error; for a well-formed postcode with no orders, an empty list.
+    fn query(&self, query: &OrderQuery) -> Self::QueryReply {
+        match query {
+            OrderQuery::History { postcode } => {
+                let postcode = postcode::normalise(postcode)?;
+                let orders = self.history(&postcode).to_vec();
+                Ok(OrderHistory::ForPostcode { postcode, orders })
+            }
+            OrderQuery::AllHistories => Ok(OrderHistory::All(self.histories.clone())),
+        }
+    }
+}
+
+/// The order book's [`CommandValidator`], run once at the primary: the limits
+/// ([`check_items`]), then the postcode through `P`, then the rewrite into the final command
+/// (canonical postcode, trimmed item names). A refusal is the reply `Err(error)`.
+///
+/// The offline format check runs before `P` (as the [`PostcodeValidator`] contract requires of
+/// `P` anyway), so a malformed postcode never costs a network call whatever `P` is; `P` is given
+/// the canonical form.
+#[derive(Clone, Debug, Default)]
+pub struct OrderValidator<P> {
+    postcodes: P,
+}
+
+impl<P: PostcodeValidator> OrderValidator<P> {
+    /// A validator checking postcodes with `postcodes`.
+    pub fn new(postcodes: P) -> Self {
+        OrderValidator { postcodes }
+    }
+
+    /// The postcode validator in use.
+    pub fn postcode_validator(&self) -> &P {
+        &self.postcodes
+    }
+}
+
+impl OrderValidator<OfflineValidator> {
+    /// A validator with the offline format check only: no I/O, answers at once, the same
+    /// answers as [`validate_offline`].
+    pub fn offline() -> Self {
+        OrderValidator::new(OfflineValidator)
+    }
+}
+
+#[async_trait::async_trait]
+impl<P: PostcodeValidator> CommandValidator<OrderBook> for OrderValidator<P> {
+    async fn validate(
+        &self,
+        command: OrderCommand,
+    ) -> Result<OrderCommand, Result<OrderId, OrderError>> {
+        match command {
+            OrderCommand::PlaceOrder { postcode, items } => {
+                let canonical = check_order(&postcode, &items).map_err(Err)?;
+                let postcode = self
+                    .postcodes
+                    .validate(canonical.as_str())
+                    .await
+                    .map_err(|e| Err(OrderError::from(e)))?;
+                Ok(OrderCommand::PlaceOrder {
+                    postcode: postcode.into_string(),
+                    items: trimmed_items(&items),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{OpNumber, Time};
+
+    fn context(client: u64, seq: u64) -> ApplyContext {
+        ApplyContext {
+            op: OpNumber(seq),
+            request: RequestId {
+                client: ClientId(client),
+                seq,
+            },
+            time: Time(1_700_000_000_000),
+        }
+    }
+
+    fn place(postcode: &str, items: &[&str]) -> OrderCommand {
+        OrderCommand::PlaceOrder {
+            postcode: postcode.to_owned(),
+            items: items.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    fn pc(s: &str) -> Postcode {
+        Postcode::parse(s).unwrap()
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn apply_appends_under_the_canonical_postcode_with_the_request_id() {
+        let mut book = OrderBook::empty();
+        let reply = book.apply(
+            &context(3, 17),
+            &place("sw1a1aa", &["  Chips ", "Curry sauce"]),
+        );
+        let id = RequestId {
+            client: ClientId(3),
+            seq: 17,
+        };
+        assert_eq!(reply, Ok(id));
+        assert_eq!(id.to_string(), "c3-17");
+        assert_eq!(
+            book.history(&pc("SW1A 1AA")),
+            &[Order {
+                id,
+                items: strings(&["Chips", "Curry sauce"]),
+            }]
+        );
+        book.apply(&context(4, 1), &place("SW1A 1AA", &["Kebab"]))
+            .unwrap();
+        let ids: Vec<_> = book.history(&pc("SW1A 1AA")).iter().map(|o| o.id).collect();
+        assert_eq!(
+            ids,
+            [
+                id,
+                RequestId {
+                    client: ClientId(4),
+                    seq: 1
+                }
+            ]
+        );
+        assert_eq!(book.order_count(), 2);
+        assert!(book.contains(id));
+        assert_eq!(book.find(id).map(|(p, _)| p.as_str()), Some("SW1A 1AA"));
+    }
+
+    #[test]
+    fn a_refused_order_changes_nothing() {
+        let mut book = OrderBook::with_predefined_history();
+        let before = book.clone();
+        let digest = book.digest();
+        for command in [
+            place("SW1A 1AA", &[]),
+            place("SW1A 1AA", &["  "]),
+            place("SW1A-1AA", &["Chips"]),
+            place("", &["Chips"]),
+        ] {
+            assert!(book.apply(&context(9, 1), &command).is_err());
+        }
+        assert_eq!(book, before);
+        assert_eq!(book.digest(), digest);
+        assert!(!book.contains(RequestId {
+            client: ClientId(9),
+            seq: 1
+        }));
+    }
+
+    #[test]
+    fn every_limit_has_its_error() {
+        let items = |n: usize| vec!["Chips".to_owned(); n];
+        assert_eq!(check_order("M1 1AE", &[]), Err(OrderError::EmptyOrder));
+        assert!(check_order("M1 1AE", &items(MAX_ITEMS_PER_ORDER)).is_ok());
+        assert_eq!(
+            check_order("M1 1AE", &items(MAX_ITEMS_PER_ORDER + 1)),
+            Err(OrderError::TooManyItems { count: 51, max: 50 })
+        );
+        assert_eq!(
+            check_order("M1 1AE", &strings(&["Chips", ""])),
+            Err(OrderError::EmptyItemName { index: 1 })
+        );
+        assert_eq!(
+            check_order("M1 1AE", &strings(&[" \t\u{3000} "])),
+            Err(OrderError::EmptyItemName { index: 0 })
+        );
+        let longest = "x".repeat(MAX_ITEM_NAME_BYTES);
+        assert!(check_order("M1 1AE", &[format!("  {longest}  ")]).is_ok());
+        assert_eq!(
+            check_order("M1 1AE", &["é".repeat(51)]),
+            Err(OrderError::ItemNameTooLong {
+                index: 0,
+                bytes: 102,
+                max: 100
+            })
+        );
+        for bad in [
+            '\t', '\n', '\u{0}', '\u{7f}', '\u{85}', '\u{202e}', '\u{2028}', '\u{feff}',
+        ] {
+            assert_eq!(
+                check_order("M1 1AE", &["Chips".to_owned(), format!("Fish{bad}cake")]),
+                Err(OrderError::ItemNameNotPrintable {
+                    index: 1,
+                    character: bad
+                }),
+                "{bad:?}"
+            );
+        }
+        assert!(check_order("M1 1AE", &strings(&["Crème brûlée", "🍕 slice", "Bánh mì"])).is_ok());
+        assert!(matches!(
+            check_order("Q1 1AA", &strings(&["Chips"])),
+            Err(OrderError::InvalidPostcode(
+                PostcodeError::LetterNotAllowed { .. }
+            ))
+        ));
+        // Item limits are checked before the postcode.
+        assert_eq!(check_order("nonsense", &[]), Err(OrderError::EmptyOrder));
+    }
+
+    #[test]
+    fn messages_are_friendly() {
+        assert_eq!(
+            OrderError::EmptyOrder.to_string(),
+            "an order needs at least one item"
+        );
+        assert_eq!(
+            OrderError::EmptyItemName { index: 0 }.to_string(),
+            "item 1 has no name"
+        );
+        assert_eq!(
+            OrderError::ItemNameNotPrintable {
+                index: 2,
+                character: '\t'
+            }
+            .to_string(),
+            "the name of item 3 contains an invisible control character (U+0009): please type it again"
+        );
+        // A hostile index from the wire does not overflow.
+        let _ = OrderError::EmptyItemName { index: usize::MAX }.to_string();
+        let postcode = OrderError::from(PostcodeError::Empty);
+        assert_eq!(postcode.to_string(), PostcodeError::Empty.to_string());
+        assert!(!postcode.is_retryable());
+        assert!(
+            OrderError::from(PostcodeError::Unreachable {
+                reason: "timeout".into()
+            })
+            .is_retryable()
+        );
+    }
+
+    #[test]
+    fn queries_find_orders_by_any_spelling_of_the_postcode() {
+        let mut book = OrderBook::empty();
+        book.apply(&context(1, 1), &place("EC1A 1BB", &["Pho"]))
+            .unwrap();
+        for spelling in ["EC1A 1BB", "ec1a1bb", "  Ec1A\t1bB "] {
+            let reply = book.query(&OrderQuery::History {
+                postcode: spelling.to_owned(),
+            });
+            let Ok(OrderHistory::ForPostcode { postcode, orders }) = reply else {
+                panic!("{spelling:?}: {reply:?}");
+            };
+            assert_eq!(postcode.as_str(), "EC1A 1BB");
+            assert_eq!(orders.len(), 1);
+        }
+    }
+
+    #[test]
+    fn a_query_for_an_unused_postcode_is_empty_and_for_a_malformed_one_an_error() {
+        let book = OrderBook::with_predefined_history();
+        assert_eq!(
+            book.query(&OrderQuery::History {
+                postcode: "B33 8TH".into()
+            }),
+            Ok(OrderHistory::ForPostcode {
+                postcode: pc("B33 8TH"),
+                orders: vec![]
+            })
+        );
+        assert!(matches!(
+            book.query(&OrderQuery::History {
+                postcode: "SW1A 1A".into()
+            }),
+            Err(OrderError::InvalidPostcode(
+                PostcodeError::WrongShape { .. }
+            ))
+        ));
+        assert_eq!(
+            book.query(&OrderQuery::AllHistories),
+            Ok(OrderHistory::All(book.histories().clone()))
+        );
+    }
+
+    #[test]
+    fn predefined_history_loads_and_obeys_every_rule() {
+        let book = OrderBook::with_predefined_history();
+        assert_eq!(book.postcode_count(), SEED.len());
+        assert_eq!(book.order_count(), 9);
+        let mut ids: Vec<_> = book.order_ids().collect();
+        ids.sort();
+        let expected: Vec<_> = (1..=9)
+            .map(|seq| RequestId {
+                client: SEED_CLIENT,
+                seq,
+            })
+            .collect();
+        assert_eq!(ids, expected);
+        for (postcode, orders) in book.histories() {
+            assert!((1..=3).contains(&orders.len()));
+            for order in orders {
+                assert_eq!(
+                    check_order(postcode.as_str(), &order.items),
+                    Ok(postcode.clone())
+                );
+                assert_eq!(trimmed_items(&order.items), order.items);
+            }
+        }
+        assert_eq!(book.history(&pc("SW1A 1AA")).len(), 2);
+        assert_eq!(book, OrderBook::with_predefined_history());
+    }
+
+    #[test]
+    fn snapshot_restore_round_trip_keeps_the_state_and_digest() {
+        let mut book = OrderBook::with_predefined_history();
+        book.apply(&context(7, 1), &place("dn551pt", &["Pad thai"]))
+            .unwrap();
+        book.apply(
+            &context(7, 2),
+            &place("JE2 3AB", &["Crab sandwich", "Chips"]),
+        )
+        .unwrap();
+        let bytes = book.snapshot().unwrap();
+        let restored = OrderBook::restore(&bytes).unwrap();
+        assert_eq!(restored, book);
+        assert_eq!(restored.digest(), book.digest());
+        assert_eq!(restored.stored_bytes(), book.stored_bytes());
+        assert_ne!(book.digest(), OrderBook::with_predefined_history().digest());
+        // The budget bounds the encoding (a few bytes for the map's own length).
+        assert!(
+            bytes.len() <= book.stored_bytes() + 9,
+            "{} > {}",
+            bytes.len(),
+            book.stored_bytes()
+        );
+    }
+
+    #[test]
+    fn restore_refuses_a_snapshot_with_a_malformed_postcode() {
+        let encode = |postcode: &str| {
+            let order = Order {
+                id: RequestId::default(),
+                items: strings(&["Chips"]),
+            };
+            let histories = BTreeMap::from([(postcode.to_owned(), vec![order])]);
+            crate::codec::encode(&(histories,)).unwrap()
+        };
+        // The same encoding with a well-formed postcode restores (so the refusal below is the
+        // postcode's).
+        assert_eq!(
+            OrderBook::restore(&encode("SW1A 1AA"))
+                .unwrap()
+                .order_count(),
+            1
+        );
+        assert!(OrderBook::restore(&encode("SW1A-1AA")).is_err());
+        assert!(OrderBook::restore(&[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn a_full_book_refuses_orders_and_changes_nothing() {
+        let mut book = OrderBook::empty();
+        book.stored_bytes = MAX_ORDER_BOOK_BYTES - 10;
+        let before = book.clone();
+        assert_eq!(
+            book.apply(&context(1, 1), &place("M1 1AE", &["Chips"])),
+            Err(OrderError::OrderBookFull {
+                max_bytes: MAX_ORDER_BOOK_BYTES
+            })
+        );
+        assert_eq!(book, before);
+    }
+
+    #[test]
+    fn validate_offline_rewrites_into_the_final_command() {
+        assert_eq!(
+            validate_offline(place(" sw1a 1aa ", &[" Chips ", "Peas"])),
+            Ok(place("SW1A 1AA", &["Chips", "Peas"]))
+        );
+        assert_eq!(
+            validate_offline(place("SW1A 1AA", &["Chips", "\n"])),
+            Err(OrderError::EmptyItemName { index: 1 })
+        );
+        // Validating the final command again changes nothing.
+        let final_command = place("SW1A 1AA", &["Chips", "Peas"]);
+        assert_eq!(validate_offline(final_command.clone()), Ok(final_command));
+    }
+
+    /// A postcode validator that refuses everything the offline check accepts, as an online
+    /// validator would for an unknown postcode, and counts its calls.
+    #[derive(Default)]
+    struct NotFoundAnywhere {
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl PostcodeValidator for NotFoundAnywhere {
+        async fn validate(&self, input: &str) -> Result<Postcode, PostcodeError> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let postcode = postcode::normalise(input)?;
+            Err(PostcodeError::NotFound { postcode })
+        }
+    }
+
+    #[test]
+    fn order_validator_checks_limits_then_the_postcode_and_rewrites() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let offline = OrderValidator::offline();
+        let validate = |command| runtime.block_on(offline.validate(command));
+        assert_eq!(
+            validate(place("sw1a1aa", &[" Chips "])),
+            Ok(place("SW1A 1AA", &["Chips"]))
+        );
+        assert_eq!(
+            validate(place("sw1a1aa", &[])),
+            Err(Err(OrderError::EmptyOrder))
+        );
+        assert!(matches!(
+            validate(place("SW1A-1AA", &["Chips"])),
+            Err(Err(OrderError::InvalidPostcode(
+                PostcodeError::CharacterNotAllowed { .. }
+            )))
+        ));
+        // The same answers as the synchronous check.
+        for command in [
+            place("m11ae", &["Pie"]),
+            place("XX", &["Pie"]),
+            place("M1 1AE", &[""]),
+        ] {
+            assert_eq!(
+                validate(command.clone()),
+                validate_offline(command).map_err(Err)
+            );
+        }
+
+        let online = OrderValidator::new(NotFoundAnywhere::default());
+        assert_eq!(
+            runtime.block_on(online.validate(place("sw1a 9zz", &["Chips"]))),
+            Err(Err(OrderError::InvalidPostcode(PostcodeError::NotFound {
+                postcode: pc("SW1A 9ZZ")
+            })))
+        );
+        // Limits and malformed postcodes are refused before the postcode validator is called.
+        let _ = runtime.block_on(online.validate(place("sw1a 9zz", &[])));
+        let _ = runtime.block_on(online.validate(place("SW1A-9ZZ", &["Chips"])));
+        let calls = online
+            .postcode_validator()
+            .calls
+            .load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(calls, 1);
+    }
+
+    #[test]
+    fn the_same_commands_give_the_same_state_on_every_replica() {
+        let commands = [
+            place("SW1A 1AA", &["Chips"]),
+            place("bad", &["Chips"]),
+            place("M1 1AE", &["Pie", "Mash"]),
+        ];
+        let run = || {
+            let mut book = OrderBook::with_predefined_history();
+            let replies: Vec<_> = commands
+                .iter()
+                .enumerate()
+                .map(|(i, c)| book.apply(&context(5, i as u64 + 1), c))
+                .collect();
+            (book.digest(), replies)
+        };
+        assert_eq!(run(), run());
+    }
+}

@@ -1,0 +1,271 @@
+//! One client's side of the protocol: find the front-end through the registry, send a request,
+//! retry it with the same id through failovers and front-end restarts until a deadline.
+//!
+//! A session runs one request at a time: the client table remembers one request per client,
+//! which is what makes retries exactly-once. Run several sessions for concurrency.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::ids::{Address, ClientId, RequestId, Time};
+use crate::protocol::FRONTEND_NAME;
+use crate::protocol::messages::{ClientRequest, Message, Operation, Outcome, ServiceError};
+use crate::state_machine::StateMachine;
+
+/// How a client retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// How long a request is retried before it ends in [`ClientError::Timeout`].
+    pub deadline: Duration,
+    /// How long to wait for an answer before sending the request again.
+    pub retry_interval: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            deadline: Duration::from_secs(10),
+            retry_interval: Duration::from_millis(300),
+        }
+    }
+}
+
+/// Why a client request did not complete. Each variant says what is known of its effect.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// No answer before the deadline: the write may or may not have happened. Retrying the
+    /// same request id later is safe (exactly once) within the client-table eviction time.
+    #[error("no answer within {deadline:?} (request {id}); it may or may not have been applied")]
+    Timeout {
+        /// The request.
+        id: RequestId,
+        /// The deadline that passed.
+        deadline: Duration,
+    },
+    /// The service said it cannot serve (no primary available) until the deadline passed.
+    #[error("service unavailable: {reason}")]
+    Unavailable {
+        /// The service's reason.
+        reason: String,
+    },
+    /// The service is overloaded; the request was not applied. Retry after a pause.
+    #[error("service overloaded: the request was not applied, retry later")]
+    Overloaded,
+    /// The request was older than this client's latest one (never expected from this library).
+    #[error("request {id} was superseded by a newer request of this client")]
+    Stale {
+        /// The request.
+        id: RequestId,
+    },
+    /// The session already has a request in flight.
+    #[error("a request is already in flight on this session")]
+    Busy,
+    /// The client's task has stopped.
+    #[error("the client has shut down")]
+    Closed,
+}
+
+/// A finished request.
+#[derive(Debug)]
+pub struct Completion<S: StateMachine> {
+    /// The request.
+    pub id: RequestId,
+    /// Its outcome (never [`Outcome::Failed`]: failures are [`ClientError`]s).
+    pub result: Result<Outcome<S>, ClientError>,
+}
+
+struct InFlight<S: StateMachine> {
+    request: ClientRequest<S>,
+    deadline: Time,
+    next_retry: Time,
+    attempts: u32,
+    unavailable: Option<String>,
+}
+
+/// One client's protocol state.
+pub struct ClientSession<S: StateMachine> {
+    id: ClientId,
+    registry: Address,
+    config: ClientConfig,
+    frontend: Option<Address>,
+    next_seq: u64,
+    in_flight: Option<InFlight<S>>,
+    transmits: VecDeque<(Address, Message<S>)>,
+    completions: VecDeque<Completion<S>>,
+}
+
+impl<S: StateMachine> ClientSession<S> {
+    /// A session for client `id` (choose it at random: it must be unique in the cluster).
+    pub fn new(id: ClientId, registry: Address, config: ClientConfig) -> Self {
+        ClientSession {
+            id,
+            registry,
+            config,
+            frontend: None,
+            next_seq: 1,
+            in_flight: None,
+            transmits: VecDeque::new(),
+            completions: VecDeque::new(),
+        }
+    }
+
+    /// This client's id.
+    pub fn client_id(&self) -> ClientId {
+        self.id
+    }
+
+    /// The id the next request will get (an order's id, known before it is placed).
+    pub fn next_request_id(&self) -> RequestId {
+        RequestId {
+            client: self.id,
+            seq: self.next_seq,
+        }
+    }
+
+    /// Whether a request is in flight.
+    pub fn is_busy(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Starts a request; its completion comes out of [`ClientSession::poll_completion`].
+    pub fn start(&mut self, now: Time, operation: Operation<S>) -> Result<RequestId, ClientError> {
+        if self.in_flight.is_some() {
+            return Err(ClientError::Busy);
+        }
+        let id = self.next_request_id();
+        self.next_seq += 1;
+        self.in_flight = Some(InFlight {
+            request: ClientRequest { id, operation },
+            deadline: now + self.config.deadline,
+            next_retry: now,
+            attempts: 0,
+            unavailable: None,
+        });
+        self.transmit(now);
+        Ok(id)
+    }
+
+    fn lookup(&mut self) {
+        self.transmits.push_back((
+            self.registry.clone(),
+            Message::Lookup {
+                name: FRONTEND_NAME.to_owned(),
+            },
+        ));
+    }
+
+    /// Sends (or re-sends) the request in flight, looking the front-end up first if needed.
+    fn transmit(&mut self, now: Time) {
+        let retry = self.config.retry_interval;
+        let Some(f) = self.in_flight.as_mut() else {
+            return;
+        };
+        f.next_retry = now + retry;
+        f.attempts += 1;
+        let attempts = f.attempts;
+        let request = f.request.clone();
+        match self.frontend.clone() {
+            Some(fe) => {
+                self.transmits.push_back((fe, Message::Request(request)));
+                // Now and then look the front-end up again, in case it moved.
+                if attempts % 4 == 0 {
+                    self.lookup();
+                }
+            }
+            None => self.lookup(),
+        }
+    }
+
+    fn complete(&mut self, result: Result<Outcome<S>, ClientError>) {
+        if let Some(f) = self.in_flight.take() {
+            self.completions.push_back(Completion {
+                id: f.request.id,
+                result,
+            });
+        }
+    }
+
+    /// A message arrived.
+    pub fn handle_message(&mut self, now: Time, message: Message<S>) {
+        match message {
+            Message::LookupReply { name, address } if name == FRONTEND_NAME => {
+                let moved = address.is_some() && address != self.frontend;
+                if address.is_some() {
+                    self.frontend = address;
+                }
+                if moved && self.in_flight.is_some() {
+                    self.transmit(now);
+                }
+            }
+            Message::Response(response) => {
+                let Some(f) = self.in_flight.as_mut() else {
+                    return;
+                };
+                if f.request.id != response.id {
+                    return;
+                }
+                match response.outcome {
+                    Outcome::Failed(ServiceError::Unavailable { reason }) => {
+                        f.unavailable = Some(reason);
+                    }
+                    Outcome::Failed(ServiceError::NotPrimary { .. }) => {}
+                    Outcome::Failed(ServiceError::Overloaded) => {
+                        self.complete(Err(ClientError::Overloaded))
+                    }
+                    Outcome::Failed(ServiceError::Stale { id }) => {
+                        self.complete(Err(ClientError::Stale { id }))
+                    }
+                    outcome => self.complete(Ok(outcome)),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A message to `to` could not be delivered.
+    pub fn handle_unreachable(&mut self, now: Time, to: &Address) {
+        if self.frontend.as_ref() == Some(to) {
+            self.frontend = None;
+            if self.in_flight.is_some() {
+                self.lookup();
+            }
+            let _ = now;
+        }
+    }
+
+    /// Time passed.
+    pub fn handle_timeout(&mut self, now: Time) {
+        let Some(f) = self.in_flight.as_ref() else {
+            return;
+        };
+        if now >= f.deadline {
+            let error = match f.unavailable.clone() {
+                Some(reason) => ClientError::Unavailable { reason },
+                None => ClientError::Timeout {
+                    id: f.request.id,
+                    deadline: self.config.deadline,
+                },
+            };
+            self.complete(Err(error));
+        } else if now >= f.next_retry {
+            self.transmit(now);
+        }
+    }
+
+    /// When [`ClientSession::handle_timeout`] is due.
+    pub fn next_timeout(&self) -> Option<Time> {
+        self.in_flight
+            .as_ref()
+            .map(|f| f.next_retry.min(f.deadline))
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<(Address, Message<S>)> {
+        self.transmits.pop_front()
+    }
+
+    /// The next finished request.
+    pub fn poll_completion(&mut self) -> Option<Completion<S>> {
+        self.completions.pop_front()
+    }
+}

@@ -1,0 +1,362 @@
+//! Every message of the protocol, for every role: what reaches the wire.
+//!
+//! One enum, [`Message`], so one codec call decodes any frame and a node can refuse a message
+//! that is not for its role with a typed error instead of a panic.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{Address, Member, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber};
+use crate::state_machine::StateMachine;
+
+/// The protocol version. A peer that speaks another is refused (the TCP hello carries it).
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// One command in the op log: its position, the request it answers, when the primary took it,
+/// and the validated command itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry<C> {
+    /// Its position in the log.
+    pub op: OpNumber,
+    /// The client request; a retry of it is answered from the client table.
+    pub request: RequestId,
+    /// The primary's clock when it accepted the command.
+    pub time: Time,
+    /// The command, already validated.
+    pub command: C,
+}
+
+/// What a client asks for.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum Operation<S: StateMachine> {
+    /// A write: replicated, exactly once.
+    Write(S::Command),
+    /// A read of committed state, answered by the primary.
+    Read(S::Query),
+    /// The cluster's status, answered by the front-end.
+    Status,
+}
+
+impl<S: StateMachine> Clone for Operation<S> {
+    fn clone(&self) -> Self {
+        match self {
+            Operation::Write(c) => Operation::Write(c.clone()),
+            Operation::Read(q) => Operation::Read(q.clone()),
+            Operation::Status => Operation::Status,
+        }
+    }
+}
+
+/// A client request: its id (the same on every retry) and what it asks.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct ClientRequest<S: StateMachine> {
+    /// `(client, seq)`; retries carry the same id.
+    pub id: RequestId,
+    /// What it asks.
+    pub operation: Operation<S>,
+}
+
+impl<S: StateMachine> Clone for ClientRequest<S> {
+    fn clone(&self) -> Self {
+        ClientRequest {
+            id: self.id,
+            operation: self.operation.clone(),
+        }
+    }
+}
+
+/// How a request ended.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum Outcome<S: StateMachine> {
+    /// The write was applied (or refused by validation, which the reply says); this is its reply.
+    Written(S::Reply),
+    /// The read's answer.
+    Read(S::QueryReply),
+    /// The cluster's status.
+    Status(ClusterStatus),
+    /// The service could not run the request; see the error for whether to retry.
+    Failed(ServiceError),
+}
+
+impl<S: StateMachine> Clone for Outcome<S> {
+    fn clone(&self) -> Self {
+        match self {
+            Outcome::Written(r) => Outcome::Written(r.clone()),
+            Outcome::Read(r) => Outcome::Read(r.clone()),
+            Outcome::Status(s) => Outcome::Status(s.clone()),
+            Outcome::Failed(e) => Outcome::Failed(e.clone()),
+        }
+    }
+}
+
+/// The answer to a client request.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub struct ClientResponse<S: StateMachine> {
+    /// The request it answers.
+    pub id: RequestId,
+    /// How it ended.
+    pub outcome: Outcome<S>,
+}
+
+impl<S: StateMachine> Clone for ClientResponse<S> {
+    fn clone(&self) -> Self {
+        ClientResponse {
+            id: self.id,
+            outcome: self.outcome.clone(),
+        }
+    }
+}
+
+/// Why the service could not run a request. Each variant says whether retrying can help.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ServiceError {
+    /// No primary can serve now (no live member of the last active view). Retry later; the
+    /// client library does so until its deadline.
+    #[error("service unavailable: {reason}")]
+    Unavailable {
+        /// Why, for a human.
+        reason: String,
+    },
+    /// Too many requests are queued; retry after a pause.
+    #[error("service overloaded: too many requests in flight, retry later")]
+    Overloaded,
+    /// The replica is not the primary of that view (internal: the front-end retries elsewhere).
+    #[error("replica is not the primary of view {view}")]
+    NotPrimary {
+        /// The view the request was sent for.
+        view: ViewNumber,
+    },
+    /// The request was older than the client's latest one: a delayed duplicate. Not retried.
+    #[error("request {id} is older than the client's latest request")]
+    Stale {
+        /// The stale request.
+        id: RequestId,
+    },
+}
+
+/// The role a replica plays, as it reports it in its pings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplicaRole {
+    /// Not in any view it knows of (a newcomer, or removed): its state may be stale.
+    Idle,
+    /// Receiving the primary's state before joining a view.
+    Learner,
+    /// A backup that knows its view but has not received the view's state yet.
+    AwaitingState,
+    /// A backup holding the primary's state.
+    Backup,
+    /// Primary of a view it is still starting (state transfer to backups under way).
+    StartingView,
+    /// Primary of a started view.
+    Primary,
+}
+
+/// A replica's periodic heartbeat to the front-end (PROTOCOL.md, "Failure detection").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ping {
+    /// Who pings.
+    pub replica: ReplicaId,
+    /// Where to reach it.
+    pub address: Address,
+    /// The newest view it knows (`None` before any).
+    pub view: Option<View>,
+    /// What it does in that view.
+    pub role: ReplicaRole,
+    /// The last op applied to its state.
+    pub applied: OpNumber,
+}
+
+/// How a snapshot or a log suffix travels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransferChunk<C> {
+    /// The ops after the receiver's last acknowledged op (the receiver's state must be the one
+    /// the sender tracked in view `since`).
+    Suffix {
+        /// The view in which the sender last tracked the receiver.
+        since: ViewNumber,
+        /// Consecutive entries.
+        entries: Vec<Entry<C>>,
+    },
+    /// One chunk of a full snapshot, at most [`crate::protocol::MAX_CHUNK_BYTES`].
+    Snapshot {
+        /// Position of this chunk, from 0.
+        index: u32,
+        /// How many chunks make the snapshot.
+        count: u32,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+/// Every message of the protocol.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(bound = "")]
+pub enum Message<S: StateMachine> {
+    // ---- registry (name server) ----
+    /// Registers or renews `name -> address` for one lease.
+    Register {
+        /// The well-known name.
+        name: String,
+        /// Where it is reached.
+        address: Address,
+    },
+    /// Asks where `name` is.
+    Lookup {
+        /// The well-known name.
+        name: String,
+    },
+    /// The answer to [`Message::Lookup`].
+    LookupReply {
+        /// The name asked for.
+        name: String,
+        /// Where it is, if registered and not expired.
+        address: Option<Address>,
+    },
+
+    // ---- client <-> front-end ----
+    /// A client request to the front-end.
+    Request(ClientRequest<S>),
+    /// The front-end's answer to a client, or the primary's answer to the front-end.
+    Response(ClientResponse<S>),
+
+    // ---- front-end <-> replicas ----
+    /// The front-end forwards a client request to the primary of `view`.
+    Forward {
+        /// The active view the front-end routes in.
+        view: ViewNumber,
+        /// The request.
+        request: ClientRequest<S>,
+    },
+    /// A replica's heartbeat.
+    Ping(Ping),
+    /// The front-end's newest view, sent in answer to every ping and when a view is created.
+    ViewInfo {
+        /// The newest view (`None` before bootstrap).
+        view: Option<View>,
+    },
+    /// The front-end asks the primary of `view` to bring `learner` up to date.
+    AddLearner {
+        /// The active view.
+        view: ViewNumber,
+        /// The newcomer.
+        learner: Member,
+    },
+    /// The primary of `view` has transferred its state to every backup: the view is active.
+    ViewStarted {
+        /// The view.
+        view: ViewNumber,
+    },
+    /// The primary reports that `learner` holds its state and follows its log.
+    CaughtUp {
+        /// The active view.
+        view: ViewNumber,
+        /// The learner.
+        learner: ReplicaId,
+    },
+    /// The primary reports that `backup` did not acknowledge in time.
+    SuspectBackup {
+        /// The view.
+        view: ViewNumber,
+        /// The slow or dead backup.
+        backup: ReplicaId,
+    },
+
+    // ---- primary <-> backups and learners ----
+    /// A batch of consecutive log entries for a backup or learner of `view`.
+    Prepare {
+        /// The sender's view.
+        view: ViewNumber,
+        /// Consecutive entries.
+        entries: Vec<Entry<S::Command>>,
+    },
+    /// A backup or learner has applied every op up to `op`.
+    PrepareOk {
+        /// The view.
+        view: ViewNumber,
+        /// Who acknowledges.
+        replica: ReplicaId,
+        /// Its highest contiguous applied op.
+        op: OpNumber,
+    },
+    /// The primary of `view` brings a backup to its state (PROTOCOL.md, "View change").
+    StartView {
+        /// The new view.
+        view: View,
+        /// The op the state is at once this transfer is applied.
+        op: OpNumber,
+        /// A suffix or one snapshot chunk.
+        chunk: TransferChunk<S::Command>,
+    },
+    /// A backup holds the state of `view` at `op`.
+    StartViewOk {
+        /// The view.
+        view: ViewNumber,
+        /// Who.
+        replica: ReplicaId,
+        /// The op its state is at.
+        op: OpNumber,
+    },
+    /// The primary of `view` sends its committed state to a learner (a joining replica).
+    Learn {
+        /// The primary's view.
+        view: ViewNumber,
+        /// The op the snapshot is at.
+        op: OpNumber,
+        /// One snapshot chunk.
+        chunk: TransferChunk<S::Command>,
+    },
+}
+
+impl<S: StateMachine> Message<S> {
+    /// A short name of the message kind, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Register { .. } => "Register",
+            Message::Lookup { .. } => "Lookup",
+            Message::LookupReply { .. } => "LookupReply",
+            Message::Request(_) => "Request",
+            Message::Response(_) => "Response",
+            Message::Forward { .. } => "Forward",
+            Message::Ping(_) => "Ping",
+            Message::ViewInfo { .. } => "ViewInfo",
+            Message::AddLearner { .. } => "AddLearner",
+            Message::ViewStarted { .. } => "ViewStarted",
+            Message::CaughtUp { .. } => "CaughtUp",
+            Message::SuspectBackup { .. } => "SuspectBackup",
+            Message::Prepare { .. } => "Prepare",
+            Message::PrepareOk { .. } => "PrepareOk",
+            Message::StartView { .. } => "StartView",
+            Message::StartViewOk { .. } => "StartViewOk",
+            Message::Learn { .. } => "Learn",
+        }
+    }
+}
+
+/// The cluster as the front-end sees it, for `cluster_status()`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The newest view the front-end created.
+    pub view: Option<View>,
+    /// Whether that view is active (its primary serves requests).
+    pub active: bool,
+    /// Every replica the front-end has heard from.
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+/// One replica, as the front-end last heard from it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    /// Who.
+    pub id: ReplicaId,
+    /// Where.
+    pub address: Address,
+    /// The role it reported.
+    pub role: ReplicaRole,
+    /// The last op it applied, as it reported.
+    pub applied: OpNumber,
+    /// Whether the front-end considers it alive.
+    pub alive: bool,
+}

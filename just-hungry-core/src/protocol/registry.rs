@@ -1,0 +1,124 @@
+//! The registry (name server): names with leases, dropped when not renewed (autoclean).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use crate::ids::{Address, Time};
+use crate::protocol::messages::Message;
+use crate::protocol::{Node, Output};
+use crate::state_machine::StateMachine;
+
+/// The most names the registry holds; registrations beyond are ignored (and logged).
+pub const MAX_REGISTRY_ENTRIES: usize = 10_000;
+
+/// The longest name accepted.
+pub const MAX_NAME_BYTES: usize = 256;
+
+#[derive(Clone, Debug)]
+struct Lease {
+    address: Address,
+    expires: Time,
+}
+
+/// The name server: maps names to addresses; each entry is a lease its owner renews by
+/// registering again; an entry not renewed within `autoclean` is dropped.
+pub struct Registry<S: StateMachine> {
+    name: String,
+    autoclean: Duration,
+    entries: BTreeMap<String, Lease>,
+    outputs: VecDeque<Output<S>>,
+}
+
+impl<S: StateMachine> Registry<S> {
+    /// A registry whose leases last `autoclean`.
+    pub fn new(name: impl Into<String>, autoclean: Duration) -> Self {
+        Registry {
+            name: name.into(),
+            autoclean,
+            entries: BTreeMap::new(),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// Where `name` is now, if registered and not expired at `now`.
+    pub fn lookup(&self, now: Time, name: &str) -> Option<&Address> {
+        self.entries
+            .get(name)
+            .filter(|l| l.expires > now)
+            .map(|l| &l.address)
+    }
+
+    /// Every live entry.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Address)> {
+        self.entries.iter().map(|(n, l)| (n.as_str(), &l.address))
+    }
+
+    fn expire(&mut self, now: Time) {
+        let name = &self.name;
+        self.entries.retain(|entry, lease| {
+            let keep = lease.expires > now;
+            if !keep {
+                tracing::info!(node = %name, entry = %entry, address = %lease.address, "autoclean: dropped entry not renewed in time");
+            }
+            keep
+        });
+    }
+}
+
+impl<S: StateMachine> Node<S> for Registry<S> {
+    fn handle_message(&mut self, now: Time, from: Address, message: Message<S>) {
+        self.expire(now);
+        match message {
+            Message::Register { name, address } => {
+                if name.len() > MAX_NAME_BYTES {
+                    tracing::info!(node = %self.name, from = %from, "refused registration: name too long");
+                    return;
+                }
+                let expires = now + self.autoclean;
+                let full = self.entries.len() >= MAX_REGISTRY_ENTRIES;
+                match self.entries.get_mut(&name) {
+                    Some(lease) if lease.address == address => lease.expires = expires,
+                    Some(lease) => {
+                        tracing::info!(node = %self.name, entry = %name, old = %lease.address, new = %address, "entry moved");
+                        *lease = Lease { address, expires };
+                    }
+                    None if full => {
+                        tracing::info!(node = %self.name, entry = %name, "refused registration: registry full");
+                    }
+                    None => {
+                        tracing::info!(node = %self.name, entry = %name, address = %address, "registered");
+                        self.entries.insert(name, Lease { address, expires });
+                    }
+                }
+            }
+            Message::Lookup { name } => {
+                let address = self.lookup(now, &name).cloned();
+                self.outputs.push_back(Output::Send {
+                    to: from,
+                    message: Message::LookupReply { name, address },
+                });
+            }
+            other => {
+                tracing::debug!(node = %self.name, from = %from, kind = other.kind(), "ignored message not for a registry");
+            }
+        }
+    }
+
+    fn handle_unreachable(&mut self, _now: Time, _to: &Address) {}
+
+    fn handle_timeout(&mut self, now: Time) {
+        self.expire(now);
+    }
+
+    fn next_timeout(&self) -> Option<Time> {
+        self.entries.values().map(|l| l.expires).min()
+    }
+
+    fn poll_output(&mut self) -> Option<Output<S>> {
+        self.outputs.pop_front()
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}

@@ -1,0 +1,1216 @@
+//! A replica: the primary or a backup of a view, or a newcomer learning the state.
+//!
+//! Read top to bottom: configuration, the state a replica holds, then one handler per input.
+//! The rules cited are those of PROTOCOL.md.
+//!
+//! - A **backup** applies `Prepare`d ops strictly in op order (buffering gaps, ignoring
+//!   duplicates) and acknowledges the highest contiguous op.
+//! - The **primary** validates each write once (an [`Output::Validate`] effect), gives it the
+//!   next op number, pipelines batches of ops to every backup, commits op `n` once every backup
+//!   acknowledged `n`, then applies it and answers the client. Reads are answered from
+//!   committed state once every op received before the read has committed.
+//! - A replica told of a newer view stops serving the old one at once. The primary of a new
+//!   view sends every backup its state (`StartView`: a log suffix when it knows the backup's
+//!   state, else a chunked snapshot) and reports the view started once every backup holds it.
+//! - A **learner** (a newcomer) receives a chunked snapshot of the committed state, then
+//!   follows the log; its acknowledgements do not count for commits.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use crate::ids::{Address, Member, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber};
+use crate::protocol::messages::{
+    ClientRequest, ClientResponse, Entry, Message, Operation, Outcome, Ping, ReplicaRole,
+    ServiceError, TransferChunk,
+};
+use crate::protocol::replicated::{ClientTableLimits, ReplicatedState, Seen};
+use crate::protocol::{
+    FRONTEND_NAME, MAX_BUFFERED_ENTRIES, MAX_CHUNK_BYTES, MAX_CHUNKS, MAX_ENTRIES_PER_PREPARE,
+    MAX_OPS_IN_FLIGHT, MAX_PENDING_WRITES, MAX_RECENT_ENTRIES, Node, Output, Timing,
+    replica_registry_name,
+};
+use crate::state_machine::StateMachine;
+
+/// The most reads a primary holds waiting for earlier writes to commit.
+pub const MAX_PENDING_READS: usize = 16_384;
+
+/// How a replica is set up.
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    /// Its identity; the incarnation must be fresh at every start.
+    pub id: ReplicaId,
+    /// Where others reach it.
+    pub address: Address,
+    /// Where the registry is.
+    pub registry: Address,
+    /// Failure detection and retransmission timing (the same on every node).
+    pub timing: Timing,
+    /// Bounds of the client table, used if this replica bootstraps a cluster.
+    pub client_table: ClientTableLimits,
+}
+
+/// A snapshot being received chunk by chunk.
+struct IncomingSnapshot {
+    view: ViewNumber,
+    op: OpNumber,
+    /// The view being started, or `None` for a learner's transfer.
+    start_view: Option<View>,
+    chunks: Vec<Option<Vec<u8>>>,
+    received: u32,
+}
+
+/// What the primary knows of one backup or learner.
+struct Peer {
+    address: Address,
+    /// Highest contiguous op it acknowledged.
+    acked: OpNumber,
+    /// Highest op sent to it (re-sent from `acked` after a retransmit interval).
+    sent: OpNumber,
+    last_sent_at: Time,
+    /// Since when it has been behind the primary's last op, if it is.
+    behind_since: Option<Time>,
+    last_reported_at: Option<Time>,
+    /// A backup: holds the view's state (`StartViewOk`). A learner: restored its snapshot.
+    started: bool,
+    /// The view in which this primary last tracked the peer's state (a suffix is enough).
+    tracked_in: Option<ViewNumber>,
+    /// Send a full snapshot rather than a suffix on the next transfer.
+    force_snapshot: bool,
+    /// A learner's snapshot, kept until it is restored.
+    snapshot: Option<(OpNumber, Arc<Vec<u8>>)>,
+}
+
+impl Peer {
+    fn new(address: Address, now: Time) -> Self {
+        Peer {
+            address,
+            acked: OpNumber(0),
+            sent: OpNumber(0),
+            last_sent_at: now,
+            behind_since: None,
+            last_reported_at: None,
+            started: false,
+            tracked_in: None,
+            force_snapshot: false,
+            snapshot: None,
+        }
+    }
+}
+
+struct PendingWrite {
+    reply_to: Address,
+    /// `None` while validating.
+    op: Option<OpNumber>,
+}
+
+struct PendingRead<S: StateMachine> {
+    after: OpNumber,
+    reply_to: Address,
+    id: RequestId,
+    query: S::Query,
+}
+
+/// What only the primary holds.
+struct Primary<S: StateMachine> {
+    view: ViewNumber,
+    /// Uncommitted entries: ops `commit+1 ..= last_op`. The committed op is `state.applied()`.
+    log: VecDeque<Entry<S::Command>>,
+    last_op: OpNumber,
+    backups: BTreeMap<ReplicaId, Peer>,
+    learners: BTreeMap<ReplicaId, Peer>,
+    /// Committed entries kept to bring peers up to date with a suffix.
+    recent: VecDeque<Entry<S::Command>>,
+    pending: BTreeMap<RequestId, PendingWrite>,
+    reads: VecDeque<PendingRead<S>>,
+    /// The snapshot sent to backups while starting the view.
+    view_snapshot: Option<Arc<Vec<u8>>>,
+    /// Ops were appended or acknowledged: prepares may be due.
+    dirty: bool,
+}
+
+/// A replica of service `S`. See the module documentation.
+pub struct Replica<S: StateMachine> {
+    config: ReplicaConfig,
+    frontend: Option<Address>,
+    view: Option<View>,
+    role: ReplicaRole,
+    state: ReplicatedState<S>,
+    /// The view in which the state was last installed by a primary (StartView or Learn).
+    state_view: ViewNumber,
+    /// A learner: the view and the primary it learns from.
+    learning: Option<(ViewNumber, Address)>,
+    buffer: BTreeMap<OpNumber, Entry<S::Command>>,
+    incoming: Option<IncomingSnapshot>,
+    primary: Option<Primary<S>>,
+    outputs: VecDeque<Output<S>>,
+    next_ping: Time,
+    next_register: Time,
+    next_tick: Time,
+    pings_since_lookup: u32,
+    /// The time of the latest input, for work done when outputs are polled.
+    now: Time,
+}
+
+impl<S: StateMachine> Replica<S> {
+    /// A replica starting with `initial` (its pre-defined data), idle until the front-end
+    /// makes it primary (bootstrap) or it joins and its state is overwritten.
+    pub fn new(config: ReplicaConfig, initial: S, now: Time) -> Self {
+        let state = ReplicatedState::new(initial, config.client_table);
+        tracing::info!(node = %config.id, address = %config.address, digest = format_args!("{:016x}", state.digest()), "replica up with its pre-defined data");
+        Replica {
+            config,
+            frontend: None,
+            view: None,
+            role: ReplicaRole::Idle,
+            state,
+            state_view: ViewNumber(0),
+            learning: None,
+            buffer: BTreeMap::new(),
+            incoming: None,
+            primary: None,
+            outputs: VecDeque::new(),
+            next_ping: now,
+            next_register: now,
+            next_tick: now,
+            pings_since_lookup: 0,
+            now,
+        }
+    }
+
+    // ---- what a driver or a test may observe ----
+
+    /// Its identity.
+    pub fn id(&self) -> &ReplicaId {
+        &self.config.id
+    }
+
+    /// The role it plays now.
+    pub fn role(&self) -> ReplicaRole {
+        self.role
+    }
+
+    /// The newest view it knows.
+    pub fn view(&self) -> Option<&View> {
+        self.view.as_ref()
+    }
+
+    /// The newest view number it knows (0 before any).
+    pub fn view_number(&self) -> ViewNumber {
+        self.view.as_ref().map_or(ViewNumber(0), |v| v.number)
+    }
+
+    /// The replicated state it holds (on the primary: committed state only).
+    pub fn state(&self) -> &ReplicatedState<S> {
+        &self.state
+    }
+
+    /// The highest op it has applied.
+    pub fn applied(&self) -> OpNumber {
+        self.state.applied()
+    }
+
+    fn me(&self) -> &ReplicaId {
+        &self.config.id
+    }
+
+    fn send(&mut self, to: Address, message: Message<S>) {
+        self.outputs.push_back(Output::Send { to, message });
+    }
+
+    fn respond(&mut self, to: Address, id: RequestId, outcome: Outcome<S>) {
+        self.send(to, Message::Response(ClientResponse { id, outcome }));
+    }
+
+    // ---- views ----
+
+    /// The front-end told us of `view`.
+    fn on_view_info(&mut self, now: Time, view: View) {
+        if view.number <= self.view_number() {
+            return;
+        }
+        let me = self.me().clone();
+        if view.primary.id == me {
+            self.become_primary(now, view);
+        } else if view.is_backup(&me) {
+            self.step_down(&view);
+            tracing::info!(node = %me, view = %view, "backup of new view: waiting for the primary's state");
+            self.learning = None;
+            self.view = Some(view);
+            self.role = ReplicaRole::AwaitingState;
+        } else {
+            self.step_down(&view);
+            let still_learning = matches!(self.learning, Some((v, _)) if v == view.number);
+            if !still_learning {
+                self.learning = None;
+                if self.role != ReplicaRole::Idle {
+                    tracing::info!(node = %me, view = %view, "not a member of the new view: idle until it joins again");
+                }
+                self.role = ReplicaRole::Idle;
+            }
+            self.view = Some(view);
+        }
+    }
+
+    /// Leaves the primary role, dropping what only a primary holds; clients retry elsewhere.
+    fn step_down(&mut self, newer: &View) {
+        if let Some(p) = self.primary.take() {
+            tracing::info!(node = %self.config.id, old = %p.view, new = %newer.number, dropped_writes = p.pending.len(), dropped_reads = p.reads.len(), "stepping down as primary: a newer view exists");
+        }
+    }
+
+    /// Becomes primary of `view`: takes everything it has applied (and, if it was primary
+    /// already, every op it had prepared) as the state of the view, and sends it to every
+    /// backup.
+    fn become_primary(&mut self, now: Time, view: View) {
+        let mut recent = VecDeque::new();
+        let mut pending = BTreeMap::new();
+        let mut tracked: BTreeMap<ReplicaId, (OpNumber, ViewNumber)> = BTreeMap::new();
+        if let Some(previous) = self.primary.take() {
+            recent = previous.recent;
+            for entry in previous.log {
+                self.state.apply(&entry);
+                push_recent(&mut recent, entry);
+            }
+            pending = previous
+                .pending
+                .into_iter()
+                .filter(|(_, w)| w.op.is_some())
+                .collect();
+            for (id, peer) in previous.backups.iter().chain(previous.learners.iter()) {
+                if peer.started {
+                    tracked.insert(id.clone(), (peer.acked, previous.view));
+                }
+            }
+        }
+        let applied = self.state.applied();
+        let mut backups = BTreeMap::new();
+        for member in &view.backups {
+            let mut peer = Peer::new(member.address.clone(), now);
+            if let Some((acked, tracked_in)) = tracked.get(&member.id) {
+                peer.acked = *acked;
+                peer.tracked_in = Some(*tracked_in);
+            }
+            backups.insert(member.id.clone(), peer);
+        }
+        tracing::info!(node = %self.config.id, view = %view, op = %applied, "elected primary: starting the view (state transfer to backups)");
+        self.learning = None;
+        self.buffer.clear();
+        self.incoming = None;
+        self.state_view = view.number;
+        self.primary = Some(Primary {
+            view: view.number,
+            log: VecDeque::new(),
+            last_op: applied,
+            backups,
+            learners: BTreeMap::new(),
+            recent,
+            pending,
+            reads: VecDeque::new(),
+            view_snapshot: None,
+            dirty: false,
+        });
+        self.view = Some(view);
+        self.role = ReplicaRole::StartingView;
+        let ids: Vec<ReplicaId> = self
+            .primary
+            .as_ref()
+            .map(|p| p.backups.keys().cloned().collect())
+            .unwrap_or_default();
+        for id in ids {
+            self.send_start_view(now, &id);
+        }
+        self.maybe_finish_view_start();
+    }
+
+    /// Sends backup `id` the state of the view: a suffix if this primary tracked its state,
+    /// else a full snapshot in chunks.
+    fn send_start_view(&mut self, now: Time, id: &ReplicaId) {
+        let Some(view) = self.view.clone() else {
+            return;
+        };
+        let applied = self.state.applied();
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
+        let Some(peer) = p.backups.get_mut(id) else {
+            return;
+        };
+        peer.last_sent_at = now;
+        let address = peer.address.clone();
+        let suffix = match (peer.tracked_in, peer.force_snapshot) {
+            (Some(since), false) => suffix_after(&p.recent, peer.acked, applied)
+                .map(|entries| TransferChunk::Suffix { since, entries }),
+            _ => None,
+        };
+        if let Some(chunk) = suffix {
+            self.send(
+                address,
+                Message::StartView {
+                    view,
+                    op: applied,
+                    chunk,
+                },
+            );
+            return;
+        }
+        if p.view_snapshot.is_none() {
+            match self.state.snapshot() {
+                Ok(bytes) => p.view_snapshot = Some(Arc::new(bytes)),
+                Err(e) => {
+                    tracing::error!(node = %self.config.id, error = %e, "cannot snapshot the state");
+                    return;
+                }
+            }
+        }
+        let Some(bytes) = p.view_snapshot.clone() else {
+            return;
+        };
+        tracing::info!(node = %self.config.id, backup = %id, op = %applied, bytes = bytes.len(), "state transfer: sending snapshot to backup");
+        for chunk in snapshot_chunks(&bytes) {
+            self.send(
+                address.clone(),
+                Message::StartView {
+                    view: view.clone(),
+                    op: applied,
+                    chunk,
+                },
+            );
+        }
+    }
+
+    fn maybe_finish_view_start(&mut self) {
+        if self.role != ReplicaRole::StartingView {
+            return;
+        }
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
+        if !p.backups.values().all(|b| b.started) {
+            return;
+        }
+        p.view_snapshot = None;
+        let view = p.view;
+        let pending: Vec<(RequestId, Address)> = p
+            .pending
+            .iter()
+            .map(|(id, w)| (*id, w.reply_to.clone()))
+            .collect();
+        p.pending.clear();
+        self.role = ReplicaRole::Primary;
+        tracing::info!(node = %self.config.id, view = %view, op = %self.state.applied(), "view started: every backup holds the state");
+        if let Some(fe) = self.frontend.clone() {
+            self.send(fe, Message::ViewStarted { view });
+        }
+        // Writes prepared in the previous view are part of this view's state: answer them.
+        for (id, reply_to) in pending {
+            if let Seen::Done(reply) = self.state.clients().check(id) {
+                self.respond(reply_to, id, Outcome::Written(reply));
+            }
+        }
+    }
+
+    // ---- the primary's normal operation ----
+
+    fn on_forward(&mut self, from: Address, view: ViewNumber, request: ClientRequest<S>) {
+        let serving = self.role == ReplicaRole::Primary
+            && self.primary.as_ref().is_some_and(|p| p.view == view);
+        if !serving {
+            self.respond(
+                from,
+                request.id,
+                Outcome::Failed(ServiceError::NotPrimary { view }),
+            );
+            return;
+        }
+        let id = request.id;
+        match request.operation {
+            Operation::Write(command) => match self.state.clients().check(id) {
+                Seen::Done(reply) => self.respond(from, id, Outcome::Written(reply)),
+                Seen::Stale => self.respond(from, id, Outcome::Failed(ServiceError::Stale { id })),
+                Seen::New => {
+                    let Some(p) = self.primary.as_mut() else {
+                        return;
+                    };
+                    if let Some(write) = p.pending.get_mut(&id) {
+                        // A retry joins the pending request: never validated or applied twice.
+                        write.reply_to = from;
+                        return;
+                    }
+                    if p.pending.len() >= MAX_PENDING_WRITES {
+                        self.respond(from, id, Outcome::Failed(ServiceError::Overloaded));
+                        return;
+                    }
+                    p.pending.insert(
+                        id,
+                        PendingWrite {
+                            reply_to: from,
+                            op: None,
+                        },
+                    );
+                    self.outputs.push_back(Output::Validate {
+                        request: id,
+                        command,
+                    });
+                }
+            },
+            Operation::Read(query) => {
+                let applied = self.state.applied();
+                let Some(p) = self.primary.as_mut() else {
+                    return;
+                };
+                if p.last_op <= applied {
+                    let answer = self.state.service().query(&query);
+                    self.respond(from, id, Outcome::Read(answer));
+                } else if p.reads.len() >= MAX_PENDING_READS {
+                    self.respond(from, id, Outcome::Failed(ServiceError::Overloaded));
+                } else {
+                    p.reads.push_back(PendingRead {
+                        after: p.last_op,
+                        reply_to: from,
+                        id,
+                        query,
+                    });
+                }
+            }
+            Operation::Status => {
+                self.respond(from, id, Outcome::Failed(ServiceError::NotPrimary { view }));
+            }
+        }
+    }
+
+    /// The driver reports the result of an [`Output::Validate`].
+    pub fn handle_validated(
+        &mut self,
+        now: Time,
+        request: RequestId,
+        result: Result<S::Command, S::Reply>,
+    ) {
+        self.now = self.now.max(now);
+        let serving = self.role == ReplicaRole::Primary;
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
+        let Some(write) = p.pending.get_mut(&request) else {
+            return;
+        };
+        if write.op.is_some() || !serving {
+            return;
+        }
+        match result {
+            Err(reply) => {
+                let reply_to = write.reply_to.clone();
+                p.pending.remove(&request);
+                tracing::info!(node = %self.config.id, request = %request, reply = ?reply, "refused request: validation failed");
+                self.respond(reply_to, request, Outcome::Written(reply));
+            }
+            Ok(command) => {
+                let op = p.last_op.next();
+                write.op = Some(op);
+                p.last_op = op;
+                p.log.push_back(Entry {
+                    op,
+                    request,
+                    time: now,
+                    command,
+                });
+                for peer in p.backups.values_mut().chain(p.learners.values_mut()) {
+                    if peer.behind_since.is_none() {
+                        peer.behind_since = Some(now);
+                    }
+                }
+                p.dirty = true;
+                self.commit();
+            }
+        }
+    }
+
+    /// Commits every op that every backup acknowledged: applies it and answers its client.
+    fn commit(&mut self) {
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
+        if self.role != ReplicaRole::Primary {
+            return;
+        }
+        let commit = p
+            .backups
+            .values()
+            .map(|b| b.acked)
+            .min()
+            .unwrap_or(p.last_op)
+            .min(p.last_op);
+        let mut replies = Vec::new();
+        while self.state.applied() < commit {
+            let Some(entry) = p.log.pop_front() else {
+                break;
+            };
+            let reply = self.state.apply(&entry);
+            if let Some(write) = p.pending.remove(&entry.request) {
+                replies.push((write.reply_to, entry.request, Outcome::Written(reply)));
+            }
+            push_recent(&mut p.recent, entry);
+        }
+        let applied = self.state.applied();
+        while p.reads.front().is_some_and(|r| r.after <= applied) {
+            let Some(read) = p.reads.pop_front() else {
+                break;
+            };
+            let answer = self.state.service().query(&read.query);
+            replies.push((read.reply_to, read.id, Outcome::Read(answer)));
+        }
+        for (to, id, outcome) in replies {
+            self.respond(to, id, outcome);
+        }
+    }
+
+    fn on_prepare_ok(&mut self, now: Time, view: ViewNumber, replica: ReplicaId, op: OpNumber) {
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
+        if p.view != view {
+            return;
+        }
+        let last_op = p.last_op;
+        if let Some(peer) = p.backups.get_mut(&replica) {
+            if op > peer.acked {
+                peer.acked = op;
+                peer.sent = peer.sent.max(op);
+            }
+            peer.behind_since = (peer.acked < last_op).then_some(now);
+            p.dirty = true;
+            self.commit();
+        } else if let Some(peer) = p.learners.get_mut(&replica) {
+            if !peer.started {
+                peer.started = true;
+                peer.snapshot = None;
+                tracing::info!(node = %self.config.id, learner = %replica, op = %op, "state transfer: learner restored the snapshot, now following the log");
+            }
+            if op > peer.acked {
+                peer.acked = op;
+                peer.sent = peer.sent.max(op);
+            }
+            peer.behind_since = (peer.acked < last_op).then_some(now);
+            p.dirty = true;
+            self.report_caught_up(now);
+        }
+    }
+
+    /// Tells the front-end about learners that hold every committed op.
+    fn report_caught_up(&mut self, now: Time) {
+        let applied = self.state.applied();
+        let retransmit = self.config.timing.retransmit_interval;
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
+        let view = p.view;
+        let mut reports = Vec::new();
+        for (id, peer) in p.learners.iter_mut() {
+            let due = peer
+                .last_reported_at
+                .is_none_or(|t| now.saturating_since(t) >= retransmit);
+            if peer.started && peer.acked >= applied && due {
+                peer.last_reported_at = Some(now);
+                reports.push(id.clone());
+            }
+        }
+        if let Some(fe) = self.frontend.clone() {
+            for learner in reports {
+                tracing::info!(node = %self.config.id, learner = %learner, "learner caught up: asking the front-end to add it to the view");
+                self.send(fe.clone(), Message::CaughtUp { view, learner });
+            }
+        }
+    }
+
+    fn on_start_view_ok(&mut self, view: ViewNumber, replica: ReplicaId, op: OpNumber) {
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
+        if p.view != view {
+            return;
+        }
+        if let Some(peer) = p.backups.get_mut(&replica) {
+            if !peer.started {
+                tracing::info!(node = %self.config.id, backup = %replica, op = %op, "state transfer: backup holds the view's state");
+            }
+            peer.started = true;
+            peer.acked = peer.acked.max(op);
+            peer.sent = peer.sent.max(op);
+        }
+        self.maybe_finish_view_start();
+    }
+
+    fn on_add_learner(&mut self, now: Time, view: ViewNumber, learner: Member) {
+        if self.role != ReplicaRole::Primary {
+            return;
+        }
+        let applied = self.state.applied();
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
+        if p.view != view || p.backups.contains_key(&learner.id) || learner.id == self.config.id {
+            return;
+        }
+        if let Some(peer) = p.learners.get(&learner.id)
+            && (peer.started
+                || now.saturating_since(peer.last_sent_at) < self.config.timing.retransmit_interval)
+        {
+            return;
+        }
+        let bytes = match self.state.snapshot() {
+            Ok(bytes) => Arc::new(bytes),
+            Err(e) => {
+                tracing::error!(node = %self.config.id, error = %e, "cannot snapshot the state");
+                return;
+            }
+        };
+        tracing::info!(node = %self.config.id, learner = %learner.id, op = %applied, bytes = bytes.len(), "join: streaming a snapshot to the newcomer");
+        let mut peer = Peer::new(learner.address.clone(), now);
+        peer.snapshot = Some((applied, bytes.clone()));
+        peer.acked = applied;
+        peer.sent = applied;
+        p.learners.insert(learner.id, peer);
+        for chunk in snapshot_chunks(&bytes) {
+            self.send(
+                learner.address.clone(),
+                Message::Learn {
+                    view,
+                    op: applied,
+                    chunk,
+                },
+            );
+        }
+    }
+
+    /// Sends pending ops to every started backup and restored learner, in batches, within the
+    /// pipelining window.
+    fn flush_prepares(&mut self, now: Time) {
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
+        if !p.dirty {
+            return;
+        }
+        p.dirty = false;
+        if self.role != ReplicaRole::Primary {
+            return;
+        }
+        let view = p.view;
+        let last_op = p.last_op;
+        let mut sends = Vec::new();
+        let mut lost_learners = Vec::new();
+        for (id, peer) in p.backups.iter_mut().chain(p.learners.iter_mut()) {
+            if !peer.started {
+                continue;
+            }
+            let upto = last_op.min(OpNumber(peer.acked.0 + MAX_OPS_IN_FLIGHT));
+            let mut from = peer.sent.max(peer.acked).next();
+            while from <= upto {
+                let to = OpNumber((from.0 + MAX_ENTRIES_PER_PREPARE as u64 - 1).min(upto.0));
+                match entries_between(&p.recent, &p.log, from, to) {
+                    Some(entries) => sends.push((peer.address.clone(), entries)),
+                    None => {
+                        lost_learners.push(id.clone());
+                        break;
+                    }
+                }
+                from = to.next();
+            }
+            if upto > peer.sent {
+                peer.sent = upto;
+                peer.last_sent_at = now;
+            }
+        }
+        for id in lost_learners {
+            // The ops it needs fell out of the recent log: start its transfer again.
+            if p.learners.remove(&id).is_some() {
+                tracing::info!(node = %self.config.id, learner = %id, "learner fell too far behind: dropped, the front-end will add it again");
+            }
+        }
+        for (to, entries) in sends {
+            self.send(to, Message::Prepare { view, entries });
+        }
+    }
+
+    // ---- backups and learners ----
+
+    fn on_prepare(&mut self, from: Address, view: ViewNumber, entries: Vec<Entry<S::Command>>) {
+        let accept = match self.role {
+            ReplicaRole::Backup => view == self.view_number(),
+            ReplicaRole::Learner => matches!(self.learning, Some((v, _)) if v == view),
+            _ => false,
+        };
+        if !accept {
+            return;
+        }
+        for entry in entries {
+            if entry.op > self.state.applied() && self.buffer.len() < MAX_BUFFERED_ENTRIES {
+                self.buffer.insert(entry.op, entry);
+            }
+        }
+        while let Some(entry) = self.buffer.remove(&self.state.applied().next()) {
+            self.state.apply(&entry);
+        }
+        let op = self.state.applied();
+        self.buffer.retain(|k, _| *k > op);
+        let replica = self.me().clone();
+        self.send(from, Message::PrepareOk { view, replica, op });
+    }
+
+    fn on_start_view(
+        &mut self,
+        from: Address,
+        view: View,
+        op: OpNumber,
+        chunk: TransferChunk<S::Command>,
+    ) {
+        let me = self.me().clone();
+        if !view.is_backup(&me) {
+            return;
+        }
+        let mine = self.view_number();
+        if view.number == mine && self.role == ReplicaRole::Backup {
+            // A retransmission: we hold this view's state already; confirm again.
+            let number = view.number;
+            self.send(
+                from,
+                Message::StartViewOk {
+                    view: number,
+                    replica: me,
+                    op,
+                },
+            );
+            return;
+        }
+        let fresh =
+            view.number > mine || (view.number == mine && self.role == ReplicaRole::AwaitingState);
+        if !fresh {
+            return;
+        }
+        if view.number > mine {
+            // Learning of a newer view stops us serving the old one at once.
+            self.step_down(&view);
+            self.learning = None;
+            self.view = Some(view.clone());
+            self.role = ReplicaRole::AwaitingState;
+        }
+        match chunk {
+            TransferChunk::Suffix { since, entries } => {
+                if since != self.state_view || !suffix_fits(self.state.applied(), op, &entries) {
+                    tracing::debug!(node = %me, view = %view.number, "suffix does not fit our state: waiting for a snapshot");
+                    return;
+                }
+                for entry in entries {
+                    if entry.op > self.state.applied() {
+                        self.state.apply(&entry);
+                    }
+                }
+                self.install_view(from, view);
+            }
+            TransferChunk::Snapshot {
+                index,
+                count,
+                bytes,
+            } => {
+                if let Some(state) =
+                    self.receive_chunk(view.number, op, Some(view.clone()), index, count, bytes)
+                {
+                    self.state = state;
+                    tracing::info!(node = %me, view = %view.number, op = %op, "state transfer: snapshot installed, our data is overwritten with the cluster's");
+                    self.install_view(from, view);
+                }
+            }
+        }
+    }
+
+    fn install_view(&mut self, primary: Address, view: View) {
+        let me = self.me().clone();
+        let number = view.number;
+        let op = self.state.applied();
+        self.view = Some(view);
+        self.role = ReplicaRole::Backup;
+        self.state_view = number;
+        self.buffer.clear();
+        self.incoming = None;
+        tracing::info!(node = %me, view = %number, op = %op, "joined view as backup");
+        self.send(
+            primary,
+            Message::StartViewOk {
+                view: number,
+                replica: me,
+                op,
+            },
+        );
+    }
+
+    fn on_learn(
+        &mut self,
+        from: Address,
+        view: ViewNumber,
+        op: OpNumber,
+        chunk: TransferChunk<S::Command>,
+    ) {
+        if view < self.view_number()
+            || !matches!(self.role, ReplicaRole::Idle | ReplicaRole::Learner)
+        {
+            return;
+        }
+        let me = self.me().clone();
+        if self.role == ReplicaRole::Learner
+            && matches!(self.learning, Some((v, _)) if v == view)
+            && self.state.applied() >= op
+        {
+            let applied = self.state.applied();
+            self.send(
+                from,
+                Message::PrepareOk {
+                    view,
+                    replica: me,
+                    op: applied,
+                },
+            );
+            return;
+        }
+        let TransferChunk::Snapshot {
+            index,
+            count,
+            bytes,
+        } = chunk
+        else {
+            return;
+        };
+        if let Some(state) = self.receive_chunk(view, op, None, index, count, bytes) {
+            self.state = state;
+            self.role = ReplicaRole::Learner;
+            self.learning = Some((view, from.clone()));
+            self.state_view = view;
+            self.buffer.clear();
+            tracing::info!(node = %me, view = %view, op = %op, "state transfer: snapshot received, our pre-defined data is overwritten; following the primary's log");
+            self.send(
+                from,
+                Message::PrepareOk {
+                    view,
+                    replica: me,
+                    op,
+                },
+            );
+        }
+    }
+
+    /// Stores one snapshot chunk; returns the restored state once every chunk arrived.
+    fn receive_chunk(
+        &mut self,
+        view: ViewNumber,
+        op: OpNumber,
+        start_view: Option<View>,
+        index: u32,
+        count: u32,
+        bytes: Vec<u8>,
+    ) -> Option<ReplicatedState<S>> {
+        if count == 0 || count > MAX_CHUNKS || index >= count || bytes.len() > MAX_CHUNK_BYTES {
+            tracing::info!(node = %self.config.id, index, count, "refused a malformed snapshot chunk");
+            return None;
+        }
+        let same = self.incoming.as_ref().is_some_and(|i| {
+            i.view == view
+                && i.op == op
+                && i.chunks.len() == count as usize
+                && i.start_view.is_some() == start_view.is_some()
+        });
+        if !same {
+            self.incoming = Some(IncomingSnapshot {
+                view,
+                op,
+                start_view,
+                chunks: vec![None; count as usize],
+                received: 0,
+            });
+        }
+        let incoming = self.incoming.as_mut()?;
+        let slot = incoming.chunks.get_mut(index as usize)?;
+        if slot.is_none() {
+            *slot = Some(bytes);
+            incoming.received += 1;
+        }
+        if incoming.received < count {
+            return None;
+        }
+        let incoming = self.incoming.take()?;
+        let bytes: Vec<u8> = incoming.chunks.into_iter().flatten().flatten().collect();
+        match ReplicatedState::<S>::restore(&bytes) {
+            Ok(state) if state.applied() == op => Some(state),
+            Ok(state) => {
+                tracing::info!(node = %self.config.id, expected = %op, got = %state.applied(), "refused a snapshot at the wrong op");
+                None
+            }
+            Err(e) => {
+                tracing::info!(node = %self.config.id, error = %e, "refused a snapshot that does not decode");
+                None
+            }
+        }
+    }
+
+    // ---- timers ----
+
+    fn on_tick(&mut self, now: Time) {
+        let timing = self.config.timing;
+        let role = self.role;
+        let mut resend_start_view = Vec::new();
+        let mut suspects = Vec::new();
+        let mut resend_learners = Vec::new();
+        if let Some(p) = self.primary.as_mut() {
+            for (id, peer) in p.backups.iter_mut() {
+                let stale = now.saturating_since(peer.last_sent_at) >= timing.retransmit_interval;
+                if role == ReplicaRole::StartingView && !peer.started && stale {
+                    peer.force_snapshot = true;
+                    resend_start_view.push(id.clone());
+                }
+                if role == ReplicaRole::Primary && peer.acked < peer.sent && stale {
+                    peer.sent = peer.acked;
+                    p.dirty = true;
+                }
+                if let Some(since) = peer.behind_since {
+                    let reported_recently = peer
+                        .last_reported_at
+                        .is_some_and(|t| now.saturating_since(t) < timing.backup_timeout);
+                    if role == ReplicaRole::Primary
+                        && now.saturating_since(since) >= timing.backup_timeout
+                        && !reported_recently
+                    {
+                        peer.last_reported_at = Some(now);
+                        suspects.push(id.clone());
+                    }
+                }
+            }
+            for (id, peer) in p.learners.iter_mut() {
+                let stale = now.saturating_since(peer.last_sent_at) >= timing.retransmit_interval;
+                if !peer.started && stale {
+                    resend_learners.push(id.clone());
+                } else if peer.acked < peer.sent && stale {
+                    peer.sent = peer.acked;
+                    p.dirty = true;
+                }
+            }
+        }
+        for id in resend_start_view {
+            self.send_start_view(now, &id);
+        }
+        for id in resend_learners {
+            self.resend_learner_snapshot(now, &id);
+        }
+        if let (Some(fe), Some(view)) =
+            (self.frontend.clone(), self.primary.as_ref().map(|p| p.view))
+        {
+            for backup in suspects {
+                tracing::info!(node = %self.config.id, backup = %backup, "backup has not acknowledged in time: reporting it to the front-end");
+                self.send(fe.clone(), Message::SuspectBackup { view, backup });
+            }
+        }
+        self.report_caught_up(now);
+    }
+
+    fn resend_learner_snapshot(&mut self, now: Time, id: &ReplicaId) {
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
+        let view = p.view;
+        let Some(peer) = p.learners.get_mut(id) else {
+            return;
+        };
+        let Some((op, bytes)) = peer.snapshot.clone() else {
+            return;
+        };
+        peer.last_sent_at = now;
+        let to = peer.address.clone();
+        for chunk in snapshot_chunks(&bytes) {
+            self.send(to.clone(), Message::Learn { view, op, chunk });
+        }
+    }
+
+    fn on_ping_timer(&mut self, now: Time) {
+        let timing = self.config.timing;
+        if now >= self.next_register {
+            self.next_register = now + timing.lease_renewal();
+            let registry = self.config.registry.clone();
+            self.send(
+                registry,
+                Message::Register {
+                    name: replica_registry_name(&self.config.id.name),
+                    address: self.config.address.clone(),
+                },
+            );
+        }
+        if now < self.next_ping {
+            return;
+        }
+        self.next_ping = now + timing.ping_interval;
+        // Look the front-end up when unknown, and now and then in case it moved.
+        self.pings_since_lookup = self.pings_since_lookup.saturating_add(1);
+        if self.frontend.is_none() || self.pings_since_lookup >= 10 {
+            self.pings_since_lookup = 0;
+            let registry = self.config.registry.clone();
+            self.send(
+                registry,
+                Message::Lookup {
+                    name: FRONTEND_NAME.to_owned(),
+                },
+            );
+        }
+        if let Some(fe) = self.frontend.clone() {
+            let ping = Ping {
+                replica: self.config.id.clone(),
+                address: self.config.address.clone(),
+                view: self.view.clone(),
+                role: self.role,
+                applied: self.state.applied(),
+            };
+            self.send(fe, Message::Ping(ping));
+        }
+    }
+}
+
+impl<S: StateMachine> Node<S> for Replica<S> {
+    fn handle_message(&mut self, now: Time, from: Address, message: Message<S>) {
+        self.now = self.now.max(now);
+        match message {
+            Message::LookupReply { name, address } if name == FRONTEND_NAME => {
+                if let Some(address) = address
+                    && self.frontend.as_ref() != Some(&address)
+                {
+                    tracing::info!(node = %self.config.id, frontend = %address, "found the front-end");
+                    self.frontend = Some(address);
+                    self.next_ping = now;
+                    self.on_ping_timer(now);
+                }
+            }
+            Message::ViewInfo { view: Some(view) } => self.on_view_info(now, view),
+            Message::Forward { view, request } => self.on_forward(from, view, request),
+            Message::AddLearner { view, learner } => self.on_add_learner(now, view, learner),
+            Message::Prepare { view, entries } => self.on_prepare(from, view, entries),
+            Message::PrepareOk { view, replica, op } => self.on_prepare_ok(now, view, replica, op),
+            Message::StartView { view, op, chunk } => self.on_start_view(from, view, op, chunk),
+            Message::StartViewOk { view, replica, op } => self.on_start_view_ok(view, replica, op),
+            Message::Learn { view, op, chunk } => self.on_learn(from, view, op, chunk),
+            other => {
+                tracing::debug!(node = %self.config.id, from = %from, kind = other.kind(), "ignored message not for a replica");
+            }
+        }
+    }
+
+    fn handle_unreachable(&mut self, _now: Time, to: &Address) {
+        if self.frontend.as_ref() == Some(to) {
+            self.frontend = None;
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Time) {
+        self.now = self.now.max(now);
+        self.on_ping_timer(now);
+        if now >= self.next_tick {
+            self.next_tick = now + self.config.timing.retransmit_interval;
+            self.on_tick(now);
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Time> {
+        Some(self.next_ping.min(self.next_register).min(self.next_tick))
+    }
+
+    fn poll_output(&mut self) -> Option<Output<S>> {
+        if self.outputs.is_empty()
+            && let Some(p) = self.primary.as_ref()
+            && p.dirty
+        {
+            // Batching: prepares go out when the driver asks, carrying every op appended since.
+            self.flush_prepares(self.now);
+        }
+        self.outputs.pop_front()
+    }
+
+    fn name(&self) -> &str {
+        &self.config.id.name
+    }
+}
+
+fn push_recent<C>(recent: &mut VecDeque<Entry<C>>, entry: Entry<C>) {
+    recent.push_back(entry);
+    while recent.len() > MAX_RECENT_ENTRIES {
+        recent.pop_front();
+    }
+}
+
+/// The committed entries after `acked` up to `applied`, if `recent` still holds them all.
+fn suffix_after<C: Clone>(
+    recent: &VecDeque<Entry<C>>,
+    acked: OpNumber,
+    applied: OpNumber,
+) -> Option<Vec<Entry<C>>> {
+    if acked >= applied {
+        return (acked == applied).then(Vec::new);
+    }
+    let first = recent.front()?.op;
+    if first > acked.next() {
+        return None;
+    }
+    Some(recent.iter().filter(|e| e.op > acked).cloned().collect())
+}
+
+/// Whether `entries` bring a state at `applied` exactly to `op`.
+fn suffix_fits<C>(applied: OpNumber, op: OpNumber, entries: &[Entry<C>]) -> bool {
+    if applied > op {
+        return false;
+    }
+    let mut next = applied.next();
+    for entry in entries {
+        if entry.op > next {
+            return false;
+        }
+        if entry.op == next {
+            next = next.next();
+        }
+    }
+    next == op.next()
+}
+
+/// Entries `from ..= to` from the committed `recent` entries and the uncommitted `log`.
+fn entries_between<C: Clone>(
+    recent: &VecDeque<Entry<C>>,
+    log: &VecDeque<Entry<C>>,
+    from: OpNumber,
+    to: OpNumber,
+) -> Option<Vec<Entry<C>>> {
+    let mut out = Vec::with_capacity((to.0.saturating_sub(from.0) + 1) as usize);
+    let mut next = from;
+    for source in [recent, log] {
+        let Some(first) = source.front() else {
+            continue;
+        };
+        if next < first.op {
+            continue;
+        }
+        let start = (next.0 - first.op.0) as usize;
+        for entry in source.iter().skip(start) {
+            if entry.op > to {
+                break;
+            }
+            out.push(entry.clone());
+            next = entry.op.next();
+        }
+    }
+    (next == to.next()).then_some(out)
+}
+
+/// Splits a snapshot into chunks of at most [`MAX_CHUNK_BYTES`].
+fn snapshot_chunks<C>(bytes: &[u8]) -> Vec<TransferChunk<C>> {
+    let count = bytes.len().div_ceil(MAX_CHUNK_BYTES).max(1) as u32;
+    (0..count)
+        .map(|index| {
+            let start = index as usize * MAX_CHUNK_BYTES;
+            let end = (start + MAX_CHUNK_BYTES).min(bytes.len());
+            TransferChunk::Snapshot {
+                index,
+                count,
+                bytes: bytes[start..end].to_vec(),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,234 @@
+//! The client library: async calls over a [`ClientSession`] driven by a task of its own.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::codec;
+use crate::ids::{Address, ClientId};
+use crate::orders::{
+    Order, OrderBook, OrderCommand, OrderError, OrderHistory, OrderId, OrderQuery,
+};
+use crate::postcode::Postcode;
+use crate::protocol::client::{ClientConfig, ClientError, ClientSession};
+use crate::protocol::messages::{ClusterStatus, Message, Operation, Outcome};
+use crate::runtime::Clock;
+use crate::runtime::clock::random_u64;
+use crate::state_machine::StateMachine;
+use crate::transport::{Transport, TransportEvent};
+
+struct Call<S: StateMachine> {
+    operation: Operation<S>,
+    done: oneshot::Sender<Result<Outcome<S>, ClientError>>,
+}
+
+/// A client of any replicated service: finds the front-end through the registry and retries
+/// each request with the same id through failovers until its deadline.
+///
+/// Requests of one `Client` (and its clones) run one at a time, in call order: that is what
+/// the exactly-once client table supports. Create several clients for concurrency. The task
+/// stops when the last clone is dropped.
+pub struct Client<S: StateMachine> {
+    calls: mpsc::Sender<Call<S>>,
+    id: ClientId,
+}
+
+impl<S: StateMachine> Clone for Client<S> {
+    fn clone(&self) -> Self {
+        Client {
+            calls: self.calls.clone(),
+            id: self.id,
+        }
+    }
+}
+
+impl<S: StateMachine> Client<S> {
+    /// Starts a client with a random id on `transport`, finding the front-end through the
+    /// registry at `registry`.
+    pub fn spawn<T: Transport>(transport: T, registry: Address, config: ClientConfig) -> Self {
+        // 40 random bits: short enough to read in an order id, unique enough for the client table.
+        let id = ClientId(random_u64() & 0xff_ffff_ffff);
+        let session = ClientSession::new(id, registry, config);
+        let (calls, rx) = mpsc::channel(64);
+        tokio::spawn(drive(session, transport, rx));
+        Client { calls, id }
+    }
+
+    /// This client's id (part of every order id it places).
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    async fn call(&self, operation: Operation<S>) -> Result<Outcome<S>, ClientError> {
+        let (done, result) = oneshot::channel();
+        self.calls
+            .send(Call { operation, done })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        result.await.map_err(|_| ClientError::Closed)?
+    }
+
+    /// Runs a write exactly once and returns the service's reply.
+    pub async fn write(&self, command: S::Command) -> Result<S::Reply, ClientError> {
+        match self.call(Operation::Write(command)).await? {
+            Outcome::Written(reply) => Ok(reply),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Runs a read on the primary's committed state.
+    pub async fn read(&self, query: S::Query) -> Result<S::QueryReply, ClientError> {
+        match self.call(Operation::Read(query)).await? {
+            Outcome::Read(reply) => Ok(reply),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The cluster as the front-end sees it: view, primary, backups, each replica's applied op.
+    pub async fn cluster_status(&self) -> Result<ClusterStatus, ClientError> {
+        match self.call(Operation::Status).await? {
+            Outcome::Status(status) => Ok(status),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn unexpected<S: StateMachine>(outcome: Outcome<S>) -> ClientError {
+    let kind = match outcome {
+        Outcome::Written(_) => "a write reply",
+        Outcome::Read(_) => "a read reply",
+        Outcome::Status(_) => "a status",
+        Outcome::Failed(_) => "a failure",
+    };
+    ClientError::Unavailable {
+        reason: format!("unexpected answer from the service: {kind}"),
+    }
+}
+
+async fn drive<S: StateMachine, T: Transport>(
+    mut session: ClientSession<S>,
+    mut transport: T,
+    mut calls: mpsc::Receiver<Call<S>>,
+) {
+    let clock = Clock::new();
+    let mut waiting: Option<oneshot::Sender<Result<Outcome<S>, ClientError>>> = None;
+    loop {
+        while let Some((to, message)) = session.poll_transmit() {
+            send(&transport, &to, &message);
+        }
+        while let Some(done) = session.poll_completion() {
+            if let Some(tx) = waiting.take() {
+                let _ = tx.send(done.result);
+            }
+        }
+        let deadline = session
+            .next_timeout()
+            .map(|t| clock.instant_at(t))
+            .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
+        tokio::select! {
+            call = calls.recv(), if waiting.is_none() => {
+                let Some(call) = call else { break };
+                match session.start(clock.now(), call.operation) {
+                    Ok(_) => waiting = Some(call.done),
+                    Err(e) => { let _ = call.done.send(Err(e)); }
+                }
+            }
+            event = transport.recv() => match event {
+                Some(TransportEvent::Message { payload, from }) => match codec::decode::<Message<S>>(&payload) {
+                    Ok(message) => session.handle_message(clock.now(), message),
+                    Err(e) => tracing::info!(from = %from, error = %e, "client dropped a message that does not decode"),
+                },
+                Some(TransportEvent::Unreachable { to }) => session.handle_unreachable(clock.now(), &to),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(deadline) => session.handle_timeout(clock.now()),
+        }
+    }
+}
+
+fn send<S: StateMachine, T: Transport>(transport: &T, to: &Address, message: &Message<S>) {
+    match codec::encode(message) {
+        Ok(bytes) => transport.send(to, bytes),
+        Err(e) => tracing::error!(to = %to, error = %e, "client cannot encode a message"),
+    }
+}
+
+/// Why an order-book call failed: the service refused it, or the request did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderClientError {
+    /// The order book refused the request (bad postcode, empty order, ...); nothing changed.
+    #[error(transparent)]
+    Refused(#[from] OrderError),
+    /// The request did not complete; see [`ClientError`] for what is known of its effect.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// A client of the Just Hungry order book: [`Client`] with the order book's calls.
+#[derive(Clone)]
+pub struct OrderClient {
+    inner: Arc<Client<OrderBook>>,
+}
+
+impl OrderClient {
+    /// Starts a client on `transport`, finding the front-end through `registry`.
+    pub fn spawn<T: Transport>(transport: T, registry: Address, config: ClientConfig) -> Self {
+        OrderClient {
+            inner: Arc::new(Client::spawn(transport, registry, config)),
+        }
+    }
+
+    /// The generic client underneath.
+    pub fn client(&self) -> &Client<OrderBook> {
+        &self.inner
+    }
+
+    /// Places an order of `items` for delivery to `postcode` (any spelling a customer would
+    /// type); returns its id once it is held by every replica of the view.
+    pub async fn place_order(
+        &self,
+        postcode: &str,
+        items: Vec<String>,
+    ) -> Result<OrderId, OrderClientError> {
+        let command = OrderCommand::PlaceOrder {
+            postcode: postcode.to_owned(),
+            items,
+        };
+        Ok(self.inner.write(command).await??)
+    }
+
+    /// The orders of `postcode`, oldest first, and the postcode's canonical form.
+    pub async fn order_history(
+        &self,
+        postcode: &str,
+    ) -> Result<(Postcode, Vec<Order>), OrderClientError> {
+        let query = OrderQuery::History {
+            postcode: postcode.to_owned(),
+        };
+        match self.inner.read(query).await?? {
+            OrderHistory::ForPostcode { postcode, orders } => Ok((postcode, orders)),
+            OrderHistory::All(_) => Err(ClientError::Unavailable {
+                reason: "unexpected answer to a history query".into(),
+            }
+            .into()),
+        }
+    }
+
+    /// Every postcode's orders.
+    pub async fn all_histories(
+        &self,
+    ) -> Result<std::collections::BTreeMap<Postcode, Vec<Order>>, OrderClientError> {
+        match self.inner.read(OrderQuery::AllHistories).await?? {
+            OrderHistory::All(all) => Ok(all),
+            OrderHistory::ForPostcode { .. } => Err(ClientError::Unavailable {
+                reason: "unexpected answer to a histories query".into(),
+            }
+            .into()),
+        }
+    }
+
+    /// The cluster's status.
+    pub async fn cluster_status(&self) -> Result<ClusterStatus, ClientError> {
+        self.inner.cluster_status().await
+    }
+}

@@ -1,0 +1,369 @@
+//! The tokio drivers: run a registry, front-end, replica or client on any [`Transport`].
+//!
+//! A driver owns the transport, the clock and the tasks; the protocol state machine owns every
+//! decision. One loop per node: wait for a message, a timer, a finished validation or the
+//! shutdown signal; feed it to the state machine; act on its outputs in order (persist before
+//! send; encode and send; start validations). Ready messages are taken in a batch before the
+//! outputs are drained, so the primary sends one `Prepare` per backup for many writes.
+//!
+//! Shutdown: [`NodeHandle::shutdown`] signals the loop, which stops after the current step,
+//! aborts its validations and returns; [`NodeHandle::crash`] aborts the task at once (what a
+//! `kill -9` does to a process), for demos and tests.
+
+mod client;
+mod clock;
+
+pub use client::{Client, OrderClient, OrderClientError};
+pub use clock::{Clock, random_u64};
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::codec;
+use crate::ids::{Address, OpNumber, RequestId, Time, View};
+use crate::protocol::messages::Message;
+use crate::protocol::messages::ReplicaRole;
+use crate::protocol::registry::Registry;
+use crate::protocol::replica::{Replica, ReplicaConfig};
+use crate::protocol::view_manager::{FrontEndConfig, ViewManager};
+use crate::protocol::view_store::{ViewStore, ViewStoreError};
+use crate::protocol::{Node, Output};
+use crate::state_machine::{CommandValidator, StateMachine};
+use crate::transport::{Transport, TransportEvent};
+
+/// The most ready events taken in one batch before outputs are acted on.
+pub const MAX_EVENTS_PER_BATCH: usize = 256;
+
+/// What a node says about itself when asked ([`NodeHandle::report`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeReport {
+    /// The node's name.
+    pub name: String,
+    /// A replica's role; `None` for other nodes.
+    pub role: Option<ReplicaRole>,
+    /// The newest view the node knows (a front-end: the newest it created).
+    pub view: Option<View>,
+    /// A front-end: whether `view` is active. A replica: whether it serves as primary.
+    pub active: bool,
+    /// A replica: the last op applied to its state.
+    pub applied: OpNumber,
+    /// A replica: the digest of its replicated state (service and client table).
+    pub digest: Option<u64>,
+}
+
+/// A running node: ask for its report, stop it gracefully or crash it.
+pub struct NodeHandle {
+    name: String,
+    shutdown: watch::Sender<bool>,
+    reports: mpsc::Sender<oneshot::Sender<NodeReport>>,
+    task: JoinHandle<()>,
+}
+
+impl NodeHandle {
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The node's report, or `None` if it has stopped.
+    pub async fn report(&self) -> Option<NodeReport> {
+        let (tx, rx) = oneshot::channel();
+        self.reports.send(tx).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Asks the node to stop and waits until its task has finished.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Kills the node at once, as `kill -9` would: no further message is sent or handled.
+    pub async fn crash(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+
+    /// Whether the node's task has stopped.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}
+
+/// A protocol node as the runtime drives it: [`Node`] plus the validation callback only a
+/// replica uses.
+trait Driven<S: StateMachine>: Node<S> + Send + 'static {
+    fn report(&self) -> NodeReport {
+        NodeReport {
+            name: self.name().to_owned(),
+            role: None,
+            view: None,
+            active: false,
+            applied: OpNumber(0),
+            digest: None,
+        }
+    }
+
+    fn handle_validated(
+        &mut self,
+        _now: Time,
+        _request: RequestId,
+        _result: Result<S::Command, S::Reply>,
+    ) {
+    }
+}
+
+impl<S: StateMachine> Driven<S> for Registry<S> {}
+impl<S: StateMachine> Driven<S> for ViewManager<S> {
+    fn report(&self) -> NodeReport {
+        NodeReport {
+            name: self.name().to_owned(),
+            role: None,
+            view: self.current_view().cloned(),
+            active: self.active_view().is_some(),
+            applied: OpNumber(0),
+            digest: None,
+        }
+    }
+}
+
+impl<S: StateMachine> Driven<S> for Replica<S> {
+    fn report(&self) -> NodeReport {
+        NodeReport {
+            name: self.name().to_owned(),
+            role: Some(self.role()),
+            view: self.view().cloned(),
+            active: self.role() == ReplicaRole::Primary,
+            applied: self.applied(),
+            digest: Some(self.state().digest()),
+        }
+    }
+
+    fn handle_validated(
+        &mut self,
+        now: Time,
+        request: RequestId,
+        result: Result<S::Command, S::Reply>,
+    ) {
+        Replica::handle_validated(self, now, request, result);
+    }
+}
+
+/// What a node's outputs need beyond the transport.
+struct Effects<S: StateMachine> {
+    validator: Option<Arc<dyn CommandValidator<S>>>,
+    store: Option<Box<dyn ViewStore>>,
+}
+
+/// Runs a registry (name server) whose entries expire after `autoclean` without renewal.
+pub fn spawn_registry<S: StateMachine, T: Transport>(
+    transport: T,
+    autoclean: std::time::Duration,
+) -> NodeHandle {
+    let name = format!("registry@{}", transport.local_address());
+    let node = Registry::<S>::new(name, autoclean);
+    spawn(
+        node,
+        transport,
+        Effects {
+            validator: None,
+            store: None,
+        },
+        Clock::new(),
+    )
+}
+
+/// Runs a front-end that persists its views in `store` and resumes from what it holds.
+pub fn spawn_frontend<S: StateMachine, T: Transport>(
+    transport: T,
+    config: FrontEndConfig,
+    store: Box<dyn ViewStore>,
+) -> NodeHandle {
+    let clock = Clock::new();
+    let stored = match store.load() {
+        Ok(record) => record,
+        Err(e) => {
+            tracing::error!(node = %config.name, error = %e, "cannot load the stored view: starting without one");
+            None
+        }
+    };
+    let node = ViewManager::<S>::new(config, stored, clock.now());
+    spawn(
+        node,
+        transport,
+        Effects {
+            validator: None,
+            store: Some(store),
+        },
+        clock,
+    )
+}
+
+/// Runs a replica starting from `initial` (its pre-defined data), validating writes with
+/// `validator` when it is primary.
+pub fn spawn_replica<S: StateMachine, T: Transport>(
+    transport: T,
+    config: ReplicaConfig,
+    initial: S,
+    validator: Arc<dyn CommandValidator<S>>,
+) -> NodeHandle {
+    let clock = Clock::new();
+    let node = Replica::new(config, initial, clock.now());
+    spawn(
+        node,
+        transport,
+        Effects {
+            validator: Some(validator),
+            store: None,
+        },
+        clock,
+    )
+}
+
+fn spawn<S: StateMachine, N: Driven<S>, T: Transport>(
+    node: N,
+    transport: T,
+    effects: Effects<S>,
+    clock: Clock,
+) -> NodeHandle {
+    let (shutdown, signal) = watch::channel(false);
+    let (reports, report_requests) = mpsc::channel(8);
+    let name = node.name().to_owned();
+    let task = tokio::spawn(drive(
+        node,
+        transport,
+        effects,
+        signal,
+        report_requests,
+        clock,
+    ));
+    NodeHandle {
+        name,
+        shutdown,
+        reports,
+        task,
+    }
+}
+
+type Validated<S> = (
+    RequestId,
+    Result<<S as StateMachine>::Command, <S as StateMachine>::Reply>,
+);
+
+/// The event loop of one node.
+async fn drive<S: StateMachine, N: Driven<S>, T: Transport>(
+    mut node: N,
+    mut transport: T,
+    mut effects: Effects<S>,
+    mut shutdown: watch::Receiver<bool>,
+    mut report_requests: mpsc::Receiver<oneshot::Sender<NodeReport>>,
+    clock: Clock,
+) {
+    let mut validations: JoinSet<Validated<S>> = JoinSet::new();
+    let mut buffer = Vec::new();
+    node.handle_timeout(clock.now());
+    loop {
+        if let Err(e) = act(
+            &mut node,
+            &transport,
+            &mut effects,
+            &mut validations,
+            &mut buffer,
+        ) {
+            // Publishing a view that is not stored could make a restarted front-end go back
+            // in time: stop instead.
+            tracing::error!(node = %node.name(), error = %e, "cannot persist the view: stopping");
+            break;
+        }
+        let deadline = node
+            .next_timeout()
+            .map(|t| clock.instant_at(t))
+            .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => break,
+            Some(reply) = report_requests.recv() => { let _ = reply.send(node.report()); }
+            event = transport.recv() => {
+                let Some(event) = event else { break };
+                feed(&mut node, &clock, event);
+                for _ in 1..MAX_EVENTS_PER_BATCH {
+                    match transport.try_recv() {
+                        Some(event) => feed(&mut node, &clock, event),
+                        None => break,
+                    }
+                }
+            }
+            Some(done) = validations.join_next(), if !validations.is_empty() => {
+                if let Ok((request, result)) = done {
+                    node.handle_validated(clock.now(), request, result);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => node.handle_timeout(clock.now()),
+        }
+    }
+    validations.abort_all();
+    tracing::info!(node = %node.name(), "stopped");
+}
+
+fn feed<S: StateMachine, N: Driven<S>>(node: &mut N, clock: &Clock, event: TransportEvent) {
+    let now = clock.now();
+    match event {
+        TransportEvent::Message { from, payload } => match codec::decode::<Message<S>>(&payload) {
+            Ok(message) => node.handle_message(now, from, message),
+            Err(e) => {
+                tracing::info!(node = %node.name(), from = %from, error = %e, bytes = payload.len(), "dropped a message that does not decode");
+            }
+        },
+        TransportEvent::Unreachable { to } => node.handle_unreachable(now, &to),
+    }
+    if node.next_timeout().is_some_and(|t| t <= now) {
+        node.handle_timeout(now);
+    }
+}
+
+fn act<S: StateMachine, N: Driven<S>, T: Transport>(
+    node: &mut N,
+    transport: &T,
+    effects: &mut Effects<S>,
+    validations: &mut JoinSet<Validated<S>>,
+    buffer: &mut Vec<u8>,
+) -> Result<(), ViewStoreError> {
+    while let Some(output) = node.poll_output() {
+        match output {
+            Output::Send { to, message } => send(node.name(), transport, &to, &message, buffer),
+            Output::Validate { request, command } => match &effects.validator {
+                Some(validator) => {
+                    let validator = validator.clone();
+                    validations.spawn(async move { (request, validator.validate(command).await) });
+                }
+                None => {
+                    tracing::error!(node = %node.name(), "validation asked of a node without a validator")
+                }
+            },
+            Output::PersistView(record) => {
+                if let Some(store) = effects.store.as_mut() {
+                    store.save(&record)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn send<S: StateMachine, T: Transport>(
+    name: &str,
+    transport: &T,
+    to: &Address,
+    message: &Message<S>,
+    buffer: &mut Vec<u8>,
+) {
+    buffer.clear();
+    match codec::encode_into(message, buffer) {
+        Ok(()) => transport.send(to, buffer.clone()),
+        Err(e) => {
+            tracing::error!(node = %name, to = %to, kind = message.kind(), error = %e, "cannot encode a message")
+        }
+    }
+}

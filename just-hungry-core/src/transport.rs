@@ -1,0 +1,54 @@
+//! The transport the runtime is generic over: how encoded messages reach other nodes.
+//!
+//! A transport moves opaque payloads (one encoded [`Message`](crate::protocol::messages::Message)
+//! each) between [`Address`]es. It never blocks the node: [`Transport::send`] queues and
+//! returns, and a delivery that fails (connection refused or reset, unknown peer) comes back
+//! later as [`TransportEvent::Unreachable`], which the runtime feeds to the protocol as
+//! evidence of failure (PROTOCOL.md, "Failure detection").
+//!
+//! The trait uses native `async fn` in traits (Rust 1.75+), not `async-trait`: the runtime is
+//! generic over the transport, so no boxing is needed on the hot path. It is therefore not
+//! object safe; wrap it in an enum if one program must choose a transport at run time.
+
+use std::future::Future;
+
+use crate::ids::Address;
+
+/// Something that happened on the transport.
+#[derive(Debug)]
+pub enum TransportEvent {
+    /// A payload arrived from `from` (an address a reply can be sent to).
+    Message {
+        /// The sender.
+        from: Address,
+        /// One encoded message.
+        payload: Vec<u8>,
+    },
+    /// A payload sent to `to` could not be delivered.
+    Unreachable {
+        /// The peer.
+        to: Address,
+    },
+}
+
+/// One node's endpoint on a network.
+///
+/// # To ensure correctness
+///
+/// - Payloads sent from one endpoint to another arrive in order or not at all (a transport
+///   may drop, as networks do; the protocol retransmits). Duplicates are tolerated.
+/// - `send` never blocks and never panics, whatever the address.
+/// - `recv` returns `None` only once the endpoint is closed for good.
+pub trait Transport: Send + 'static {
+    /// The address other nodes reach this endpoint at.
+    fn local_address(&self) -> Address;
+
+    /// Queues `payload` for `to`. Failure is reported later by [`Transport::recv`].
+    fn send(&self, to: &Address, payload: Vec<u8>);
+
+    /// The next event, waiting for one.
+    fn recv(&mut self) -> impl Future<Output = Option<TransportEvent>> + Send;
+
+    /// The next event if one is ready now, without waiting (lets the runtime batch).
+    fn try_recv(&mut self) -> Option<TransportEvent>;
+}

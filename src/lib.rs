@@ -1,0 +1,13 @@
+//! The facade of the workspace: it re-exports the core (sans-IO replication protocol, the order
+//! book, postcode validation, the tokio runtime) and the transports, so an application needs one
+//! dependency, and adds [`local::LocalCluster`], a whole cluster in one process.
+//!
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+pub mod local;
+
+pub use just_hungry_core as core;
+pub use just_hungry_core::*;
+pub use just_hungry_transport_mem as mem;
+pub use just_hungry_transport_tcp as tcp;
