@@ -1,8 +1,28 @@
 //! # just-hungry-core
 //!
-//! Primary-backup (passive) replication as a sans-IO core, plus the Just Hungry order book.
+//! Primary-backup (passive) replication as a sans-IO core, the tokio drivers that run it, and
+//! the Just Hungry order book replicated with it.
 //!
-//! (The guide is written in the README and mirrored here once the API settles.)
+//! ## The map of the crate
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`protocol`] | the sans-IO state machines, one per role: [`protocol::replica::Replica`] (primary, backup, learner), [`protocol::view_manager::ViewManager`] (the front-end: failure detection, elections, views, routing), [`protocol::registry::Registry`] (the name server), [`protocol::client::ClientSession`] (retries); the [`protocol::messages`]; the client table ([`protocol::replicated`]); [`protocol::view_store`]; the [`protocol::election`] policy |
+//! | [`state_machine`] | [`StateMachine`], the trait a replicated service implements, and [`CommandValidator`] |
+//! | [`orders`] | the Just Hungry order book: postcode -> orders, its limits and validator |
+//! | [`postcode`] | UK postcodes: the offline format check and the [`postcode::PostcodeValidator`] trait |
+//! | [`codec`] | the one module that encodes and decodes (bincode 2.0.1, bounded) |
+//! | [`transport`] | the [`transport::Transport`] trait the runtime is generic over |
+//! | [`runtime`] | tokio drivers: `spawn_registry`, `spawn_frontend`, `spawn_replica`, and the async [`runtime::Client`] |
+//! | [`ids`] | views, members, op numbers, request ids, time |
+//!
+//! ## Layering
+//!
+//! The protocol modules never await, open a socket, sleep or read a clock: each input is
+//! `(now, message)` and each output a message to send, an effect (validate a command, persist
+//! a view) or a timer. The runtime owns sockets, clocks and tasks and feeds them. The same
+//! state machines run in the deterministic simulator of the property tests, with simulated
+//! time and a simulated network, so the replication logic is tested without sleeps or flakes.
 
 #![deny(missing_docs)]
 
