@@ -32,17 +32,19 @@ async fn main() -> anyhow::Result<()> {
     let mut cluster = LocalCluster::<OrderBook>::new(Timing::default());
     say("registry (name server) up");
     for name in ["replica-1", "replica-2", "replica-3"] {
-        cluster.start_replica(
-            name,
-            OrderBook::with_predefined_history(),
-            validator.clone(),
-        );
+        cluster
+            .start_replica(
+                name,
+                OrderBook::with_predefined_history(),
+                validator.clone(),
+            )
+            .await?;
         say(&format!(
             "{name} up with its pre-defined order history ({} orders)",
             OrderBook::with_predefined_history().order_count()
         ));
     }
-    cluster.start_frontend();
+    cluster.start_frontend().await?;
     let reports = cluster
         .wait_for_replicas("a primary", WAIT, |r| r.values().any(|r| r.active))
         .await?;
@@ -62,8 +64,8 @@ async fn main() -> anyhow::Result<()> {
     ));
 
     let config = ClientConfig::default();
-    let alice = cluster.order_client(config);
-    let bob = cluster.order_client(config);
+    let alice = cluster.order_client(config).await?;
+    let bob = cluster.order_client(config).await?;
     let mut acked: Vec<OrderId> = Vec::new();
     let orders = [
         (&alice, "SW1A 1AA", vec!["margherita pizza", "garlic bread"]),
@@ -120,11 +122,13 @@ async fn main() -> anyhow::Result<()> {
     say(&format!("client placed order {id} for BT1 5GS"));
     acked.push(id);
 
-    cluster.start_replica(
-        "replica-4",
-        OrderBook::with_predefined_history(),
-        validator.clone(),
-    );
+    cluster
+        .start_replica(
+            "replica-4",
+            OrderBook::with_predefined_history(),
+            validator.clone(),
+        )
+        .await?;
     say("replica-4 up with its pre-defined data; joining at runtime");
     cluster
         .wait_for_replicas("replica-4 to join as a backup", WAIT, |r| {

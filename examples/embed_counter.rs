@@ -35,10 +35,12 @@ impl StateMachine for Counter {
 async fn main() -> anyhow::Result<()> {
     let mut cluster = LocalCluster::<Counter>::new(Default::default());
     for name in ["a", "b", "c"] {
-        cluster.start_replica(name, Counter::default(), Arc::new(AcceptAll));
+        cluster
+            .start_replica(name, Counter::default(), Arc::new(AcceptAll))
+            .await?;
     }
-    cluster.start_frontend();
-    let client = cluster.client(Default::default());
+    cluster.start_frontend().await?;
+    let client = cluster.client(Default::default()).await?;
     assert_eq!(client.write(5).await?, 5);
     cluster.crash_replica("a").await; // the first replica, the primary, dies...
     assert_eq!(client.write(2).await?, 7); // ...and the client notices nothing

@@ -1,5 +1,6 @@
-//! A whole cluster in one process on the in-memory transport: a registry, a front-end and any
-//! number of replicas, each a tokio task, which can be crashed and started at any time.
+//! A whole cluster in one process: a registry, a front-end and any number of replicas, each a
+//! tokio task, which can be crashed and started at any time, on any [`Network`] (the in-memory
+//! transport by default).
 //!
 //! This is what `cargo run --example cluster` and the integration tests are built on, and the
 //! shortest way to embed a replicated service in a program.
@@ -17,12 +18,37 @@ use just_hungry_core::protocol::view_manager::FrontEndConfig;
 use just_hungry_core::protocol::view_store::MemoryViewStore;
 use just_hungry_core::runtime::{self, Client, NodeHandle, NodeReport, OrderClient, random_u64};
 use just_hungry_core::state_machine::{CommandValidator, StateMachine};
-use just_hungry_transport_mem::MemNetwork;
+use just_hungry_core::transport::Transport;
+use just_hungry_transport_mem::{MemEndpoint, MemNetwork};
 
-/// The registry's address on the in-memory network.
-pub const REGISTRY_ADDRESS: &str = "registry";
-/// The front-end's address on the in-memory network.
-pub const FRONTEND_ADDRESS: &str = "frontend";
+/// Where the nodes of a [`LocalCluster`] are attached: hands out one transport endpoint per
+/// node.
+pub trait Network: Send + Sync + 'static {
+    /// The transport of one endpoint.
+    type Endpoint: Transport;
+
+    /// A new endpoint for the node called `name`, and the address others reach it at.
+    fn endpoint(
+        &self,
+        name: &str,
+    ) -> impl std::future::Future<Output = std::io::Result<(Self::Endpoint, Address)>> + Send;
+
+    /// Makes `address` refuse messages from now on (its node was killed).
+    fn crash(&self, address: &Address);
+}
+
+impl Network for MemNetwork {
+    type Endpoint = MemEndpoint;
+
+    async fn endpoint(&self, name: &str) -> std::io::Result<(MemEndpoint, Address)> {
+        let address = Address::new(name);
+        Ok((MemNetwork::endpoint(self, address.clone()), address))
+    }
+
+    fn crash(&self, address: &Address) {
+        MemNetwork::crash(self, address);
+    }
+}
 
 /// Why waiting for a cluster condition failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,29 +60,56 @@ pub struct WaitTimeout {
     pub waited: Duration,
 }
 
-/// A cluster of service `S` in this process. Dropping it leaves the tasks running until the
-/// runtime stops; call [`LocalCluster::shutdown`] to stop them gracefully.
-pub struct LocalCluster<S: StateMachine> {
-    network: MemNetwork,
+/// A cluster of service `S` in this process, on network `N`. Dropping it leaves the tasks
+/// running until the tokio runtime stops; call [`LocalCluster::shutdown`] to stop them
+/// gracefully.
+pub struct LocalCluster<S: StateMachine, N: Network = MemNetwork> {
+    network: N,
     timing: Timing,
     store: MemoryViewStore,
+    registry_address: Address,
     registry: Option<NodeHandle>,
-    frontend: Option<NodeHandle>,
-    replicas: BTreeMap<String, (ReplicaId, NodeHandle)>,
+    frontend: Option<(Address, NodeHandle)>,
+    replicas: BTreeMap<String, (ReplicaId, Address, NodeHandle)>,
     next_client: u64,
     _service: std::marker::PhantomData<fn() -> S>,
 }
 
-impl<S: StateMachine> LocalCluster<S> {
-    /// A cluster with a running registry, no front-end and no replica yet.
+impl<S: StateMachine> LocalCluster<S, MemNetwork> {
+    /// A cluster on a new in-memory network, with a running registry, no front-end and no
+    /// replica yet.
     pub fn new(timing: Timing) -> Self {
         let network = MemNetwork::new();
-        let registry =
-            runtime::spawn_registry::<S, _>(network.endpoint(REGISTRY_ADDRESS), timing.autoclean);
+        let registry_address = Address::new("registry");
+        let endpoint = MemNetwork::endpoint(&network, registry_address.clone());
+        Self::with_registry(network, timing, endpoint, registry_address)
+    }
+}
+
+impl<S: StateMachine, N: Network> LocalCluster<S, N> {
+    /// A cluster on `network`, with a running registry, no front-end and no replica yet.
+    pub async fn on(network: N, timing: Timing) -> std::io::Result<Self> {
+        let (endpoint, registry_address) = network.endpoint("registry").await?;
+        Ok(Self::with_registry(
+            network,
+            timing,
+            endpoint,
+            registry_address,
+        ))
+    }
+
+    fn with_registry(
+        network: N,
+        timing: Timing,
+        endpoint: N::Endpoint,
+        registry_address: Address,
+    ) -> Self {
+        let registry = runtime::spawn_registry::<S, _>(endpoint, timing.autoclean);
         LocalCluster {
             network,
             timing,
             store: MemoryViewStore::new(),
+            registry_address,
             registry: Some(registry),
             frontend: None,
             replicas: BTreeMap::new(),
@@ -65,63 +118,66 @@ impl<S: StateMachine> LocalCluster<S> {
         }
     }
 
-    /// The in-memory network the nodes are attached to.
-    pub fn network(&self) -> &MemNetwork {
+    /// The network the nodes are attached to.
+    pub fn network(&self) -> &N {
         &self.network
     }
 
+    /// Where the registry is.
+    pub fn registry_address(&self) -> &Address {
+        &self.registry_address
+    }
+
     /// Starts the front-end (again, after a crash: it resumes from its stored view).
-    pub fn start_frontend(&mut self) {
-        let mut config = FrontEndConfig::new(
-            "frontend",
-            Address::new(FRONTEND_ADDRESS),
-            Address::new(REGISTRY_ADDRESS),
-        );
+    pub async fn start_frontend(&mut self) -> std::io::Result<()> {
+        let (endpoint, address) = self.network.endpoint("frontend").await?;
+        let mut config =
+            FrontEndConfig::new("frontend", address.clone(), self.registry_address.clone());
         config.timing = self.timing;
         config.bootstrap_grace = self.timing.ping_interval * 2;
-        let endpoint = self.network.endpoint(FRONTEND_ADDRESS);
-        self.frontend = Some(runtime::spawn_frontend::<S, _>(
-            endpoint,
-            config,
-            Box::new(self.store.clone()),
-        ));
+        let handle =
+            runtime::spawn_frontend::<S, _>(endpoint, config, Box::new(self.store.clone()));
+        self.frontend = Some((address, handle));
+        Ok(())
     }
 
     /// Starts replica `name` (a fresh incarnation) holding `initial`, its pre-defined data.
-    pub fn start_replica(
+    pub async fn start_replica(
         &mut self,
         name: &str,
         initial: S,
         validator: Arc<dyn CommandValidator<S>>,
-    ) -> ReplicaId {
+    ) -> std::io::Result<ReplicaId> {
+        let (endpoint, address) = self.network.endpoint(name).await?;
         let id = ReplicaId::new(name, random_u64());
         let config = ReplicaConfig {
             id: id.clone(),
-            address: Address::new(name),
-            registry: Address::new(REGISTRY_ADDRESS),
+            address: address.clone(),
+            registry: self.registry_address.clone(),
             timing: self.timing,
             client_table: ClientTableLimits::default(),
         };
-        let handle =
-            runtime::spawn_replica(self.network.endpoint(name), config, initial, validator);
-        self.replicas.insert(name.to_owned(), (id.clone(), handle));
-        id
+        let handle = runtime::spawn_replica(endpoint, config, initial, validator);
+        self.replicas
+            .insert(name.to_owned(), (id.clone(), address, handle));
+        Ok(id)
     }
 
-    /// Kills replica `name` at once, as `kill -9` would; messages to it are refused from now.
+    /// Kills replica `name` at once, as `kill -9` would: its connections are dropped and
+    /// messages to it are refused from now on.
     pub async fn crash_replica(&mut self, name: &str) -> bool {
-        let Some((_, handle)) = self.replicas.remove(name) else {
+        let Some((_, address, handle)) = self.replicas.remove(name) else {
             return false;
         };
-        self.network.crash(&Address::new(name));
+        self.network.crash(&address);
         handle.crash().await;
         true
     }
 
     /// Kills the front-end at once; [`LocalCluster::start_frontend`] brings it back.
     pub async fn crash_frontend(&mut self) {
-        if let Some(handle) = self.frontend.take() {
-            self.network.crash(&Address::new(FRONTEND_ADDRESS));
+        if let Some((address, handle)) = self.frontend.take() {
+            self.network.crash(&address);
             handle.crash().await;
         }
     }
@@ -132,24 +188,25 @@ impl<S: StateMachine> LocalCluster<S> {
     }
 
     /// A new client with its own id, on its own endpoint.
-    pub fn client(&mut self, config: ClientConfig) -> Client<S> {
-        let endpoint = self.client_endpoint();
-        Client::spawn(endpoint, Address::new(REGISTRY_ADDRESS), config)
+    pub async fn client(&mut self, config: ClientConfig) -> std::io::Result<Client<S>> {
+        let endpoint = self.client_endpoint().await?;
+        Ok(Client::spawn(
+            endpoint,
+            self.registry_address.clone(),
+            config,
+        ))
     }
 
-    fn client_endpoint(&mut self) -> just_hungry_transport_mem::MemEndpoint {
+    async fn client_endpoint(&mut self) -> std::io::Result<N::Endpoint> {
         self.next_client += 1;
-        self.network.endpoint(format!(
-            "client-{}-{}",
-            self.next_client,
-            random_u64() % 10_000
-        ))
+        let name = format!("client-{}", self.next_client);
+        Ok(self.network.endpoint(&name).await?.0)
     }
 
     /// Reports of every running replica, by name.
     pub async fn replica_reports(&self) -> BTreeMap<String, NodeReport> {
         let mut reports = BTreeMap::new();
-        for (name, (_, handle)) in &self.replicas {
+        for (name, (_, _, handle)) in &self.replicas {
             if let Some(report) = handle.report().await {
                 reports.insert(name.clone(), report);
             }
@@ -160,7 +217,7 @@ impl<S: StateMachine> LocalCluster<S> {
     /// The front-end's report, if it runs.
     pub async fn frontend_report(&self) -> Option<NodeReport> {
         match &self.frontend {
-            Some(handle) => handle.report().await,
+            Some((_, handle)) => handle.report().await,
             None => None,
         }
     }
@@ -203,7 +260,11 @@ impl<S: StateMachine> LocalCluster<S> {
                 let reports = self.replica_reports().await;
                 let members: Vec<&NodeReport> = view
                     .members()
-                    .filter_map(|m| reports.get(&m.id.name))
+                    .filter_map(|m| {
+                        reports
+                            .get(&m.id.name)
+                            .filter(|r| r.view.as_ref().is_some_and(|v| v.number == view.number))
+                    })
                     .collect();
                 let all_running = members.len() == view.backups.len() + 1;
                 let digests: std::collections::BTreeSet<Option<u64>> =
@@ -224,10 +285,10 @@ impl<S: StateMachine> LocalCluster<S> {
 
     /// Stops every node gracefully.
     pub async fn shutdown(mut self) {
-        for (_, (_, handle)) in std::mem::take(&mut self.replicas) {
+        for (_, (_, _, handle)) in std::mem::take(&mut self.replicas) {
             handle.shutdown().await;
         }
-        if let Some(fe) = self.frontend.take() {
+        if let Some((_, fe)) = self.frontend.take() {
             fe.shutdown().await;
         }
         if let Some(registry) = self.registry.take() {
@@ -236,10 +297,14 @@ impl<S: StateMachine> LocalCluster<S> {
     }
 }
 
-impl LocalCluster<just_hungry_core::orders::OrderBook> {
+impl<N: Network> LocalCluster<just_hungry_core::orders::OrderBook, N> {
     /// A new order-book client.
-    pub fn order_client(&mut self, config: ClientConfig) -> OrderClient {
-        let endpoint = self.client_endpoint();
-        OrderClient::spawn(endpoint, Address::new(REGISTRY_ADDRESS), config)
+    pub async fn order_client(&mut self, config: ClientConfig) -> std::io::Result<OrderClient> {
+        let endpoint = self.client_endpoint().await?;
+        Ok(OrderClient::spawn(
+            endpoint,
+            self.registry_address.clone(),
+            config,
+        ))
     }
 }

@@ -22,13 +22,16 @@ async fn three_replica_cluster() -> LocalCluster<OrderBook> {
     let validator = Arc::new(OrderValidator::offline());
     let mut cluster = LocalCluster::<OrderBook>::new(Timing::default());
     for name in ["replica-1", "replica-2", "replica-3"] {
-        cluster.start_replica(
-            name,
-            OrderBook::with_predefined_history(),
-            validator.clone(),
-        );
+        cluster
+            .start_replica(
+                name,
+                OrderBook::with_predefined_history(),
+                validator.clone(),
+            )
+            .await
+            .unwrap();
     }
-    cluster.start_frontend();
+    cluster.start_frontend().await.unwrap();
     cluster
         .wait_for_replicas("two backups", WAIT, |r| {
             r.values()
@@ -63,7 +66,7 @@ async fn the_first_replica_found_becomes_primary_and_overwrites_the_others() {
 #[tokio::test]
 async fn killing_the_primary_loses_no_acknowledged_order_and_doubles_none() {
     let mut cluster = three_replica_cluster().await;
-    let client = cluster.order_client(ClientConfig::default());
+    let client = cluster.order_client(ClientConfig::default()).await.unwrap();
     let mut acked = Vec::new();
     for i in 0..5 {
         acked.push(
@@ -100,16 +103,19 @@ async fn killing_the_primary_loses_no_acknowledged_order_and_doubles_none() {
 #[tokio::test]
 async fn a_replica_started_later_receives_the_state_and_joins_as_backup() {
     let mut cluster = three_replica_cluster().await;
-    let client = cluster.order_client(ClientConfig::default());
+    let client = cluster.order_client(ClientConfig::default()).await.unwrap();
     let id = client
         .place_order("EH1 2NG", items(&["haggis"]))
         .await
         .unwrap();
-    cluster.start_replica(
-        "replica-4",
-        OrderBook::empty(),
-        Arc::new(OrderValidator::offline()),
-    );
+    cluster
+        .start_replica(
+            "replica-4",
+            OrderBook::empty(),
+            Arc::new(OrderValidator::offline()),
+        )
+        .await
+        .unwrap();
     cluster
         .wait_for_replicas("replica-4 to join", WAIT, |r| {
             r.get("replica-4").and_then(|r| r.role) == Some(ReplicaRole::Backup)
@@ -132,14 +138,14 @@ async fn a_replica_started_later_receives_the_state_and_joins_as_backup() {
 #[tokio::test]
 async fn a_restarted_front_end_resumes_from_its_stored_view_and_clients_carry_on() {
     let mut cluster = three_replica_cluster().await;
-    let client = cluster.order_client(ClientConfig::default());
+    let client = cluster.order_client(ClientConfig::default()).await.unwrap();
     let before = client
         .place_order("CF10 3RB", items(&["kebab"]))
         .await
         .unwrap();
     let view_before = client.cluster_status().await.unwrap().view.unwrap();
     cluster.crash_frontend().await;
-    cluster.start_frontend();
+    cluster.start_frontend().await.unwrap();
     // The same client, never restarted, finds the new front-end through the registry.
     let after = client
         .place_order("CF10 3RB", items(&["chips"]))
@@ -159,16 +165,19 @@ async fn with_every_member_of_the_last_active_view_dead_the_service_says_unavail
         cluster.crash_replica(name).await;
     }
     // A newcomer with stale pre-defined data must never be promoted (PROTOCOL.md, rule 3).
-    cluster.start_replica(
-        "replica-9",
-        OrderBook::with_predefined_history(),
-        Arc::new(OrderValidator::offline()),
-    );
+    cluster
+        .start_replica(
+            "replica-9",
+            OrderBook::with_predefined_history(),
+            Arc::new(OrderValidator::offline()),
+        )
+        .await
+        .unwrap();
     let config = ClientConfig {
         deadline: Duration::from_secs(2),
         ..ClientConfig::default()
     };
-    let client = cluster.order_client(config);
+    let client = cluster.order_client(config).await.unwrap();
     match client.place_order("SW1A 1AA", items(&["pizza"])).await {
         Err(OrderClientError::Client(ClientError::Unavailable { reason })) => {
             assert!(
@@ -186,7 +195,7 @@ async fn with_every_member_of_the_last_active_view_dead_the_service_says_unavail
 #[tokio::test]
 async fn bad_orders_are_refused_with_a_clear_error_and_change_nothing() {
     let mut cluster = three_replica_cluster().await;
-    let client = cluster.order_client(ClientConfig::default());
+    let client = cluster.order_client(ClientConfig::default()).await.unwrap();
     let before = cluster.wait_for_convergence(WAIT).await.unwrap();
     let cases: Vec<(&str, Vec<String>)> = vec![
         ("SW1A 1A", items(&["pizza"])),
