@@ -1,7 +1,7 @@
 //! The whole Just Hungry system in one process, on the in-memory transport, telling its story.
 //!
-//! `cargo run --example cluster` (add `RUST_LOG=warn` to hide the servers' own logs). Exits 0
-//! when every check holds, 1 otherwise.
+//! `cargo run --example cluster`. The story goes to stdout, the servers' own logs to stderr
+//! (`2>/dev/null` or `RUST_LOG=warn` hides them). Exits 0 when every check holds, 1 otherwise.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,12 +20,7 @@ fn say(step: &str) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
+    just_hungry::cli::init_logging();
     let mut failures = Vec::new();
     let validator = Arc::new(OrderValidator::offline());
 

@@ -5,6 +5,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod local;
 
 pub use just_hungry_core as core;

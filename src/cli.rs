@@ -1,0 +1,389 @@
+//! What the command-line binaries share: logging, shutdown signals, duration and timing
+//! options, and the order-book client's commands (parsing, output as text or JSON).
+
+use std::time::Duration;
+
+use clap::Args;
+use just_hungry_core::orders::Order;
+use just_hungry_core::postcode::{Postcode, normalise};
+use just_hungry_core::protocol::Timing;
+use just_hungry_core::protocol::messages::ClusterStatus;
+use just_hungry_core::runtime::{OrderClient, OrderClientError};
+
+/// The environment variable that names the registry's address.
+pub const REGISTRY_ENV: &str = "JUST_HUNGRY_REGISTRY";
+
+/// The registry's default address.
+pub const DEFAULT_REGISTRY: &str = "127.0.0.1:9090";
+
+/// Logs to stderr at `info` unless `RUST_LOG` says otherwise.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Resolves when the process is asked to stop: Ctrl+C, or SIGTERM on Unix.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Parses a duration such as `20s`, `500ms` or `1m 30s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (try 500ms, 20s or 1m)"))
+}
+
+/// The failure-detection timing options, the same on every node of a cluster.
+#[derive(Args, Clone, Debug)]
+pub struct TimingArgs {
+    /// How often a replica pings the front-end.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+    /// A replica silent for this long is declared dead by the front-end.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub dead_after: Duration,
+    /// How long before an unacknowledged message is sent again.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub retransmit_interval: Duration,
+    /// A primary reports a backup that has not acknowledged for this long.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub backup_timeout: Duration,
+    /// Registry entries not renewed within this are dropped (the original's autoclean).
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub autoclean: Duration,
+}
+
+impl TimingArgs {
+    /// The protocol timing these options describe.
+    pub fn timing(&self) -> Timing {
+        Timing {
+            ping_interval: self.ping_interval,
+            dead_after: self.dead_after,
+            retransmit_interval: self.retransmit_interval,
+            backup_timeout: self.backup_timeout,
+            autoclean: self.autoclean,
+        }
+    }
+}
+
+/// One command of the order-book client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientCommand {
+    /// Place an order.
+    Order {
+        /// As typed.
+        postcode: String,
+        /// Item names.
+        items: Vec<String>,
+    },
+    /// Show a postcode's order history.
+    History {
+        /// As typed.
+        postcode: String,
+    },
+    /// Show the cluster's status.
+    Status,
+    /// Show the commands.
+    Help,
+    /// Leave the prompt.
+    Quit,
+}
+
+/// The commands of the interactive prompt.
+pub const SHELL_HELP: &str = "\
+commands:
+  order <postcode> <item>[, <item>...]   place an order (postcode with or without its space)
+  history <postcode>                     show a postcode's orders
+  status                                 show the view, the primary and every replica
+  help                                   show this
+  quit                                   leave";
+
+/// Splits `rest` into a postcode (one word, or two when together they form a valid postcode,
+/// as in `SW1A 1AA`) and what follows it.
+fn split_postcode(rest: &str) -> (String, &str) {
+    let rest = rest.trim_start();
+    let mut words = rest.split_whitespace();
+    let first = words.next().unwrap_or("");
+    let after_first = rest[first.len()..].trim_start();
+    if let Some(second) = after_first.split_whitespace().next() {
+        let candidate = format!("{first} {second}");
+        if second.len() == 3 && normalise(&candidate).is_ok() && normalise(first).is_err() {
+            return (candidate, after_first[second.len()..].trim_start());
+        }
+    }
+    (first.to_owned(), after_first)
+}
+
+/// Parses one line of the interactive prompt; `Ok(None)` for a blank line.
+pub fn parse_shell_line(line: &str) -> Result<Option<ClientCommand>, String> {
+    let line = line.trim();
+    let (verb, rest) = match line.split_once(char::is_whitespace) {
+        Some((verb, rest)) => (verb, rest),
+        None => (line, ""),
+    };
+    match verb.to_ascii_lowercase().as_str() {
+        "" => Ok(None),
+        "order" => {
+            let (postcode, items) = split_postcode(rest);
+            if postcode.is_empty() {
+                return Err("usage: order <postcode> <item>[, <item>...]".into());
+            }
+            let items = if items.trim().is_empty() {
+                Vec::new()
+            } else {
+                items.split(',').map(|i| i.trim().to_owned()).collect()
+            };
+            Ok(Some(ClientCommand::Order { postcode, items }))
+        }
+        "history" => {
+            let postcode = rest.trim();
+            if postcode.is_empty() {
+                return Err("usage: history <postcode>".into());
+            }
+            Ok(Some(ClientCommand::History {
+                postcode: postcode.to_owned(),
+            }))
+        }
+        "status" => Ok(Some(ClientCommand::Status)),
+        "help" | "?" => Ok(Some(ClientCommand::Help)),
+        "quit" | "exit" => Ok(Some(ClientCommand::Quit)),
+        other => Err(format!("unknown command {other:?}; type help")),
+    }
+}
+
+/// What a command produced: text for a person and JSON for a script.
+#[derive(Clone, Debug)]
+pub struct CommandOutput {
+    /// For a person.
+    pub text: String,
+    /// For a script (`--json`).
+    pub json: serde_json::Value,
+    /// Whether it succeeded (the one-shot client's exit code).
+    pub ok: bool,
+}
+
+fn failure(error: &OrderClientError) -> CommandOutput {
+    let kind = match error {
+        OrderClientError::Refused(_) => "refused",
+        OrderClientError::Client(_) => "unavailable",
+    };
+    CommandOutput {
+        text: format!("error: {error}"),
+        json: serde_json::json!({ "ok": false, "error": kind, "message": error.to_string() }),
+        ok: false,
+    }
+}
+
+fn orders_json(orders: &[Order]) -> serde_json::Value {
+    orders
+        .iter()
+        .map(|o| serde_json::json!({ "id": o.id.to_string(), "items": o.items }))
+        .collect()
+}
+
+fn describe_history(postcode: &Postcode, orders: &[Order]) -> String {
+    if orders.is_empty() {
+        return format!("{postcode}: no orders");
+    }
+    let mut text = format!("{postcode}: {} order(s)", orders.len());
+    for o in orders {
+        text.push_str(&format!(
+            "\n  {:<16} {}",
+            o.id.to_string(),
+            o.items.join(", ")
+        ));
+    }
+    text
+}
+
+/// Describes the cluster's status for a person.
+pub fn describe_status(status: &ClusterStatus) -> String {
+    let mut text = match &status.view {
+        Some(view) => format!(
+            "view {} ({}), primary {}",
+            view.number.0,
+            if status.active { "active" } else { "starting" },
+            view.primary.id
+        ),
+        None => "no view yet".to_owned(),
+    };
+    for r in &status.replicas {
+        text.push_str(&format!(
+            "\n  {:<24} {:<21} {:<14} applied op {:<8} {}",
+            r.id.to_string(),
+            r.address.to_string(),
+            format!("{:?}", r.role),
+            r.applied.0,
+            if r.alive { "alive" } else { "dead" }
+        ));
+    }
+    text
+}
+
+/// Runs one command against the service. `Help` and `Quit` need no service.
+pub async fn run_command(client: &OrderClient, command: ClientCommand) -> CommandOutput {
+    match command {
+        ClientCommand::Order { postcode, items } => {
+            match client.place_order(&postcode, items.clone()).await {
+                Ok(id) => CommandOutput {
+                    text: format!("order {id} placed: {}", items.join(", ")),
+                    json: serde_json::json!({ "ok": true, "order_id": id.to_string(), "items": items }),
+                    ok: true,
+                },
+                Err(e) => failure(&e),
+            }
+        }
+        ClientCommand::History { postcode } => match client.order_history(&postcode).await {
+            Ok((postcode, orders)) => CommandOutput {
+                text: describe_history(&postcode, &orders),
+                json: serde_json::json!({ "ok": true, "postcode": postcode.as_str(), "orders": orders_json(&orders) }),
+                ok: true,
+            },
+            Err(e) => failure(&e),
+        },
+        ClientCommand::Status => match client.cluster_status().await {
+            Ok(status) => CommandOutput {
+                text: describe_status(&status),
+                json: status_json(&status),
+                ok: true,
+            },
+            Err(e) => failure(&OrderClientError::Client(e)),
+        },
+        ClientCommand::Help => CommandOutput {
+            text: SHELL_HELP.to_owned(),
+            json: serde_json::json!({ "ok": true, "help": SHELL_HELP }),
+            ok: true,
+        },
+        ClientCommand::Quit => CommandOutput {
+            text: String::new(),
+            json: serde_json::json!({ "ok": true }),
+            ok: true,
+        },
+    }
+}
+
+fn status_json(status: &ClusterStatus) -> serde_json::Value {
+    let replicas: Vec<serde_json::Value> = status
+        .replicas
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "name": r.id.name, "incarnation": r.id.incarnation, "address": r.address.as_str(),
+                "role": format!("{:?}", r.role), "applied": r.applied.0, "alive": r.alive,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "ok": true,
+        "view": status.view.as_ref().map(|v| v.number.0),
+        "active": status.active,
+        "primary": status.view.as_ref().map(|v| v.primary.id.name.clone()),
+        "backups": status.view.as_ref().map(|v| v.backups.iter().map(|b| b.id.name.clone()).collect::<Vec<_>>()),
+        "replicas": replicas,
+    })
+}
+
+/// Runs the interactive prompt on stdin until `quit` or end of input. Line editing and
+/// history come from rustyline when stdin is a terminal.
+pub async fn run_shell(client: &OrderClient) {
+    let (lines_tx, mut lines) = tokio::sync::mpsc::channel::<String>(1);
+    let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
+    // rustyline blocks: it reads on a thread of its own, one line per prompt.
+    std::thread::spawn(move || {
+        let Ok(mut editor) = rustyline::DefaultEditor::new() else {
+            return;
+        };
+        loop {
+            match editor.readline("just-hungry> ") {
+                Ok(line) => {
+                    let _ = editor.add_history_entry(line.as_str());
+                    if lines_tx.blocking_send(line).is_err() || ready.recv().is_err() {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    });
+    println!("{SHELL_HELP}");
+    while let Some(line) = lines.recv().await {
+        match parse_shell_line(&line) {
+            Ok(None) => {}
+            Ok(Some(ClientCommand::Quit)) => break,
+            Ok(Some(command)) => println!("{}", run_command(client, command).await.text),
+            Err(message) => println!("{message}"),
+        }
+        if ready_tx.send(()).is_err() {
+            break;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_lines_accept_the_postcode_with_or_without_its_space() {
+        let with = parse_shell_line("order SW1A 1AA pizza, cola").unwrap();
+        let without = parse_shell_line("order sw1a1aa pizza, cola").unwrap();
+        let expected_items = vec!["pizza".to_string(), "cola".to_string()];
+        assert_eq!(
+            with,
+            Some(ClientCommand::Order {
+                postcode: "SW1A 1AA".into(),
+                items: expected_items.clone()
+            })
+        );
+        assert_eq!(
+            without,
+            Some(ClientCommand::Order {
+                postcode: "sw1a1aa".into(),
+                items: expected_items
+            })
+        );
+    }
+
+    #[test]
+    fn an_item_that_looks_like_an_inward_code_is_not_swallowed() {
+        // "M1" alone is not a postcode, "M1 1AE" is; "SW1A1AA" alone is, so "tea" stays an item.
+        let parsed = parse_shell_line("order SW1A1AA tea").unwrap();
+        assert_eq!(
+            parsed,
+            Some(ClientCommand::Order {
+                postcode: "SW1A1AA".into(),
+                items: vec!["tea".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn bad_lines_get_a_usage_message() {
+        assert!(parse_shell_line("order").is_err());
+        assert!(parse_shell_line("history").is_err());
+        assert!(parse_shell_line("frobnicate").is_err());
+        assert_eq!(parse_shell_line("   "), Ok(None));
+    }
+}
