@@ -26,6 +26,7 @@
 
 #![deny(missing_docs)]
 
+pub mod checker;
 pub mod codec;
 pub mod ids;
 pub mod orders;
