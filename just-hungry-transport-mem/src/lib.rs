@@ -12,13 +12,23 @@
 //!
 //! Every queue is bounded ([`QUEUE_CAPACITY`]): when a receiver falls that far behind, further
 //! payloads to it are dropped, as a congested network drops packets, and the protocol
-//! retransmits. Fault injection (drop, delay, duplicate, reorder, partition) hooks into
-//! [`MemNetwork::deliver`], the one place every payload passes.
+//! retransmits.
+//!
+//! ## Fault injection
+//!
+//! Every payload passes through [`MemNetwork::deliver`], which applies the network's
+//! [`Faults`]: drop, duplicate, and delay by a random bounded time (which reorders), drawn from
+//! a seeded generator ([`MemNetwork::with_seed`]), and partitions ([`MemNetwork::partition`],
+//! [`MemNetwork::block`], one-way too; [`MemNetwork::heal`]). A partitioned or dropped payload
+//! vanishes silently, as on a real network; only a payload to a crashed node is reported
+//! unreachable. Delays use tokio's clock, so under a paused clock (`start_paused`) a run is a
+//! function of its seed.
 
 #![deny(missing_docs)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use just_hungry_core::ids::Address;
 use just_hungry_core::transport::{Transport, TransportEvent};
@@ -32,10 +42,94 @@ struct Port {
     sender: mpsc::Sender<TransportEvent>,
 }
 
+/// What the network does to payloads, on every link.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Faults {
+    /// Probability that a payload is lost.
+    pub drop: f64,
+    /// Probability that a payload is delivered twice.
+    pub duplicate: f64,
+    /// Each payload is delayed by a uniform random time up to this (zero: no delay, and so no
+    /// reordering).
+    pub max_delay: Duration,
+}
+
+impl Faults {
+    /// A network that delivers everything at once, in order.
+    pub const NONE: Faults = Faults {
+        drop: 0.0,
+        duplicate: 0.0,
+        max_delay: Duration::ZERO,
+    };
+}
+
+/// splitmix64: small, fast and good enough to draw faults from a seed.
+#[derive(Clone, Debug)]
+struct FaultRng(u64);
+
+impl FaultRng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform number in `[0, 1)`.
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 #[derive(Default)]
 struct Switch {
     ports: HashMap<Address, Port>,
     next_generation: u64,
+    faults: Faults,
+    blocked: BTreeSet<(Address, Address)>,
+    rng: Option<FaultRng>,
+}
+
+/// What [`Switch::route`] decided for one payload.
+enum Route {
+    /// Nobody is attached at the destination.
+    Unreachable,
+    /// Lost (dropped or partitioned).
+    Lost,
+    /// Deliver `copies` times, each after its delay.
+    Deliver {
+        sender: mpsc::Sender<TransportEvent>,
+        delays: Vec<Duration>,
+    },
+}
+
+impl Switch {
+    fn route(&mut self, from: &Address, to: &Address) -> Route {
+        let Some(port) = self.ports.get(to) else {
+            return Route::Unreachable;
+        };
+        let sender = port.sender.clone();
+        if self.blocked.contains(&(from.clone(), to.clone())) {
+            return Route::Lost;
+        }
+        let faults = self.faults;
+        if faults == Faults::NONE {
+            return Route::Deliver {
+                sender,
+                delays: vec![Duration::ZERO],
+            };
+        }
+        let rng = self.rng.get_or_insert(FaultRng(0));
+        if rng.unit() < faults.drop {
+            return Route::Lost;
+        }
+        let copies = if rng.unit() < faults.duplicate { 2 } else { 1 };
+        let delays = (0..copies)
+            .map(|_| faults.max_delay.mul_f64(rng.unit()))
+            .collect();
+        Route::Deliver { sender, delays }
+    }
 }
 
 /// An in-process network. Clones share the same network.
@@ -45,9 +139,43 @@ pub struct MemNetwork {
 }
 
 impl MemNetwork {
-    /// An empty network.
+    /// An empty network without faults.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty network whose faults are drawn from `seed`.
+    pub fn with_seed(seed: u64) -> Self {
+        let network = Self::default();
+        network.switch().rng = Some(FaultRng(seed));
+        network
+    }
+
+    /// Sets the faults applied to every payload from now on.
+    pub fn set_faults(&self, faults: Faults) {
+        self.switch().faults = faults;
+    }
+
+    /// Cuts every link between the nodes of `a` and those of `b`, both ways.
+    pub fn partition(&self, a: &[Address], b: &[Address]) {
+        for x in a {
+            for y in b {
+                self.block(x, y);
+                self.block(y, x);
+            }
+        }
+    }
+
+    /// Cuts the link from `from` to `to` only (a one-way partition).
+    pub fn block(&self, from: &Address, to: &Address) {
+        self.switch().blocked.insert((from.clone(), to.clone()));
+    }
+
+    /// Restores every link and removes every fault.
+    pub fn heal(&self) {
+        let mut switch = self.switch();
+        switch.blocked.clear();
+        switch.faults = Faults::NONE;
     }
 
     fn switch(&self) -> MutexGuard<'_, Switch> {
@@ -88,24 +216,33 @@ impl MemNetwork {
         self.switch().ports.contains_key(address)
     }
 
-    /// Delivers one payload from `from` to `to`; `false` if nobody is attached at `to`.
+    /// Delivers one payload from `from` to `to` through the network's faults; `false` if
+    /// nobody is attached at `to`.
     pub fn deliver(&self, from: &Address, to: &Address, payload: Vec<u8>) -> bool {
-        let sender = match self.switch().ports.get(to) {
-            Some(port) => port.sender.clone(),
-            None => return false,
+        let route = self.switch().route(from, to);
+        let (sender, delays) = match route {
+            Route::Unreachable => return false,
+            Route::Lost => return true,
+            Route::Deliver { sender, delays } => (sender, delays),
         };
-        let event = TransportEvent::Message {
-            from: from.clone(),
-            payload,
-        };
-        match sender.try_send(event) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::debug!(from = %from, to = %to, "queue full: payload dropped");
-                true
+        for delay in delays {
+            let event = TransportEvent::Message {
+                from: from.clone(),
+                payload: payload.clone(),
+            };
+            if delay.is_zero() {
+                if let Err(mpsc::error::TrySendError::Closed(_)) = sender.try_send(event) {
+                    return false;
+                }
+            } else {
+                let sender = sender.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = sender.try_send(event);
+                });
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
+        true
     }
 
     fn detach(&self, address: &Address, generation: u64) {
@@ -183,6 +320,46 @@ mod tests {
             a.recv().await,
             Some(TransportEvent::Unreachable { to }) if to == Address::new("b")
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn partitions_are_silent_and_heal() {
+        let net = MemNetwork::with_seed(7);
+        let a = net.endpoint("a");
+        let mut b = net.endpoint("b");
+        net.partition(&[Address::new("a")], &[Address::new("b")]);
+        a.send(&Address::new("b"), vec![1]);
+        assert!(b.try_recv().is_none(), "a partitioned payload vanishes");
+        net.heal();
+        a.send(&Address::new("b"), vec![2]);
+        assert!(
+            matches!(b.recv().await, Some(TransportEvent::Message { payload, .. }) if payload == vec![2])
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn faults_drop_duplicate_and_delay_as_configured() {
+        let net = MemNetwork::with_seed(42);
+        let a = net.endpoint("a");
+        let mut b = net.endpoint("b");
+        net.set_faults(Faults {
+            drop: 0.2,
+            duplicate: 0.2,
+            max_delay: Duration::from_millis(50),
+        });
+        for i in 0..1000u32 {
+            a.send(&Address::new("b"), i.to_le_bytes().to_vec());
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let mut received = Vec::new();
+        while let Some(TransportEvent::Message { payload, .. }) = b.try_recv() {
+            received.push(u32::from_le_bytes(payload.try_into().unwrap()));
+        }
+        let distinct: BTreeSet<u32> = received.iter().copied().collect();
+        // About 80% arrive, about 20% of those twice, and delays reorder them.
+        assert!((700..=900).contains(&distinct.len()), "{}", distinct.len());
+        assert!(received.len() > distinct.len() + 100);
+        assert!(received.windows(2).any(|w| w[0] > w[1]), "delays reorder");
     }
 
     #[tokio::test]
