@@ -1,0 +1,83 @@
+//! The command-line client. Interactive: `cargo run --example client`. One shot:
+//! `cargo run --example client -- order "SW1A 1AA" pizza cola`, `... -- history "SW1A 1AA"`,
+//! `... -- status`, each with `--json` for scripts; exits non-zero on error.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use just_hungry::cli::{
+    ClientCommand, DEFAULT_REGISTRY, REGISTRY_ENV, init_logging, parse_duration, run_command,
+    run_shell,
+};
+use just_hungry::core::ids::Address;
+use just_hungry::core::protocol::client::ClientConfig;
+use just_hungry::core::runtime::OrderClient;
+use just_hungry::tcp::{TcpConfig, TcpTransport};
+
+/// A Just Hungry client: place orders, read order histories, see the cluster.
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// The registry's address.
+    #[arg(long, env = REGISTRY_ENV, default_value = DEFAULT_REGISTRY)]
+    registry: String,
+    /// Give up on a request after this long (it is retried through failovers until then).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    deadline: Duration,
+    /// Print one JSON object per command (one-shot mode).
+    #[arg(long)]
+    json: bool,
+    /// Run one command and exit; without one, an interactive prompt.
+    #[command(subcommand)]
+    command: Option<OneShot>,
+}
+
+#[derive(Subcommand)]
+enum OneShot {
+    /// Place an order: a postcode (with or without its space) and one or more items.
+    Order {
+        postcode: String,
+        items: Vec<String>,
+    },
+    /// Show a postcode's orders.
+    History { postcode: String },
+    /// Show the view, the primary and every replica.
+    Status,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<ExitCode> {
+    let args = Args::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        init_logging();
+    }
+    let transport = TcpTransport::connect_only(TcpConfig::client("client")).await?;
+    let config = ClientConfig {
+        deadline: args.deadline,
+        ..ClientConfig::default()
+    };
+    let client = OrderClient::spawn(transport, Address::new(args.registry), config);
+    let Some(command) = args.command else {
+        run_shell(&client).await;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let command = match command {
+        OneShot::Order { postcode, items } => ClientCommand::Order { postcode, items },
+        OneShot::History { postcode } => ClientCommand::History { postcode },
+        OneShot::Status => ClientCommand::Status,
+    };
+    let output = run_command(&client, command).await;
+    if args.json {
+        println!("{}", output.json);
+    } else if output.ok {
+        println!("{}", output.text);
+    } else {
+        eprintln!("{}", output.text);
+    }
+    Ok(if output.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

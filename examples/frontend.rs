@@ -1,0 +1,56 @@
+//! The front-end: `cargo run --example frontend -- [--registry ADDR] [--state-dir DIR]`.
+//! It finds replicas through their pings, elects the primary, routes client requests, and
+//! stores its view in `--state-dir` so a restart resumes from it.
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use just_hungry::cli::{DEFAULT_REGISTRY, REGISTRY_ENV, TimingArgs, init_logging, shutdown_signal};
+use just_hungry::core::ids::Address;
+use just_hungry::core::orders::OrderBook;
+use just_hungry::core::protocol::view_manager::FrontEndConfig;
+use just_hungry::core::protocol::view_store::FileViewStore;
+use just_hungry::core::runtime;
+use just_hungry::core::transport::Transport;
+use just_hungry::tcp::{TcpConfig, TcpTransport};
+
+/// The Just Hungry front-end (view manager and request router).
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// The registry's address.
+    #[arg(long, env = REGISTRY_ENV, default_value = DEFAULT_REGISTRY)]
+    registry: String,
+    /// Address to listen on (port 0: any free port; clients find it through the registry).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Directory where the current view is stored (created if missing).
+    #[arg(long, default_value = "just-hungry-frontend")]
+    state_dir: std::path::PathBuf,
+    /// With every member of the last active view dead, start a new cluster from the live
+    /// replicas, losing the orders only the dead held.
+    #[arg(long)]
+    force_new_cluster: bool,
+    #[command(flatten)]
+    timing: TimingArgs,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging();
+    let store = FileViewStore::in_dir(&args.state_dir)?;
+    let transport =
+        TcpTransport::bind(TcpConfig::server(args.listen, "frontend", "frontend")).await?;
+    let address = transport.local_address();
+    let mut config = FrontEndConfig::new("frontend", address.clone(), Address::new(args.registry));
+    config.timing = args.timing.timing();
+    config.bootstrap_grace = config.timing.ping_interval * 2;
+    config.force_new_cluster = args.force_new_cluster;
+    tracing::info!(address = %address, state_dir = %args.state_dir.display(), "front-end listening");
+    let node = runtime::spawn_frontend::<OrderBook, _>(transport, config, Box::new(store));
+    shutdown_signal().await;
+    tracing::info!("front-end shutting down");
+    node.shutdown().await;
+    Ok(())
+}
