@@ -1,7 +1,8 @@
-//! The whole Just Hungry system in one process, on the in-memory transport, telling its story.
-//!
-//! `cargo run --example cluster`. The story goes to stdout, the servers' own logs to stderr
-//! (`2>/dev/null` or `RUST_LOG=warn` hides them). Exits 0 when every check holds, 1 otherwise.
+//! The whole Just Hungry system in one process, telling its story: on the in-memory transport
+//! (`cargo run --example cluster`) or over TCP sockets on 127.0.0.1
+//! (`cargo run --example cluster -- --transport tcp`). The story goes to stdout, the servers'
+//! own logs to stderr (`2>/dev/null` or `RUST_LOG=warn` hides them). Exits 0 when every check
+//! holds, 1 otherwise.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -10,7 +11,22 @@ use std::time::{Duration, Instant};
 use just_hungry::core::orders::{OrderBook, OrderId, OrderValidator};
 use just_hungry::core::protocol::Timing;
 use just_hungry::core::protocol::client::ClientConfig;
-use just_hungry::local::LocalCluster;
+use just_hungry::local::{LocalCluster, Network, TcpNetwork};
+use just_hungry::mem::MemNetwork;
+
+/// Runs the Just Hungry story on one transport and checks it.
+#[derive(clap::Parser)]
+struct Args {
+    /// The transport: in-process channels, or TCP sockets on 127.0.0.1.
+    #[arg(long, value_enum, default_value = "mem")]
+    transport: TransportKind,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum TransportKind {
+    Mem,
+    Tcp,
+}
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -20,11 +36,29 @@ fn say(step: &str) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
+    let args = <Args as clap::Parser>::parse();
     just_hungry::cli::init_logging();
+    let failures = match args.transport {
+        TransportKind::Mem => {
+            story(LocalCluster::on(MemNetwork::new(), Timing::default()).await?).await?
+        }
+        TransportKind::Tcp => story(LocalCluster::on(TcpNetwork, Timing::default()).await?).await?,
+    };
+    if failures.is_empty() {
+        say("all checks passed");
+        Ok(())
+    } else {
+        for f in &failures {
+            eprintln!("CHECK FAILED: {f}");
+        }
+        std::process::exit(1);
+    }
+}
+
+/// The story; returns the checks that failed.
+async fn story<N: Network>(mut cluster: LocalCluster<OrderBook, N>) -> anyhow::Result<Vec<String>> {
     let mut failures = Vec::new();
     let validator = Arc::new(OrderValidator::offline());
-
-    let mut cluster = LocalCluster::<OrderBook>::new(Timing::default());
     say("registry (name server) up");
     for name in ["replica-1", "replica-2", "replica-3"] {
         cluster
@@ -187,13 +221,5 @@ async fn main() -> anyhow::Result<()> {
         ));
     }
     cluster.shutdown().await;
-    if failures.is_empty() {
-        say("all checks passed");
-        Ok(())
-    } else {
-        for f in &failures {
-            eprintln!("CHECK FAILED: {f}");
-        }
-        std::process::exit(1);
-    }
+    Ok(failures)
 }

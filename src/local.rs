@@ -20,6 +20,7 @@ use just_hungry_core::runtime::{self, Client, NodeHandle, NodeReport, OrderClien
 use just_hungry_core::state_machine::{CommandValidator, StateMachine};
 use just_hungry_core::transport::Transport;
 use just_hungry_transport_mem::{MemEndpoint, MemNetwork};
+use just_hungry_transport_tcp::{TcpConfig, TcpTransport};
 
 /// Where the nodes of a [`LocalCluster`] are attached: hands out one transport endpoint per
 /// node.
@@ -35,6 +36,26 @@ pub trait Network: Send + Sync + 'static {
 
     /// Makes `address` refuse messages from now on (its node was killed).
     fn crash(&self, address: &Address);
+}
+
+/// Real TCP sockets on 127.0.0.1, every node on a free port: the same cluster as on the
+/// in-memory network, over the wire format of the binaries.
+#[derive(Clone, Debug, Default)]
+pub struct TcpNetwork;
+
+impl Network for TcpNetwork {
+    type Endpoint = TcpTransport;
+
+    async fn endpoint(&self, name: &str) -> std::io::Result<(TcpTransport, Address)> {
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let transport = TcpTransport::bind(TcpConfig::server(listen, "node", name)).await?;
+        let address = transport.local_address();
+        Ok((transport, address))
+    }
+
+    /// Nothing to do: a crashed node's task drops its transport, which closes its sockets, so
+    /// its port refuses connections from then on.
+    fn crash(&self, _address: &Address) {}
 }
 
 impl Network for MemNetwork {

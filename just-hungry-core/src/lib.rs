@@ -33,6 +33,7 @@ pub mod orders;
 pub mod postcode;
 pub mod protocol;
 pub mod runtime;
+pub mod sim;
 pub mod state_machine;
 pub mod transport;
 

@@ -286,6 +286,9 @@ impl<S: StateMachine> Replica<S> {
         let mut backups = BTreeMap::new();
         for member in &view.backups {
             let mut peer = Peer::new(member.address.clone(), now);
+            // Behind until it holds the view's state: one that never confirms is reported
+            // like a backup that stops acknowledging, or the view would never start.
+            peer.behind_since = Some(now);
             if let Some((acked, tracked_in)) = tracked.get(&member.id) {
                 peer.acked = *acked;
                 peer.tracked_in = Some(*tracked_in);
@@ -390,22 +393,16 @@ impl<S: StateMachine> Replica<S> {
         }
         p.view_snapshot = None;
         let view = p.view;
-        let pending: Vec<(RequestId, Address)> = p
-            .pending
-            .iter()
-            .map(|(id, w)| (*id, w.reply_to.clone()))
-            .collect();
+        // Writes prepared in the previous view are part of this view's state, but are not
+        // answered here: the answer could reach a client before the front-end learns that this
+        // view is active, while its last active view still counts members that lack the write
+        // (one of them could then be elected, losing an acknowledged write: invariant 1). The
+        // front-end forwards them again once the view is active; the client table answers.
         p.pending.clear();
         self.role = ReplicaRole::Primary;
         tracing::info!(node = %self.config.id, view = %view, op = %self.state.applied(), "view started: every backup holds the state");
         if let Some(fe) = self.frontend.clone() {
             self.send(fe, Message::ViewStarted { view });
-        }
-        // Writes prepared in the previous view are part of this view's state: answer them.
-        for (id, reply_to) in pending {
-            if let Seen::Done(reply) = self.state.clients().check(id) {
-                self.respond(reply_to, id, Outcome::Written(reply));
-            }
         }
     }
 
@@ -581,6 +578,13 @@ impl<S: StateMachine> Replica<S> {
             self.commit();
         } else if let Some(peer) = p.learners.get_mut(&replica) {
             if !peer.started {
+                // Only an acknowledgement of the snapshot's op (or later) proves that this
+                // snapshot was restored: the replica may have restored an older one, sent to
+                // an earlier incarnation at the same address, and would never get the ops in
+                // between. Until then the snapshot is sent again.
+                if peer.snapshot.as_ref().is_some_and(|(at, _)| op < *at) {
+                    return;
+                }
                 peer.started = true;
                 peer.snapshot = None;
                 tracing::info!(node = %self.config.id, learner = %replica, op = %op, "state transfer: learner restored the snapshot, now following the log");
@@ -635,6 +639,7 @@ impl<S: StateMachine> Replica<S> {
             peer.started = true;
             peer.acked = peer.acked.max(op);
             peer.sent = peer.sent.max(op);
+            peer.behind_since = (peer.acked < p.last_op).then_some(peer.last_sent_at);
         }
         self.maybe_finish_view_start();
     }
@@ -972,7 +977,7 @@ impl<S: StateMachine> Replica<S> {
                     let reported_recently = peer
                         .last_reported_at
                         .is_some_and(|t| now.saturating_since(t) < timing.backup_timeout);
-                    if role == ReplicaRole::Primary
+                    if matches!(role, ReplicaRole::Primary | ReplicaRole::StartingView)
                         && now.saturating_since(since) >= timing.backup_timeout
                         && !reported_recently
                     {

@@ -186,7 +186,8 @@ impl<S: StateMachine> ReplicatedState<S> {
     pub fn apply(&mut self, entry: &Entry<S::Command>) -> S::Reply {
         debug_assert_eq!(entry.op, self.applied.next(), "ops apply in order");
         self.applied = entry.op;
-        if let Seen::Done(reply) = self.clients.check(entry.request) {
+        let seen = self.clients.check(entry.request);
+        if let Seen::Done(reply) = seen {
             return reply;
         }
         let context = ApplyContext {
@@ -195,8 +196,14 @@ impl<S: StateMachine> ReplicatedState<S> {
             time: entry.time,
         };
         let reply = self.service.apply(&context, &entry.command);
-        self.clients
-            .record(entry.request, reply.clone(), entry.time);
+        // A delayed duplicate of a request its client gave up on can reach the log while the
+        // client's next request is in flight, and so be applied after it. It must not replace
+        // the newer request's record: the table would forget that one and apply its retry a
+        // second time. (It stays `Stale`, so it is never applied again either.)
+        if matches!(seen, Seen::New) {
+            self.clients
+                .record(entry.request, reply.clone(), entry.time);
+        }
         reply
     }
 

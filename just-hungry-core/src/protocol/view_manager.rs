@@ -236,7 +236,19 @@ impl<S: StateMachine> ViewManager<S> {
 
     fn on_ping(&mut self, now: Time, ping: Ping) {
         if self.retired.contains(&ping.replica) {
-            return; // a delayed ping of a dead incarnation
+            let replacement_alive = self
+                .replicas
+                .get(&ping.replica.name)
+                .is_some_and(|k| self.is_alive(k, now));
+            if replacement_alive {
+                return; // a delayed ping of a dead incarnation
+            }
+            // Incarnations are random, so a delayed ping of a dead incarnation looks like a
+            // restart too, and may have retired this one, which is running. The incarnation
+            // that replaced it is silent: take this one back (below, as a newcomer that must
+            // join again), else a running replica would be ignored forever.
+            tracing::info!(node = %self.config.name, replica = %ping.replica, "a retired incarnation is still pinging and its replacement is silent: taking it back");
+            self.retired.remove(&ping.replica);
         }
         if let Some(old) = self.replicas.get(&ping.replica.name)
             && old.id != ping.replica
@@ -565,7 +577,10 @@ impl<S: StateMachine> ViewManager<S> {
     }
 
     fn on_suspect_backup(&mut self, now: Time, number: ViewNumber, backup: ReplicaId) {
-        let Some(view) = self.active_view().cloned() else {
+        // The current view, active or not: a backup that never confirms the state of a view
+        // being started would keep it from starting. As for a dead backup (`evaluate`), the
+        // next view keeps the primary, so no election is involved (rule 3 holds).
+        let Some(view) = self.current_view().cloned() else {
             return;
         };
         if view.number != number || !view.is_backup(&backup) {

@@ -1,0 +1,241 @@
+//! What a test asks the simulator to do: advance time, start client operations, inject faults.
+//!
+//! Indices are taken modulo what exists (a `CrashReplica(7)` in a cluster of three replicas
+//! crashes replica `7 % 3`), so any sequence of actions is valid for any cluster: proptest can
+//! shrink a failing sequence freely.
+
+use std::fmt;
+
+use crate::sim::rng::SimRng;
+
+/// A node to cut off the network with [`Action::Isolate`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The front-end.
+    FrontEnd,
+    /// Replica slot `i` (modulo the number of slots).
+    Replica(u8),
+    /// Client `i` (modulo the number of clients).
+    Client(u8),
+}
+
+/// One step of a simulated run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing (what shrinking turns an action into when it is not needed).
+    Nop,
+    /// Let this many milliseconds of virtual time pass, delivering every event due.
+    Advance(u16),
+    /// Client `client` places an order for postcode `postcode` of [`WRITE_TARGETS`] (modulo its
+    /// length); ignored while that client has an operation in flight.
+    ClientWrite {
+        /// Which client.
+        client: u8,
+        /// Index into [`WRITE_TARGETS`].
+        postcode: u8,
+    },
+    /// Client `client` reads the history of postcode `postcode` of [`POSTCODES`]; ignored while
+    /// that client has an operation in flight.
+    ClientRead {
+        /// Which client.
+        client: u8,
+        /// Index into [`POSTCODES`].
+        postcode: u8,
+    },
+    /// Crash replica slot `i` (its in-memory state is lost).
+    CrashReplica(u8),
+    /// Restart replica slot `i` as a new incarnation with its pre-defined data; a running
+    /// replica is killed first (a restart within `dead_after`).
+    RestartReplica(u8),
+    /// Crash the primary of the front-end's current view.
+    CrashPrimary,
+    /// Crash the front-end (its stored view survives).
+    CrashFrontEnd,
+    /// Restart the front-end from its stored view; a running one is killed first.
+    RestartFrontEnd,
+    /// Start a new replica (up to the configured maximum number of slots).
+    AddReplica,
+    /// Cut a node off from every other node, both ways.
+    Isolate(Target),
+    /// Cut the link from the first node to the second, one way only (the other way still
+    /// works): a node that can speak but not hear, or hear but not speak.
+    CutLink(Target, Target),
+    /// Cut the primary of the front-end's current view off from its backups (not from the
+    /// front-end), both ways.
+    PartitionPrimaryFromBackups,
+    /// Split the replicas in two groups: those whose slot index has its bit set in the mask stay
+    /// with the front-end, the registry and the clients; the others are cut off from them.
+    Split(u8),
+    /// Remove every partition.
+    Heal,
+    /// Drop each message with this probability, in thousandths.
+    SetDrop(u16),
+    /// Deliver each message twice with this probability, in thousandths.
+    SetDuplicate(u16),
+    /// Make the longest network delay this many milliseconds (at least the shortest delay):
+    /// long delays rival the ping and failure-detection timings.
+    SetMaxDelay(u16),
+}
+
+/// A postcode as a client types it, and its canonical form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SimPostcode {
+    /// As typed (sometimes loosely).
+    pub typed: &'static str,
+    /// Canonical form: the key of the history.
+    pub canonical: &'static str,
+}
+
+/// The valid postcodes the simulated clients use (some typed loosely, to exercise the
+/// normalisation at the primary).
+pub const POSTCODES: [SimPostcode; 6] = [
+    SimPostcode {
+        typed: "SW1A 1AA",
+        canonical: "SW1A 1AA",
+    },
+    SimPostcode {
+        typed: "m1 1ae",
+        canonical: "M1 1AE",
+    },
+    SimPostcode {
+        typed: "EH1 2NG",
+        canonical: "EH1 2NG",
+    },
+    SimPostcode {
+        typed: "cf103rb",
+        canonical: "CF10 3RB",
+    },
+    SimPostcode {
+        typed: "BT1 5GS",
+        canonical: "BT1 5GS",
+    },
+    SimPostcode {
+        typed: "SW1A 2AA",
+        canonical: "SW1A 2AA",
+    },
+];
+
+/// What a write asks for: a postcode and items, valid or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteTarget {
+    /// A valid order for `POSTCODES[i]`.
+    Valid(usize),
+    /// An order for a postcode that fails the format check: refused by validation.
+    InvalidPostcode(&'static str),
+    /// An order with no items for a valid postcode: refused by validation.
+    EmptyOrder(usize),
+}
+
+/// The writes [`Action::ClientWrite`] picks from: mostly valid, one invalid postcode, one
+/// empty order.
+pub const WRITE_TARGETS: [WriteTarget; 8] = [
+    WriteTarget::Valid(0),
+    WriteTarget::Valid(1),
+    WriteTarget::Valid(2),
+    WriteTarget::Valid(3),
+    WriteTarget::Valid(4),
+    WriteTarget::Valid(5),
+    WriteTarget::InvalidPostcode("NOT A POSTCODE"),
+    WriteTarget::EmptyOrder(0),
+];
+
+impl Action {
+    /// A random action, with the same weights as the property tests' strategy.
+    pub fn random(rng: &mut SimRng) -> Action {
+        let small = |rng: &mut SimRng| rng.below(256) as u8;
+        match rng.below(100) {
+            0..=29 => Action::Advance(rng.between(1, 1500) as u16),
+            30..=54 => Action::ClientWrite {
+                client: small(rng),
+                postcode: small(rng),
+            },
+            55..=64 => Action::ClientRead {
+                client: small(rng),
+                postcode: small(rng),
+            },
+            65..=67 => Action::CrashReplica(small(rng)),
+            68..=71 => Action::RestartReplica(small(rng)),
+            72..=73 => Action::CrashPrimary,
+            74 => Action::CrashFrontEnd,
+            75..=76 => Action::RestartFrontEnd,
+            77 => Action::AddReplica,
+            78..=79 => Action::Isolate(random_target(rng)),
+            80..=81 => Action::PartitionPrimaryFromBackups,
+            82 => Action::Split(small(rng)),
+            83..=87 => Action::Heal,
+            88..=91 => Action::SetDrop(rng.below(301) as u16),
+            92..=95 => Action::SetDuplicate(rng.below(301) as u16),
+            96 => Action::SetMaxDelay(rng.between(1, 400) as u16),
+            97 => Action::CutLink(random_target(rng), random_target(rng)),
+            _ => Action::Advance(rng.between(1, 200) as u16),
+        }
+    }
+}
+
+fn random_target(rng: &mut SimRng) -> Target {
+    match rng.below(4) {
+        0 => Target::FrontEnd,
+        1 => Target::Client(rng.below(256) as u8),
+        _ => Target::Replica(rng.below(256) as u8),
+    }
+}
+
+/// Generates `count` random actions from `seed` (the replay of `JUST_HUNGRY_SIM_SEED`).
+pub fn random_actions(seed: u64, count: usize) -> Vec<Action> {
+    let mut rng = SimRng::new(seed ^ 0x5eed_ac71_0a5e_ed00);
+    (0..count).map(|_| Action::random(&mut rng)).collect()
+}
+
+/// A list of actions that prints without its [`Action::Nop`]s, each with its index: what a
+/// shrunk failing case looks like in a test failure.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Actions(pub Vec<Action>);
+
+impl fmt::Debug for Actions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        for (i, a) in self.0.iter().enumerate() {
+            if *a != Action::Nop {
+                list.entry(&format_args!("{i}: {a:?}"));
+            }
+        }
+        list.finish()
+    }
+}
+
+impl fmt::Display for Actions {
+    /// As Rust source: `vec![Action::Advance(3), ...]` without the `Nop`s, to paste into a
+    /// scenario test.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("vec![")?;
+        let mut first = true;
+        for a in self.0.iter().filter(|a| **a != Action::Nop) {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            match a {
+                Action::Isolate(t) => write!(f, "Action::Isolate(Target::{t:?})")?,
+                Action::CutLink(a, b) => {
+                    write!(f, "Action::CutLink(Target::{a:?}, Target::{b:?})")?
+                }
+                other => write!(f, "Action::{other:?}")?,
+            }
+        }
+        f.write_str("]")
+    }
+}
+
+/// The whole run generated from one seed: the cluster's size (3 to 5 replicas, 2 to 4
+/// clients), whether the last member is protected (3 runs in 4) and 50 to 300 actions. What `JUST_HUNGRY_SIM_SEED` replays.
+pub fn seeded_run(seed: u64) -> (crate::sim::SimConfig, Vec<Action>) {
+    let mut rng = SimRng::new(seed ^ 0x00c0_ffee_d00d_f00d);
+    let config = crate::sim::SimConfig {
+        replicas: rng.between(3, 5) as usize,
+        clients: rng.between(2, 4) as usize,
+        protect_last_member: rng.below(4) != 0,
+        ..crate::sim::SimConfig::default()
+    };
+    let count = rng.between(50, 300) as usize;
+    (config, random_actions(seed, count))
+}

@@ -1,0 +1,156 @@
+//! The end of a run: stop every fault, then check liveness (invariant 7), the final reads,
+//! convergence (invariant 5) and the reads of the history (invariant 6, partly).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::ids::ViewNumber;
+use crate::orders::OrderId;
+use crate::sim::{EventType, FinalReport, InFlight, Invariant, POSTCODES, Sim, Violation};
+
+impl Sim {
+    /// Ends the run: heals every partition, stops drops, duplicates, long delays and the
+    /// scenario hooks (held messages stay undelivered), restarts the front-end if it is down,
+    /// then checks liveness (invariant 7: every request in flight completes, then one new
+    /// write per client succeeds), reads every postcode and checks that no acknowledged order
+    /// is missing or doubled, lets traffic drain and checks convergence (invariant 5) and the
+    /// reads of the history (invariant 6, partly).
+    ///
+    /// When no member of the last active view is alive, the protocol promises nothing more
+    /// (rule 4): only the safety checks already made hold, and `available` is `false`.
+    pub fn finish(&mut self) -> Result<FinalReport, Violation> {
+        self.holding.clear();
+        self.drop_next.clear();
+        self.heal();
+        self.set_drop(0);
+        self.set_duplicate(0);
+        self.set_max_delay(self.config.network.max_delay_ms);
+        if self.frontend.is_none() {
+            self.restart_frontend()?;
+        }
+        self.check_all()?;
+        let healed = self.now;
+        let available = self.member_of_last_active_alive();
+        let deadline = self.config.client.deadline;
+
+        // Invariant 7: requests in flight at the heal complete.
+        let in_flight: Vec<(usize, InFlight)> = self
+            .clients
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.current.clone().map(|f| (i, f)))
+            .collect();
+        let idle = self.run_while(deadline + Duration::from_secs(1), |s| !s.any_client_busy())?;
+        if !idle {
+            return Err(self.violation(
+                Invariant::Liveness,
+                "a client request outlived its deadline".to_owned(),
+            ));
+        }
+        if available {
+            for (client, op) in &in_flight {
+                let Some((id, kind, _)) = &self.clients[*client].last else {
+                    continue;
+                };
+                let late = op.invoked + deadline > healed + self.config.recovery_grace;
+                if *id == op.id && *kind == EventType::Info && late {
+                    return Err(self.violation(
+                        Invariant::Liveness,
+                        format!(
+                            "{:?} {} of client {client} (invoked at {}) timed out although the \
+                             faults stopped at {} with a member of the last active view alive",
+                            op.op, op.id, op.invoked.0, healed.0
+                        ),
+                    ));
+                }
+            }
+        }
+        if !available {
+            return Ok(self.report(false));
+        }
+
+        // Invariant 7: one new write per client succeeds.
+        let mut writes = Vec::new();
+        for client in 0..self.clients.len() {
+            let postcode = POSTCODES[client % POSTCODES.len()].typed;
+            let items = vec!["Final check meal".to_owned()];
+            if let Some(id) = self.client_write(client, postcode, items)? {
+                writes.push((client, id));
+            }
+        }
+        self.run_while(deadline + Duration::from_secs(1), |s| !s.any_client_busy())?;
+        for (client, id) in writes {
+            let ok =
+                matches!(&self.clients[client].last, Some((done, EventType::Ok, _)) if *done == id);
+            if !ok {
+                return Err(self.violation(
+                    Invariant::Liveness,
+                    format!(
+                        "after healing, write {id} of client {client} did not succeed: {:?}",
+                        self.clients[client].last
+                    ),
+                ));
+            }
+        }
+
+        // Final reads: every acknowledged order is there, once.
+        let mut finals: BTreeMap<String, Vec<OrderId>> = BTreeMap::new();
+        for (p, postcode) in POSTCODES.iter().enumerate() {
+            let client = p % self.clients.len();
+            let Some(id) = self.client_read(client, postcode.typed)? else {
+                continue;
+            };
+            self.run_while(deadline + Duration::from_secs(1), |s| {
+                !s.client_busy(client)
+            })?;
+            match &self.clients[client].last {
+                Some((done, EventType::Ok, Some(orders))) if *done == id => {
+                    finals.insert(postcode.canonical.to_owned(), orders.clone());
+                }
+                other => {
+                    return Err(self.violation(
+                        Invariant::Liveness,
+                        format!(
+                            "after healing, the final read of {} failed: {other:?}",
+                            postcode.canonical
+                        ),
+                    ));
+                }
+            }
+        }
+        self.check_final_reads(&finals)?;
+
+        // Invariant 5: let traffic drain, then every live member of the active view agrees.
+        self.run_for(self.config.drain)?;
+        self.check_all()?;
+        self.check_convergence()?;
+        self.check_history(&finals)?;
+        Ok(self.report(true))
+    }
+
+    fn report(&self, available: bool) -> FinalReport {
+        FinalReport {
+            available,
+            events: self.events,
+            end: self.now,
+            acknowledged: self.checker.acked.len(),
+            view: self
+                .stored_view
+                .as_ref()
+                .map_or(ViewNumber(0), |r| r.current.number),
+        }
+    }
+
+    /// Whether the protocol must still serve: some member of the last active view runs (or,
+    /// before any view was active, some replica runs).
+    pub fn member_of_last_active_alive(&self) -> bool {
+        match self
+            .stored_view
+            .as_ref()
+            .and_then(|r| r.last_active.as_ref())
+        {
+            Some(view) => view.members().any(|m| self.is_alive(&m.id)),
+            None => self.replicas.iter().any(|s| s.node.is_some()),
+        }
+    }
+}

@@ -1,0 +1,894 @@
+//! A deterministic simulator of the sans-IO core, for property tests of the replication logic.
+//!
+//! One thread, no tokio, no clock, no sockets: every node of a cluster (the [`Registry`], one
+//! front-end [`ViewManager`], N [`Replica`]s of the [`OrderBook`] and M [`ClientSession`]s) is
+//! driven through [`Node`] by one event loop over a virtual clock ([`Time`], milliseconds). The
+//! queue is ordered by `(time, sequence number)`, and every random choice (delays, drops,
+//! duplicates, TCP resets, validation delays, incarnations) comes from the simulator's own
+//! seeded generator ([`SimRng`]), so a run is a pure function of `(seed, config, actions)`.
+//!
+//! # What the simulator does for each node
+//!
+//! - It calls [`Node::handle_timeout`] at [`Node::next_timeout`] and drains
+//!   [`Node::poll_output`] after every input.
+//! - Every message is encoded with [`codec::encode`] when sent and decoded with
+//!   [`codec::decode`] when delivered; a message that does not round-trip is a
+//!   [`Invariant::WireCodec`] violation.
+//! - [`Output::Validate`] is answered after a random delay by the order book's synchronous
+//!   offline validation ([`validate_offline`]) through [`Replica::handle_validated`].
+//! - [`Output::PersistView`] replaces a stored `Option<ViewRecord>` that survives front-end
+//!   crashes: a restarted front-end is `ViewManager::new(config, stored.clone(), now)`.
+//!
+//! # Faults
+//!
+//! - Per-message drop and duplication probabilities, and a random delay in a range, which
+//!   reorders (the range can be widened to rival the failure-detection timings).
+//! - Partitions, as a set of blocked directed pairs of addresses: isolate a node, cut one link
+//!   one way, cut the primary off its backups, split the replicas in two groups, heal.
+//! - Crashes and restarts. A message to a crashed replica or front-end is lost, and its sender
+//!   is told [`Node::handle_unreachable`] with some probability after a delay (a TCP reset).
+//!   Messages a node sent before it crashed are still delivered. A restarted replica is a new
+//!   [`Replica`] with a fresh incarnation and its pre-defined data; a restarted front-end has
+//!   only its stored view; new replicas can join at any time.
+//! - Slow validations (an online postcode check that takes seconds), so views change while
+//!   writes are being validated.
+//!
+//! Random runs use [`Action`]s ([`seeded_run`] makes a whole run from one seed). Hand-written
+//! scenarios also have precise hooks: [`Sim::drop_next`] (lose one message of a kind),
+//! [`Sim::hold`] and [`Sim::inject`] (deliver a message very late).
+//!
+//! # What is checked
+//!
+//! After every event, the state that event could have changed is checked against the
+//! invariants of PROTOCOL.md ([`Invariant`] lists them): the node that handled it, and every
+//! replica again when the last active view changes or a write is acknowledged. Every write or
+//! read answer a replica sends, every view the front-end stores or publishes and every client
+//! completion is checked as it happens. [`Sim::finish`] then stops every fault and checks
+//! liveness, the final reads and convergence. The first violation stops the run with a
+//! [`Violation`]; the client history ([`Sim::history`], [`Sim::history_json_lines`]) is kept
+//! in the format of `history-format.md` for a linearizability checker.
+//!
+//! ```
+//! use just_hungry_core::sim::{Action, Sim, SimConfig};
+//!
+//! let mut sim = Sim::new(7, SimConfig::default());
+//! let actions = [
+//!     Action::Advance(500),
+//!     Action::ClientWrite { client: 0, postcode: 0 },
+//!     Action::CrashPrimary,
+//!     Action::Advance(1500),
+//! ];
+//! for action in actions {
+//!     sim.apply(action).unwrap();
+//! }
+//! let report = sim.finish().unwrap();
+//! assert!(report.available);
+//! ```
+
+mod action;
+mod config;
+mod control;
+mod finish;
+mod history;
+mod invariants;
+mod observe;
+mod rng;
+
+pub use action::{
+    Action, Actions, POSTCODES, SimPostcode, Target, WRITE_TARGETS, WriteTarget, random_actions,
+    seeded_run,
+};
+pub use config::{NetworkConfig, SimConfig};
+pub use history::{EventType, HistoryEvent, OpKind, to_json_lines};
+pub use invariants::{Invariant, Violation};
+pub use observe::{FinalReport, FrontEndObservation, NetworkStats, ReplicaObservation};
+pub use rng::SimRng;
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::time::Duration;
+
+use crate::codec;
+use crate::ids::{Address, ClientId, ReplicaId, RequestId, Time};
+use crate::orders::{OrderBook, OrderCommand, OrderHistory, OrderId, validate_offline};
+use crate::postcode;
+use crate::protocol::client::{ClientError, ClientSession, Completion};
+use crate::protocol::messages::{Message, Outcome};
+use crate::protocol::registry::Registry;
+use crate::protocol::replica::{Replica, ReplicaConfig};
+use crate::protocol::replicated::ClientTableLimits;
+use crate::protocol::view_manager::{FrontEndConfig, ViewManager};
+use crate::protocol::view_store::ViewRecord;
+use crate::protocol::{Node, Output};
+
+use invariants::Checker;
+
+/// The address of the registry in a simulation.
+pub const REGISTRY_ADDRESS: &str = "registry";
+
+/// The address of the front-end in a simulation.
+pub const FRONTEND_ADDRESS: &str = "frontend";
+
+/// The most events one run may process: a bound that turns a livelock (nodes exchanging
+/// messages forever at one instant) into a [`Invariant::Simulator`] violation, not a hang.
+pub const MAX_EVENTS_PER_RUN: u64 = 5_000_000;
+
+/// The most events at one virtual instant before the run is declared livelocked.
+pub const MAX_EVENTS_PER_INSTANT: u64 = 100_000;
+
+/// A message taken off the network by [`Sim::hold`], to be delivered later with
+/// [`Sim::inject`] (in any order a scenario needs).
+#[derive(Clone, Debug)]
+pub struct HeldMessage {
+    /// Its sender.
+    pub from: Address,
+    /// Its destination.
+    pub to: Address,
+    /// Its kind ([`Message::kind`]).
+    pub kind: &'static str,
+    bytes: Vec<u8>,
+}
+
+impl HeldMessage {
+    /// The message itself, decoded from what was on the wire.
+    pub fn message(&self) -> Result<Message<OrderBook>, codec::CodecError> {
+        codec::decode(&self.bytes)
+    }
+}
+
+/// Which node an address belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NodeRef {
+    Registry,
+    FrontEnd,
+    Replica(usize),
+    Client(usize),
+}
+
+#[derive(Debug)]
+enum Event {
+    Deliver {
+        from: Address,
+        to: Address,
+        bytes: Vec<u8>,
+    },
+    Unreachable {
+        node: Address,
+        target: Address,
+    },
+    Validated {
+        slot: usize,
+        incarnation: u64,
+        request: RequestId,
+        command: OrderCommand,
+    },
+}
+
+struct Scheduled {
+    at: Time,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+struct ReplicaSlot {
+    name: String,
+    address: Address,
+    node: Option<Replica<OrderBook>>,
+}
+
+/// A client operation in flight.
+#[derive(Clone, Debug)]
+struct InFlight {
+    id: RequestId,
+    op: history::OpKind,
+    key: String,
+    invoked: Time,
+}
+
+struct ClientSlot {
+    address: Address,
+    session: ClientSession<OrderBook>,
+    current: Option<InFlight>,
+    /// The last completion, for the end-of-run checks.
+    last: Option<(RequestId, EventType, Option<Vec<OrderId>>)>,
+}
+
+/// The simulated cluster. See the module documentation.
+pub struct Sim {
+    config: SimConfig,
+    seed: u64,
+    rng: SimRng,
+    now: Time,
+    seq: u64,
+    events: u64,
+    events_at_instant: (Time, u64),
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    addresses: BTreeMap<Address, NodeRef>,
+    registry: Registry<OrderBook>,
+    frontend: Option<ViewManager<OrderBook>>,
+    stored_view: Option<ViewRecord>,
+    replicas: Vec<ReplicaSlot>,
+    clients: Vec<ClientSlot>,
+    blocked: BTreeSet<(Address, Address)>,
+    /// Scenario hooks: drop the next message of a kind on a link; hold a link's messages.
+    drop_next: Vec<(Address, Address, &'static str)>,
+    holding: BTreeSet<(Address, Address)>,
+    held: Vec<HeldMessage>,
+    drop_per_mille: u16,
+    duplicate_per_mille: u16,
+    max_delay_ms: u64,
+    stats: NetworkStats,
+    history: Vec<HistoryEvent>,
+    checker: Checker,
+}
+
+impl Sim {
+    /// A cluster at time 0: the registry, the front-end, `config.replicas` replicas and
+    /// `config.clients` idle clients. Nothing has happened yet (the first replica to ping
+    /// bootstraps view 1 once time advances).
+    pub fn new(seed: u64, config: SimConfig) -> Sim {
+        let mut sim = Sim {
+            seed,
+            rng: SimRng::new(seed),
+            now: Time::ZERO,
+            seq: 0,
+            events: 0,
+            events_at_instant: (Time::ZERO, 0),
+            queue: BinaryHeap::new(),
+            addresses: BTreeMap::new(),
+            registry: Registry::new(REGISTRY_ADDRESS, config.timing.autoclean),
+            frontend: None,
+            stored_view: None,
+            replicas: Vec::new(),
+            clients: Vec::new(),
+            blocked: BTreeSet::new(),
+            drop_next: Vec::new(),
+            holding: BTreeSet::new(),
+            held: Vec::new(),
+            drop_per_mille: config.network.drop_per_mille,
+            duplicate_per_mille: config.network.duplicate_per_mille,
+            max_delay_ms: config.network.max_delay_ms,
+            stats: NetworkStats::default(),
+            history: Vec::new(),
+            checker: Checker::default(),
+            config,
+        };
+        sim.addresses
+            .insert(Address::new(REGISTRY_ADDRESS), NodeRef::Registry);
+        sim.addresses
+            .insert(Address::new(FRONTEND_ADDRESS), NodeRef::FrontEnd);
+        sim.frontend = Some(sim.new_frontend());
+        for _ in 0..sim.config.replicas.max(1) {
+            sim.add_replica();
+        }
+        for i in 0..sim.config.clients.max(1) {
+            let address = Address::new(format!("client-{i}"));
+            sim.addresses.insert(address.clone(), NodeRef::Client(i));
+            // Client ids are never 0: that id is reserved for the seed orders.
+            let session = ClientSession::new(
+                ClientId(i as u64 + 1),
+                Address::new(REGISTRY_ADDRESS),
+                sim.config.client,
+            );
+            sim.clients.push(ClientSlot {
+                address,
+                session,
+                current: None,
+                last: None,
+            });
+        }
+        sim
+    }
+
+    fn new_frontend(&self) -> ViewManager<OrderBook> {
+        let mut config = FrontEndConfig::new(
+            FRONTEND_ADDRESS,
+            Address::new(FRONTEND_ADDRESS),
+            Address::new(REGISTRY_ADDRESS),
+        );
+        config.timing = self.config.timing;
+        config.bootstrap_grace = self.config.timing.ping_interval * 2;
+        ViewManager::new(config, self.stored_view.clone(), self.now)
+    }
+
+    fn new_replica(&mut self, slot: usize) -> Replica<OrderBook> {
+        let incarnation = self.rng.next_u64() | 1;
+        let s = &self.replicas[slot];
+        let config = ReplicaConfig {
+            id: ReplicaId::new(s.name.clone(), incarnation),
+            address: s.address.clone(),
+            registry: Address::new(REGISTRY_ADDRESS),
+            timing: self.config.timing,
+            client_table: ClientTableLimits::default(),
+        };
+        Replica::new(config, OrderBook::with_predefined_history(), self.now)
+    }
+
+    // ---- the event loop ----
+
+    /// Runs every event due within `duration` of virtual time, then sets the clock to its end.
+    pub fn run_for(&mut self, duration: Duration) -> Result<(), Violation> {
+        let until = self.now + duration;
+        self.run_until(until)
+    }
+
+    /// Runs every event due at or before `until`, then sets the clock to `until`.
+    pub fn run_until(&mut self, until: Time) -> Result<(), Violation> {
+        while self.step_before(until)? {}
+        self.now = self.now.max(until);
+        Ok(())
+    }
+
+    /// Runs until `done` holds (checked after every event) or `limit` of virtual time passed;
+    /// returns whether `done` holds.
+    pub fn run_while(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&Sim) -> bool,
+    ) -> Result<bool, Violation> {
+        let until = self.now + limit;
+        while !done(self) {
+            if !self.step_before(until)? {
+                self.now = self.now.max(until);
+                return Ok(done(self));
+            }
+        }
+        Ok(true)
+    }
+
+    /// Processes the next event if it is due at or before `until`; returns whether there was
+    /// one.
+    fn step_before(&mut self, until: Time) -> Result<bool, Violation> {
+        let queued = self.queue.peek().map(|Reverse(s)| s.at);
+        let timer = self.earliest_timer();
+        let next = match (queued, timer) {
+            (Some(q), Some((t, _))) => q.min(t),
+            (Some(q), None) => q,
+            (None, Some((t, _))) => t,
+            (None, None) => return Ok(false),
+        };
+        if next > until {
+            return Ok(false);
+        }
+        self.now = self.now.max(next);
+        self.count_event()?;
+        match (queued, timer) {
+            (_, Some((t, node))) if queued.is_none_or(|q| t <= q) => self.fire_timer(node)?,
+            _ => {
+                if let Some(Reverse(s)) = self.queue.pop() {
+                    self.handle_event(s.event)?;
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn count_event(&mut self) -> Result<(), Violation> {
+        self.events += 1;
+        if self.events_at_instant.0 == self.now {
+            self.events_at_instant.1 += 1;
+        } else {
+            self.events_at_instant = (self.now, 1);
+        }
+        if self.events > MAX_EVENTS_PER_RUN || self.events_at_instant.1 > MAX_EVENTS_PER_INSTANT {
+            return Err(self.violation(
+                Invariant::Simulator,
+                format!(
+                    "livelock: {} events in all, {} at this instant",
+                    self.events, self.events_at_instant.1
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn earliest_timer(&self) -> Option<(Time, NodeRef)> {
+        let mut best: Option<(Time, NodeRef)> = None;
+        let mut consider = |t: Option<Time>, node: NodeRef| {
+            if let Some(t) = t
+                && best.is_none_or(|(b, _)| t < b)
+            {
+                best = Some((t, node));
+            }
+        };
+        consider(Node::next_timeout(&self.registry), NodeRef::Registry);
+        if let Some(fe) = &self.frontend {
+            consider(fe.next_timeout(), NodeRef::FrontEnd);
+        }
+        for (i, s) in self.replicas.iter().enumerate() {
+            if let Some(r) = &s.node {
+                consider(r.next_timeout(), NodeRef::Replica(i));
+            }
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            consider(c.session.next_timeout(), NodeRef::Client(i));
+        }
+        best
+    }
+
+    fn fire_timer(&mut self, node: NodeRef) -> Result<(), Violation> {
+        let now = self.now;
+        let next = match node {
+            NodeRef::Registry => {
+                self.registry.handle_timeout(now);
+                Node::next_timeout(&self.registry)
+            }
+            NodeRef::FrontEnd => match self.frontend.as_mut() {
+                Some(fe) => {
+                    fe.handle_timeout(now);
+                    fe.next_timeout()
+                }
+                None => None,
+            },
+            NodeRef::Replica(i) => match self.replicas[i].node.as_mut() {
+                Some(r) => {
+                    r.handle_timeout(now);
+                    r.next_timeout()
+                }
+                None => None,
+            },
+            NodeRef::Client(i) => {
+                let s = &mut self.clients[i].session;
+                s.handle_timeout(now);
+                s.next_timeout()
+            }
+        };
+        if next.is_some_and(|t| t <= now) {
+            return Err(self.violation(
+                Invariant::Simulator,
+                format!("{node:?}: handle_timeout({now:?}) left next_timeout at {next:?}: the node would spin"),
+            ));
+        }
+        self.drain(node)
+    }
+
+    fn handle_event(&mut self, event: Event) -> Result<(), Violation> {
+        let now = self.now;
+        match event {
+            Event::Deliver { from, to, bytes } => {
+                let message: Message<OrderBook> = codec::decode(&bytes).map_err(|e| {
+                    self.violation(
+                        Invariant::WireCodec,
+                        format!("message {from} -> {to} does not decode: {e}"),
+                    )
+                })?;
+                let Some(node) = self.addresses.get(&to).copied() else {
+                    return Ok(());
+                };
+                tracing::trace!(target: "just_hungry_core::sim", t = now.0, %from, %to, message = %summary(&message), "deliver");
+                match node {
+                    NodeRef::Registry => self.registry.handle_message(now, from, message),
+                    NodeRef::FrontEnd => match self.frontend.as_mut() {
+                        Some(fe) => fe.handle_message(now, from, message),
+                        None => return self.lost_to_crash(from, to),
+                    },
+                    NodeRef::Replica(i) => match self.replicas[i].node.as_mut() {
+                        Some(r) => r.handle_message(now, from, message),
+                        None => return self.lost_to_crash(from, to),
+                    },
+                    NodeRef::Client(i) => self.clients[i].session.handle_message(now, message),
+                }
+                self.stats.delivered += 1;
+                self.drain(node)
+            }
+            Event::Unreachable { node, target } => {
+                let Some(at) = self.addresses.get(&node).copied() else {
+                    return Ok(());
+                };
+                tracing::trace!(target: "just_hungry_core::sim", t = now.0, %node, %target, "unreachable");
+                match at {
+                    NodeRef::Registry => self.registry.handle_unreachable(now, &target),
+                    NodeRef::FrontEnd => match self.frontend.as_mut() {
+                        Some(fe) => fe.handle_unreachable(now, &target),
+                        None => return Ok(()),
+                    },
+                    NodeRef::Replica(i) => match self.replicas[i].node.as_mut() {
+                        Some(r) => r.handle_unreachable(now, &target),
+                        None => return Ok(()),
+                    },
+                    NodeRef::Client(i) => self.clients[i].session.handle_unreachable(now, &target),
+                }
+                self.stats.resets += 1;
+                self.drain(at)
+            }
+            Event::Validated {
+                slot,
+                incarnation,
+                request,
+                command,
+            } => {
+                let Some(r) = self.replicas[slot].node.as_mut() else {
+                    return Ok(());
+                };
+                if r.id().incarnation != incarnation {
+                    return Ok(());
+                }
+                let result = validate_offline(command).map_err(Err);
+                r.handle_validated(now, request, result);
+                self.drain(NodeRef::Replica(slot))
+            }
+        }
+    }
+
+    /// A message reached a crashed node: lost; its sender may be told (a TCP reset).
+    fn lost_to_crash(&mut self, from: Address, to: Address) -> Result<(), Violation> {
+        self.stats.lost_to_crash += 1;
+        if self.rng.chance(self.config.network.reset_per_mille) {
+            let n = self.config.network;
+            let delay = self.rng.between(n.min_delay_ms, n.max_reset_delay_ms);
+            self.schedule(
+                Duration::from_millis(delay),
+                Event::Unreachable {
+                    node: from,
+                    target: to,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn schedule(&mut self, delay: Duration, event: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled {
+            at: self.now + delay,
+            seq: self.seq,
+            event,
+        }));
+    }
+
+    /// Drains the outputs of `node`, acts on them, and checks what they could have changed.
+    fn drain(&mut self, node: NodeRef) -> Result<(), Violation> {
+        match node {
+            NodeRef::Registry => {
+                let mut outputs = Vec::new();
+                while let Some(o) = self.registry.poll_output() {
+                    outputs.push(o);
+                }
+                self.act(&Address::new(REGISTRY_ADDRESS), None, outputs)
+            }
+            NodeRef::FrontEnd => {
+                let Some(fe) = self.frontend.as_mut() else {
+                    return Ok(());
+                };
+                let mut outputs = Vec::new();
+                while let Some(o) = fe.poll_output() {
+                    outputs.push(o);
+                }
+                self.act(&Address::new(FRONTEND_ADDRESS), None, outputs)?;
+                self.check_frontend()
+            }
+            NodeRef::Replica(i) => {
+                let Some(r) = self.replicas[i].node.as_mut() else {
+                    return Ok(());
+                };
+                let mut outputs = Vec::new();
+                while let Some(o) = r.poll_output() {
+                    outputs.push(o);
+                }
+                let address = self.replicas[i].address.clone();
+                self.act(&address, Some(i), outputs)?;
+                self.check_replica(i)
+            }
+            NodeRef::Client(i) => self.drain_client(i),
+        }
+    }
+
+    fn act(
+        &mut self,
+        from: &Address,
+        replica: Option<usize>,
+        outputs: Vec<Output<OrderBook>>,
+    ) -> Result<(), Violation> {
+        for output in outputs {
+            match output {
+                Output::Send { to, message } => {
+                    if let (Some(slot), Message::Response(response)) = (replica, &message) {
+                        match &response.outcome {
+                            Outcome::Written(reply) => {
+                                self.check_written(slot, response.id, reply)?
+                            }
+                            Outcome::Read(_) => self.check_read_answer(slot, response.id)?,
+                            _ => {}
+                        }
+                    }
+                    self.check_published(from, &message)?;
+                    self.send(from, to, &message)?;
+                }
+                Output::Validate { request, command } => {
+                    let Some(slot) = replica else {
+                        return Err(self.violation(
+                            Invariant::Simulator,
+                            format!("{from} asked for a validation but is not a replica"),
+                        ));
+                    };
+                    let Some(incarnation) = self.replicas[slot]
+                        .node
+                        .as_ref()
+                        .map(|r| r.id().incarnation)
+                    else {
+                        continue;
+                    };
+                    let c = &self.config;
+                    let (low, high) = (c.min_validation_ms, c.max_validation_ms);
+                    let (slow, slowest) = (c.slow_validation_per_mille, c.max_slow_validation_ms);
+                    let delay = if self.rng.chance(slow) {
+                        self.rng.between(high, slowest)
+                    } else {
+                        self.rng.between(low, high)
+                    };
+                    self.schedule(
+                        Duration::from_millis(delay),
+                        Event::Validated {
+                            slot,
+                            incarnation,
+                            request,
+                            command,
+                        },
+                    );
+                }
+                Output::PersistView(record) => self.persist(from, record)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Encodes `message` (checking that it round-trips) and puts it on the network.
+    fn send(
+        &mut self,
+        from: &Address,
+        to: Address,
+        message: &Message<OrderBook>,
+    ) -> Result<(), Violation> {
+        let bytes = codec::encode(message).map_err(|e| {
+            self.violation(
+                Invariant::WireCodec,
+                format!("{} {from} -> {to} does not encode: {e}", message.kind()),
+            )
+        })?;
+        let back: Message<OrderBook> = codec::decode(&bytes).map_err(|e| {
+            self.violation(
+                Invariant::WireCodec,
+                format!("{} {from} -> {to} does not decode: {e}", message.kind()),
+            )
+        })?;
+        let again = codec::encode(&back).ok();
+        if again.as_deref() != Some(bytes.as_slice()) || back.kind() != message.kind() {
+            return Err(self.violation(
+                Invariant::WireCodec,
+                format!("{} {from} -> {to} does not round-trip", message.kind()),
+            ));
+        }
+        let kind = message.kind();
+        if let Some(i) = self
+            .drop_next
+            .iter()
+            .position(|(f, t, k)| f == from && *t == to && *k == kind)
+        {
+            self.drop_next.remove(i);
+            self.stats.dropped += 1;
+            return Ok(());
+        }
+        if self.holding.contains(&(from.clone(), to.clone())) {
+            self.held.push(HeldMessage {
+                from: from.clone(),
+                to,
+                kind,
+                bytes,
+            });
+            return Ok(());
+        }
+        if self.blocked.contains(&(from.clone(), to.clone())) {
+            self.stats.blocked += 1;
+            return Ok(());
+        }
+        if self.rng.chance(self.drop_per_mille) {
+            self.stats.dropped += 1;
+            return Ok(());
+        }
+        let copies = if self.rng.chance(self.duplicate_per_mille) {
+            self.stats.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let delay = self
+                .rng
+                .between(self.config.network.min_delay_ms, self.max_delay_ms);
+            self.schedule(
+                Duration::from_millis(delay),
+                Event::Deliver {
+                    from: from.clone(),
+                    to: to.clone(),
+                    bytes: bytes.clone(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn drain_client(&mut self, client: usize) -> Result<(), Violation> {
+        let from = self.clients[client].address.clone();
+        let mut sends = Vec::new();
+        let mut completions = Vec::new();
+        {
+            let session = &mut self.clients[client].session;
+            while let Some(t) = session.poll_transmit() {
+                sends.push(t);
+            }
+            while let Some(c) = session.poll_completion() {
+                completions.push(c);
+            }
+        }
+        for (to, message) in sends {
+            self.send(&from, to, &message)?;
+        }
+        for completion in completions {
+            self.complete(client, completion)?;
+        }
+        Ok(())
+    }
+
+    /// Records a client's completion in the history and checks what an answer promises.
+    fn complete(
+        &mut self,
+        client: usize,
+        completion: Completion<OrderBook>,
+    ) -> Result<(), Violation> {
+        let Some(op) = self.clients[client].current.take() else {
+            return Err(self.violation(
+                Invariant::Simulator,
+                format!(
+                    "client {client} completed {} with nothing in flight",
+                    completion.id
+                ),
+            ));
+        };
+        if op.id != completion.id {
+            return Err(self.violation(
+                Invariant::Simulator,
+                format!(
+                    "client {client} completed {} but {} is in flight",
+                    completion.id, op.id
+                ),
+            ));
+        }
+        let (kind, read) = match (op.op, &completion.result) {
+            (OpKind::Append, Ok(Outcome::Written(Ok(order)))) => {
+                if *order != op.id {
+                    return Err(self.violation(
+                        Invariant::ExactlyOnce,
+                        format!("write {} was answered with order id {order}", op.id),
+                    ));
+                }
+                (EventType::Ok, None)
+            }
+            (OpKind::Append, Ok(Outcome::Written(Err(_)))) => (EventType::Fail, None),
+            (OpKind::Read, Ok(Outcome::Read(Ok(OrderHistory::ForPostcode { orders, .. })))) => {
+                (EventType::Ok, Some(orders.iter().map(|o| o.id).collect()))
+            }
+            (OpKind::Read, Ok(Outcome::Read(Err(_)))) => (EventType::Fail, None),
+            (_, Err(ClientError::Overloaded)) => (EventType::Fail, None),
+            (_, Err(_)) => (EventType::Info, None),
+            (_, Ok(other)) => {
+                return Err(self.violation(
+                    Invariant::Simulator,
+                    format!(
+                        "{:?} {} got an answer of the wrong kind: {other:?}",
+                        op.op, op.id
+                    ),
+                ));
+            }
+        };
+        tracing::debug!(target: "just_hungry_core::sim", t = self.now.0, client, id = %op.id, kind = kind.as_str(), result = ?completion.result, "client completion");
+        self.history.push(HistoryEvent {
+            process: client,
+            kind,
+            op: op.op,
+            key: op.key.clone(),
+            request: op.id,
+            read: read.clone(),
+            time: self.now,
+        });
+        self.clients[client].last = Some((op.id, kind, read));
+        match (op.op, kind) {
+            (OpKind::Append, EventType::Ok) => self.on_acknowledged(op.id, op.key),
+            (OpKind::Append, EventType::Fail) => self.on_refused(op.id),
+            _ => Ok(()),
+        }
+    }
+
+    fn persist(&mut self, from: &Address, record: ViewRecord) -> Result<(), Violation> {
+        if from.as_str() != FRONTEND_ADDRESS {
+            return Err(self.violation(
+                Invariant::Simulator,
+                format!("{from} asked to persist a view but is not the front-end"),
+            ));
+        }
+        self.check_persisted(&record)?;
+        self.stored_view = Some(record);
+        Ok(())
+    }
+
+    fn violation(&self, invariant: Invariant, detail: String) -> Violation {
+        Violation {
+            invariant,
+            time: self.now,
+            detail,
+        }
+    }
+}
+
+/// A one-line summary of a message for the trace: its kind, view and the ops it carries.
+fn summary(message: &Message<OrderBook>) -> String {
+    use crate::protocol::messages::TransferChunk;
+    let entries = |entries: &[crate::protocol::messages::Entry<OrderCommand>]| {
+        entries
+            .iter()
+            .map(|e| format!("{}={}", e.op.0, e.request))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let chunk = |chunk: &TransferChunk<OrderCommand>| match chunk {
+        TransferChunk::Suffix { since, entries: e } => {
+            format!("suffix since {since} [{}]", entries(e))
+        }
+        TransferChunk::Snapshot {
+            index,
+            count,
+            bytes,
+        } => {
+            format!("snapshot chunk {index}/{count} ({} bytes)", bytes.len())
+        }
+    };
+    match message {
+        Message::Prepare { view, entries: e } => format!("Prepare {view} [{}]", entries(e)),
+        Message::PrepareOk { view, replica, op } => format!("PrepareOk {view} {replica} {op}"),
+        Message::StartView { view, op, chunk: c } => {
+            format!("StartView {} {op} {}", view.number, chunk(c))
+        }
+        Message::StartViewOk { view, replica, op } => format!("StartViewOk {view} {replica} {op}"),
+        Message::Learn { view, op, chunk: c } => format!("Learn {view} {op} {}", chunk(c)),
+        Message::Forward { view, request } => format!("Forward {view} {}", request.id),
+        Message::Response(r) => format!("Response {} {:?}", r.id, r.outcome),
+        Message::Request(r) => format!("Request {}", r.id),
+        Message::ViewInfo { view } => {
+            format!("ViewInfo {:?}", view.as_ref().map(|v| v.to_string()))
+        }
+        other => other.kind().to_owned(),
+    }
+}
+
+/// The history key of a postcode: its canonical form, or as typed when it is not valid.
+fn canonical_key(typed: &str) -> String {
+    postcode::normalise(typed)
+        .map(|p| p.into_string())
+        .unwrap_or_else(|_| typed.to_owned())
+}
+
+/// Runs `actions` on a new simulation of `config` seeded with `seed`, then
+/// [`Sim::finish`]es it. The one-call form the property tests use.
+pub fn run(seed: u64, config: SimConfig, actions: &[Action]) -> Result<FinalReport, Violation> {
+    let mut sim = Sim::new(seed, config);
+    for action in actions {
+        sim.apply(*action)?;
+    }
+    sim.finish()
+}

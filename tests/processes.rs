@@ -1,0 +1,329 @@
+//! The real multi-process system over TCP on 127.0.0.1: the example binaries started as
+//! processes, `kill -9` of the primary while orders flow, a late replica, a restarted
+//! front-end; every acknowledged order must then be held exactly once by every live replica.
+//!
+//! The binaries are the facade's examples, which `cargo test` builds before running tests.
+//! Every process is killed when the test ends, passing or failing ([`Processes`]' `Drop`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use just_hungry::core::ids::Address;
+use just_hungry::core::orders::OrderId;
+use just_hungry::core::protocol::client::ClientConfig;
+use just_hungry::core::protocol::messages::{ClusterStatus, ReplicaRole};
+use just_hungry::core::runtime::OrderClient;
+use just_hungry::tcp::{TcpConfig, TcpTransport};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// The example binaries, next to this test's own executable.
+fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the examples first (cargo build --examples)",
+        path.display()
+    );
+    path
+}
+
+/// A free port on 127.0.0.1 (bound, read, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Child processes by name, all killed on drop.
+struct Processes {
+    registry: String,
+    state_dir: PathBuf,
+    children: BTreeMap<String, Child>,
+}
+
+impl Processes {
+    fn new() -> Self {
+        let state_dir = std::env::temp_dir().join(format!(
+            "just-hungry-processes-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        Processes {
+            registry: format!("127.0.0.1:{}", free_port()),
+            state_dir,
+            children: BTreeMap::new(),
+        }
+    }
+
+    fn spawn(&mut self, name: &str, binary_name: &str, args: &[&str]) {
+        let child = Command::new(binary(binary_name))
+            .args(args)
+            .env("JUST_HUNGRY_REGISTRY", &self.registry)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {binary_name}: {e}"));
+        self.children.insert(name.to_owned(), child);
+    }
+
+    fn start_registry(&mut self) {
+        let listen = self.registry.clone();
+        self.spawn("registry", "registry", &["--listen", &listen]);
+    }
+
+    fn start_frontend(&mut self) {
+        let dir = self.state_dir.to_string_lossy().into_owned();
+        self.spawn("frontend", "frontend", &["--state-dir", &dir]);
+    }
+
+    fn start_replica(&mut self, name: &str) {
+        self.spawn(name, "replica", &["--id", name]);
+    }
+
+    /// `kill -9`.
+    fn kill(&mut self, name: &str) {
+        if let Some(mut child) = self.children.remove(name) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        let names: Vec<String> = self.children.keys().cloned().collect();
+        for name in names {
+            self.kill(&name);
+        }
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+async fn client(registry: &str) -> OrderClient {
+    let transport = TcpTransport::connect_only(TcpConfig::client("test-client"))
+        .await
+        .expect("client transport");
+    OrderClient::spawn(
+        transport,
+        Address::new(registry),
+        ClientConfig {
+            deadline: Duration::from_secs(20),
+            ..ClientConfig::default()
+        },
+    )
+}
+
+/// Polls the cluster's status until `done` holds.
+async fn wait_for(
+    client: &OrderClient,
+    what: &str,
+    done: impl Fn(&ClusterStatus) -> bool,
+) -> ClusterStatus {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(status) = client.cluster_status().await
+            && status.active
+            && done(&status)
+        {
+            return status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn primary(status: &ClusterStatus) -> String {
+    status
+        .view
+        .as_ref()
+        .map(|v| v.primary.id.name.clone())
+        .unwrap_or_default()
+}
+
+fn members(status: &ClusterStatus) -> usize {
+    status.view.as_ref().map_or(0, |v| v.backups.len() + 1)
+}
+
+fn live_member(status: &ClusterStatus, name: &str, role: ReplicaRole) -> bool {
+    status
+        .replicas
+        .iter()
+        .any(|r| r.id.name == name && r.alive && r.role == role)
+}
+
+/// Clients placing orders until told to stop, recording what was acknowledged.
+fn start_load(
+    clients: Vec<OrderClient>,
+    acked: Arc<Mutex<Vec<OrderId>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let postcodes = ["SW1A 1AA", "M1 1AE", "EH1 2NG", "CF10 3RB"];
+    clients
+        .into_iter()
+        .enumerate()
+        .map(|(c, client)| {
+            let acked = acked.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let postcode = postcodes[(c + i) % postcodes.len()];
+                    if let Ok(id) = client
+                        .place_order(postcode, vec![format!("dish {c}-{i}")])
+                        .await
+                    {
+                        acked.lock().unwrap().push(id);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_primary_and_a_frontend_restart_lose_and_double_nothing() {
+    let mut procs = Processes::new();
+    procs.start_registry();
+    procs.start_frontend();
+    let observer = client(&procs.registry).await;
+    procs.start_replica("replica-1");
+    wait_for(&observer, "replica-1 to be primary", |s| {
+        primary(s) == "replica-1"
+    })
+    .await;
+    procs.start_replica("replica-2");
+    procs.start_replica("replica-3");
+    wait_for(&observer, "three members", |s| members(s) == 3).await;
+
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(client(&procs.registry).await);
+    }
+    let load = start_load(clients, acked.clone(), stop.clone());
+    let wait_orders = |n: usize| {
+        let acked = acked.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while acked.lock().unwrap().len() < n {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "orders stalled below {n}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    wait_orders(50).await;
+
+    // kill -9 of the primary while orders flow.
+    procs.kill("replica-1");
+    let status = wait_for(&observer, "a new primary", |s| {
+        primary(s) != "replica-1" && !primary(s).is_empty()
+    })
+    .await;
+    let before = acked.lock().unwrap().len();
+    wait_orders(before + 50).await;
+
+    // A replica started later receives the state and joins.
+    procs.start_replica("replica-4");
+    wait_for(&observer, "replica-4 to join", |s| {
+        live_member(s, "replica-4", ReplicaRole::Backup) && members(s) == 3
+    })
+    .await;
+
+    // The front-end is killed and restarted from its state dir; clients carry on.
+    procs.kill("frontend");
+    let before = acked.lock().unwrap().len();
+    procs.start_frontend();
+    wait_orders(before + 50).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    let acked: Vec<OrderId> = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 150, "{} orders acknowledged", acked.len());
+    let _ = status;
+
+    // Every live replica holds every acknowledged order exactly once: read the histories from
+    // each in turn, making each the primary by killing the one before.
+    let mut checked = BTreeSet::new();
+    loop {
+        let status = wait_for(&observer, "an active view", |s| !primary(s).is_empty()).await;
+        let p = primary(&status);
+        let histories = observer.all_histories().await.expect("histories");
+        let ids: Vec<OrderId> = histories.values().flatten().map(|o| o.id).collect();
+        let unique: BTreeSet<OrderId> = ids.iter().copied().collect();
+        assert_eq!(unique.len(), ids.len(), "{p} holds an order twice");
+        for id in &acked {
+            assert!(unique.contains(id), "{p} lacks acknowledged order {id}");
+        }
+        checked.insert(p.clone());
+        if members(&status) == 1 {
+            break;
+        }
+        procs.kill(&p);
+        wait_for(&observer, "the next primary", |s| primary(s) != p).await;
+    }
+    assert_eq!(checked.len(), 3, "checked {checked:?}");
+}
+
+/// Failover time over TCP: from `kill -9` of the primary to the next acknowledged order, over
+/// several runs. A measurement, not a check: `cargo test --release --test processes -- --ignored
+/// --nocapture failover_time`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn failover_time_over_tcp() {
+    let mut procs = Processes::new();
+    procs.start_registry();
+    procs.start_frontend();
+    let observer = client(&procs.registry).await;
+    for i in 1..=3 {
+        procs.start_replica(&format!("replica-{i}"));
+    }
+    wait_for(&observer, "three members", |s| members(s) == 3).await;
+    let writer = client(&procs.registry).await;
+    let mut gaps = Vec::new();
+    for run in 0..9 {
+        let status = wait_for(&observer, "three members", |s| members(s) == 3).await;
+        let p = primary(&status);
+        writer
+            .place_order("SW1A 1AA", vec!["warm-up".into()])
+            .await
+            .unwrap();
+        let killed = std::time::Instant::now();
+        procs.kill(&p);
+        writer
+            .place_order("SW1A 1AA", vec![format!("after kill {run}")])
+            .await
+            .unwrap();
+        let gap = killed.elapsed();
+        println!("run {run}: killed {p}, next order acknowledged after {gap:?}");
+        gaps.push(gap);
+        procs.start_replica(&format!("replica-{}", run + 4));
+    }
+    gaps.sort();
+    println!(
+        "median failover {:?} (min {:?}, max {:?})",
+        gaps[gaps.len() / 2],
+        gaps[0],
+        gaps[gaps.len() - 1]
+    );
+}
