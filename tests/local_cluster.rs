@@ -9,7 +9,7 @@ use just_hungry::core::protocol::Timing;
 use just_hungry::core::protocol::client::{ClientConfig, ClientError};
 use just_hungry::core::protocol::messages::ReplicaRole;
 use just_hungry::core::runtime::OrderClientError;
-use just_hungry::local::LocalCluster;
+use just_hungry::local::{LocalCluster, Network, TcpNetwork};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -194,7 +194,36 @@ async fn with_every_member_of_the_last_active_view_dead_the_service_says_unavail
 
 #[tokio::test]
 async fn bad_orders_are_refused_with_a_clear_error_and_change_nothing() {
-    let mut cluster = three_replica_cluster().await;
+    bad_orders_are_refused(three_replica_cluster().await).await;
+}
+
+#[tokio::test]
+async fn bad_orders_over_tcp_are_refused_with_a_clear_error_and_change_nothing() {
+    let validator = Arc::new(OrderValidator::offline());
+    let mut cluster = LocalCluster::<OrderBook, TcpNetwork>::on(TcpNetwork, Timing::default())
+        .await
+        .unwrap();
+    for name in ["replica-1", "replica-2", "replica-3"] {
+        let initial = OrderBook::with_predefined_history();
+        cluster
+            .start_replica(name, initial, validator.clone())
+            .await
+            .unwrap();
+    }
+    cluster.start_frontend().await.unwrap();
+    cluster
+        .wait_for_replicas("two backups", WAIT, |r| {
+            r.values()
+                .filter(|r| r.role == Some(ReplicaRole::Backup))
+                .count()
+                == 2
+        })
+        .await
+        .unwrap();
+    bad_orders_are_refused(cluster).await;
+}
+
+async fn bad_orders_are_refused<N: Network>(mut cluster: LocalCluster<OrderBook, N>) {
     let client = cluster.order_client(ClientConfig::default()).await.unwrap();
     let before = cluster.wait_for_convergence(WAIT).await.unwrap();
     let cases: Vec<(&str, Vec<String>)> = vec![
