@@ -20,6 +20,13 @@ struct Args {
     /// The transport: in-process channels, or TCP sockets on 127.0.0.1.
     #[arg(long, value_enum, default_value = "mem")]
     transport: TransportKind,
+    /// Instead of the story, a nemesis run from this seed: concurrent clients under crashes,
+    /// partitions and message faults, then a check of the recorded history.
+    #[arg(long)]
+    nemesis: Option<u64>,
+    /// Where to write the nemesis run's history (JSON lines; check it with the `check` example).
+    #[arg(long, requires = "nemesis")]
+    history: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -38,6 +45,22 @@ fn say(step: &str) {
 async fn main() -> anyhow::Result<()> {
     let args = <Args as clap::Parser>::parse();
     just_hungry::cli::init_logging();
+    if let Some(seed) = args.nemesis {
+        let outcome = just_hungry::nemesis::run(seed, Default::default()).await?;
+        say(&format!(
+            "nemesis seed {seed}: {}",
+            outcome.faults.join("; ")
+        ));
+        if let Some(path) = &args.history {
+            std::fs::write(path, outcome.history.to_json_lines())?;
+            say(&format!("history written to {}", path.display()));
+        }
+        print!("{}", outcome.report);
+        for problem in &outcome.problems {
+            eprintln!("CHECK FAILED: {problem}");
+        }
+        std::process::exit(if outcome.passed() { 0 } else { 1 });
+    }
     let failures = match args.transport {
         TransportKind::Mem => {
             story(LocalCluster::on(MemNetwork::new(), Timing::default()).await?).await?

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod local;
+pub mod nemesis;
 
 pub use just_hungry_core as core;
 pub use just_hungry_core::*;

@@ -93,6 +93,8 @@ pub struct LocalCluster<S: StateMachine, N: Network = MemNetwork> {
     frontend: Option<(Address, NodeHandle)>,
     replicas: BTreeMap<String, (ReplicaId, Address, NodeHandle)>,
     next_client: u64,
+    /// Incarnations drawn from a seed, for replayable runs; `None`: random.
+    seeded_ids: Option<u64>,
     _service: std::marker::PhantomData<fn() -> S>,
 }
 
@@ -135,7 +137,28 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
             frontend: None,
             replicas: BTreeMap::new(),
             next_client: 0,
+            seeded_ids: None,
             _service: std::marker::PhantomData,
+        }
+    }
+
+    /// Draws replica incarnations from `seed` instead of at random, so a run under a paused
+    /// clock replays exactly.
+    pub fn seed_ids(&mut self, seed: u64) {
+        self.seeded_ids = Some(seed);
+    }
+
+    fn next_incarnation(&mut self) -> u64 {
+        match self.seeded_ids.as_mut() {
+            Some(state) => {
+                // splitmix64
+                *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                let mut z = *state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                z ^ (z >> 31)
+            }
+            None => random_u64(),
         }
     }
 
@@ -170,7 +193,7 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
         validator: Arc<dyn CommandValidator<S>>,
     ) -> std::io::Result<ReplicaId> {
         let (endpoint, address) = self.network.endpoint(name).await?;
-        let id = ReplicaId::new(name, random_u64());
+        let id = ReplicaId::new(name, self.next_incarnation());
         let config = ReplicaConfig {
             id: id.clone(),
             address: address.clone(),
@@ -327,5 +350,35 @@ impl<N: Network> LocalCluster<just_hungry_core::orders::OrderBook, N> {
             self.registry_address.clone(),
             config,
         ))
+    }
+
+    /// A new order-book client with a chosen id (unique in the cluster).
+    pub async fn order_client_with_id(
+        &mut self,
+        config: ClientConfig,
+        id: just_hungry_core::ids::ClientId,
+    ) -> std::io::Result<OrderClient> {
+        let endpoint = self.client_endpoint().await?;
+        Ok(OrderClient::spawn_with_id(
+            endpoint,
+            self.registry_address.clone(),
+            config,
+            id,
+        ))
+    }
+
+    /// Whether the front-end runs.
+    pub fn frontend_running(&self) -> bool {
+        self.frontend.is_some()
+    }
+
+    /// The address of running replica `name`.
+    pub fn replica_address(&self, name: &str) -> Option<Address> {
+        self.replicas.get(name).map(|(_, a, _)| a.clone())
+    }
+
+    /// The front-end's address, if it runs.
+    pub fn frontend_address(&self) -> Option<Address> {
+        self.frontend.as_ref().map(|(a, _)| a.clone())
     }
 }

@@ -82,6 +82,82 @@ impl Event {
     }
 }
 
+/// Records the events of concurrent clients on one monotonic clock (tokio's, so a paused
+/// clock gives virtual nanoseconds). Clones share the record.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    events: std::sync::Arc<std::sync::Mutex<Vec<Event>>>,
+    origin: tokio::time::Instant,
+    last: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Recorder {
+    /// An empty record whose clock starts now.
+    pub fn new() -> Self {
+        Recorder {
+            events: Default::default(),
+            origin: tokio::time::Instant::now(),
+            last: Default::default(),
+        }
+    }
+
+    /// Nanoseconds since the record began; strictly increasing from call to call, so events
+    /// that follow one another never share a time (a paused clock may not move between them).
+    pub fn now(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        let elapsed = self.origin.elapsed().as_nanos() as u64;
+        let previous = self
+            .last
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+                Some(elapsed.max(last + 1))
+            })
+            .unwrap_or(0);
+        elapsed.max(previous + 1)
+    }
+
+    /// Adds an event (events of one process must be added in their order).
+    pub fn record(&self, event: Event) {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event);
+    }
+
+    /// Every event, in time order (stable: equal times keep the order they were added in).
+    pub fn events(&self) -> Vec<Event> {
+        let mut events = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        events.sort_by_key(|e| e.time);
+        events
+    }
+
+    /// The record as JSON lines, in time order.
+    pub fn to_json_lines(&self) -> String {
+        self.events()
+            .iter()
+            .map(|e| e.to_json_line() + "\n")
+            .collect()
+    }
+
+    /// The record, numbered as if read from a file, ready for [`check`].
+    pub fn numbered(&self) -> Vec<(usize, Event)> {
+        self.events()
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| (i + 1, e))
+            .collect()
+    }
+}
+
 /// Why a history could not be checked.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum HistoryError {

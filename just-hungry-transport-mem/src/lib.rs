@@ -171,6 +171,11 @@ impl MemNetwork {
         self.switch().blocked.insert((from.clone(), to.clone()));
     }
 
+    /// Restores every link, keeping the faults.
+    pub fn heal_partitions(&self) {
+        self.switch().blocked.clear();
+    }
+
     /// Restores every link and removes every fault.
     pub fn heal(&self) {
         let mut switch = self.switch();

@@ -222,14 +222,12 @@ impl<S: StateMachine> ClientSession<S> {
         }
     }
 
-    /// A message to `to` could not be delivered.
-    pub fn handle_unreachable(&mut self, now: Time, to: &Address) {
+    /// A message to `to` could not be delivered. The front-end is forgotten and looked up
+    /// again at the next retry, not at once: the registry may still name the dead address for
+    /// a while, and an immediate lookup-send-fail cycle would spin without time passing.
+    pub fn handle_unreachable(&mut self, _now: Time, to: &Address) {
         if self.frontend.as_ref() == Some(to) {
             self.frontend = None;
-            if self.in_flight.is_some() {
-                self.lookup();
-            }
-            let _ = now;
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec;
-use crate::ids::{Address, ClientId};
+use crate::ids::{Address, ClientId, RequestId};
 use crate::orders::{
     Order, OrderBook, OrderCommand, OrderError, OrderHistory, OrderId, OrderQuery,
 };
@@ -17,9 +17,13 @@ use crate::runtime::clock::random_u64;
 use crate::state_machine::StateMachine;
 use crate::transport::{Transport, TransportEvent};
 
+/// What a finished call reports: the id its request had (none if it never started) and how it
+/// ended.
+type CallResult<S> = (Option<RequestId>, Result<Outcome<S>, ClientError>);
+
 struct Call<S: StateMachine> {
     operation: Operation<S>,
-    done: oneshot::Sender<Result<Outcome<S>, ClientError>>,
+    done: oneshot::Sender<CallResult<S>>,
 }
 
 /// A client of any replicated service: finds the front-end through the registry and retries
@@ -47,7 +51,22 @@ impl<S: StateMachine> Client<S> {
     /// registry at `registry`.
     pub fn spawn<T: Transport>(transport: T, registry: Address, config: ClientConfig) -> Self {
         // 40 random bits: short enough to read in an order id, unique enough for the client table.
-        let id = ClientId(random_u64() & 0xff_ffff_ffff);
+        Self::spawn_with_id(
+            transport,
+            registry,
+            config,
+            ClientId(random_u64() & 0xff_ffff_ffff),
+        )
+    }
+
+    /// As [`Client::spawn`], with a chosen id (it must be unique in the cluster; simulations
+    /// and replays choose it from their seed).
+    pub fn spawn_with_id<T: Transport>(
+        transport: T,
+        registry: Address,
+        config: ClientConfig,
+        id: ClientId,
+    ) -> Self {
         let session = ClientSession::new(id, registry, config);
         let (calls, rx) = mpsc::channel(64);
         tokio::spawn(drive(session, transport, rx));
@@ -59,26 +78,36 @@ impl<S: StateMachine> Client<S> {
         self.id
     }
 
-    async fn call(&self, operation: Operation<S>) -> Result<Outcome<S>, ClientError> {
+    async fn call(&self, operation: Operation<S>) -> CallResult<S> {
         let (done, result) = oneshot::channel();
-        self.calls
-            .send(Call { operation, done })
-            .await
-            .map_err(|_| ClientError::Closed)?;
-        result.await.map_err(|_| ClientError::Closed)?
+        if self.calls.send(Call { operation, done }).await.is_err() {
+            return (None, Err(ClientError::Closed));
+        }
+        result.await.unwrap_or((None, Err(ClientError::Closed)))
     }
 
     /// Runs a write exactly once and returns the service's reply.
     pub async fn write(&self, command: S::Command) -> Result<S::Reply, ClientError> {
-        match self.call(Operation::Write(command)).await? {
+        self.write_with_id(command).await.1
+    }
+
+    /// As [`Client::write`], also returning the id the request had (`None` if the client had
+    /// shut down before sending it): what a history records.
+    pub async fn write_with_id(
+        &self,
+        command: S::Command,
+    ) -> (Option<RequestId>, Result<S::Reply, ClientError>) {
+        let (id, result) = self.call(Operation::Write(command)).await;
+        let result = result.and_then(|outcome| match outcome {
             Outcome::Written(reply) => Ok(reply),
             other => Err(unexpected(other)),
-        }
+        });
+        (id, result)
     }
 
     /// Runs a read on the primary's committed state.
     pub async fn read(&self, query: S::Query) -> Result<S::QueryReply, ClientError> {
-        match self.call(Operation::Read(query)).await? {
+        match self.call(Operation::Read(query)).await.1? {
             Outcome::Read(reply) => Ok(reply),
             other => Err(unexpected(other)),
         }
@@ -86,7 +115,7 @@ impl<S: StateMachine> Client<S> {
 
     /// The cluster as the front-end sees it: view, primary, backups, each replica's applied op.
     pub async fn cluster_status(&self) -> Result<ClusterStatus, ClientError> {
-        match self.call(Operation::Status).await? {
+        match self.call(Operation::Status).await.1? {
             Outcome::Status(status) => Ok(status),
             other => Err(unexpected(other)),
         }
@@ -111,26 +140,28 @@ async fn drive<S: StateMachine, T: Transport>(
     mut calls: mpsc::Receiver<Call<S>>,
 ) {
     let clock = Clock::new();
-    let mut waiting: Option<oneshot::Sender<Result<Outcome<S>, ClientError>>> = None;
+    let mut waiting: Option<oneshot::Sender<CallResult<S>>> = None;
     loop {
         while let Some((to, message)) = session.poll_transmit() {
             send(&transport, &to, &message);
         }
         while let Some(done) = session.poll_completion() {
             if let Some(tx) = waiting.take() {
-                let _ = tx.send(done.result);
+                let _ = tx.send((Some(done.id), done.result));
             }
         }
         let deadline = session
             .next_timeout()
             .map(|t| clock.instant_at(t))
             .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
+        // `biased`: a fixed polling order keeps runs under a paused clock replayable.
         tokio::select! {
+            biased;
             call = calls.recv(), if waiting.is_none() => {
                 let Some(call) = call else { break };
                 match session.start(clock.now(), call.operation) {
                     Ok(_) => waiting = Some(call.done),
-                    Err(e) => { let _ = call.done.send(Err(e)); }
+                    Err(e) => { let _ = call.done.send((None, Err(e))); }
                 }
             }
             event = transport.recv() => match event {
@@ -178,6 +209,18 @@ impl OrderClient {
         }
     }
 
+    /// As [`OrderClient::spawn`], with a chosen client id (unique in the cluster).
+    pub fn spawn_with_id<T: Transport>(
+        transport: T,
+        registry: Address,
+        config: ClientConfig,
+        id: ClientId,
+    ) -> Self {
+        OrderClient {
+            inner: Arc::new(Client::spawn_with_id(transport, registry, config, id)),
+        }
+    }
+
     /// The generic client underneath.
     pub fn client(&self) -> &Client<OrderBook> {
         &self.inner
@@ -195,6 +238,26 @@ impl OrderClient {
             items,
         };
         Ok(self.inner.write(command).await??)
+    }
+
+    /// As [`OrderClient::place_order`], also returning the id the order's request had, known
+    /// even when the outcome is not (a timeout): what a history records.
+    pub async fn place_order_with_id(
+        &self,
+        postcode: &str,
+        items: Vec<String>,
+    ) -> (Option<OrderId>, Result<OrderId, OrderClientError>) {
+        let command = OrderCommand::PlaceOrder {
+            postcode: postcode.to_owned(),
+            items,
+        };
+        let (id, result) = self.inner.write_with_id(command).await;
+        let result = match result {
+            Ok(Ok(order)) => Ok(order),
+            Ok(Err(refused)) => Err(OrderClientError::Refused(refused)),
+            Err(e) => Err(OrderClientError::Client(e)),
+        };
+        (id, result)
     }
 
     /// The orders of `postcode`, oldest first, and the postcode's canonical form.

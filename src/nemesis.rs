@@ -1,0 +1,410 @@
+//! Nemesis runs: concurrent clients place orders and read histories while a nemesis crashes
+//! and restarts replicas (the primary too), partitions the primary, restarts the front-end,
+//! adds replicas, and drops, duplicates, delays and reorders messages; then everything heals,
+//! and the recorded history is checked ([`just_hungry_core::checker`]) with the cluster's
+//! convergence and liveness.
+//!
+//! Everything random is drawn from one seed: the faults (the in-memory network's generator),
+//! the nemesis' choices, the clients' operations, incarnations and client ids. Under tokio's
+//! paused clock on a current-thread runtime a run is a function of its seed, which is how the
+//! tests replay a failure (`tests/nemesis.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use just_hungry_core::checker::{self, Event, EventType, Function, Recorder, Value};
+use just_hungry_core::ids::{Address, ClientId};
+use just_hungry_core::orders::{OrderBook, OrderValidator};
+use just_hungry_core::postcode::normalise;
+use just_hungry_core::protocol::Timing;
+use just_hungry_core::protocol::client::{ClientConfig, ClientError};
+use just_hungry_core::runtime::{OrderClient, OrderClientError};
+use just_hungry_transport_mem::{Faults, MemNetwork};
+
+use crate::local::LocalCluster;
+
+/// The postcodes clients use (valid, distinct).
+pub const POSTCODES: [&str; 10] = [
+    "SW1A 1AA", "M1 1AE", "EH1 2NG", "CF10 3RB", "BT1 5GS", "B33 8TH", "CR2 6XH", "DN55 1PT",
+    "W1A 0AX", "EC1A 1BB",
+];
+
+/// The size of a run.
+#[derive(Clone, Copy, Debug)]
+pub struct NemesisOptions {
+    /// Replicas at the start.
+    pub replicas: usize,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Operations per client.
+    pub operations: usize,
+    /// Faults the nemesis injects.
+    pub faults: usize,
+}
+
+impl Default for NemesisOptions {
+    fn default() -> Self {
+        NemesisOptions {
+            replicas: 3,
+            clients: 8,
+            operations: 25,
+            faults: 16,
+        }
+    }
+}
+
+/// What a run did and found.
+#[derive(Debug)]
+pub struct NemesisOutcome {
+    /// The seed.
+    pub seed: u64,
+    /// What the nemesis did, in order.
+    pub faults: Vec<String>,
+    /// The clients' history.
+    pub history: Recorder,
+    /// The checker's verdict on it.
+    pub report: checker::Report,
+    /// Convergence and liveness problems (empty when fine).
+    pub problems: Vec<String>,
+}
+
+impl NemesisOutcome {
+    /// Whether the run found nothing wrong.
+    pub fn passed(&self) -> bool {
+        self.report.is_valid() && self.problems.is_empty()
+    }
+}
+
+/// splitmix64.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// Timing tighter than the default so runs take little virtual time.
+fn timing() -> Timing {
+    Timing {
+        ping_interval: Duration::from_millis(50),
+        dead_after: Duration::from_millis(250),
+        retransmit_interval: Duration::from_millis(50),
+        backup_timeout: Duration::from_millis(250),
+        autoclean: Duration::from_secs(2),
+    }
+}
+
+fn client_config() -> ClientConfig {
+    ClientConfig {
+        deadline: Duration::from_secs(3),
+        retry_interval: Duration::from_millis(150),
+    }
+}
+
+/// Places one order and records it.
+async fn append(
+    client: &OrderClient,
+    process: u64,
+    recorder: &Recorder,
+    postcode: &str,
+    item: String,
+) -> bool {
+    let key = normalise(postcode)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|_| postcode.to_owned());
+    let invoked = recorder.now();
+    let (id, result) = client.place_order_with_id(postcode, vec![item]).await;
+    let completed = recorder.now();
+    let Some(id) = id else { return false };
+    let value = Value::Id(id.to_string());
+    let kind = match &result {
+        Ok(_) => EventType::Ok,
+        Err(OrderClientError::Refused(_)) => EventType::Fail,
+        Err(OrderClientError::Client(_)) => EventType::Info,
+    };
+    recorder.record(Event {
+        process,
+        kind: EventType::Invoke,
+        f: Function::Append,
+        key: key.clone(),
+        value: value.clone(),
+        time: invoked,
+    });
+    recorder.record(Event {
+        process,
+        kind,
+        f: Function::Append,
+        key,
+        value,
+        time: completed,
+    });
+    result.is_ok()
+}
+
+/// Reads one postcode's orders and records it.
+async fn read(client: &OrderClient, process: u64, recorder: &Recorder, postcode: &str) -> bool {
+    let key = normalise(postcode)
+        .map(|p| p.to_string())
+        .unwrap_or_else(|_| postcode.to_owned());
+    let invoked = recorder.now();
+    let result = client.order_history(postcode).await;
+    let completed = recorder.now();
+    let (kind, value) = match &result {
+        Ok((_, orders)) => (
+            EventType::Ok,
+            Value::List(orders.iter().map(|o| o.id.to_string()).collect()),
+        ),
+        Err(OrderClientError::Client(ClientError::Timeout { .. })) => {
+            (EventType::Info, Value::Null)
+        }
+        Err(_) => (EventType::Fail, Value::Null),
+    };
+    recorder.record(Event {
+        process,
+        kind: EventType::Invoke,
+        f: Function::Read,
+        key: key.clone(),
+        value: Value::Null,
+        time: invoked,
+    });
+    recorder.record(Event {
+        process,
+        kind,
+        f: Function::Read,
+        key,
+        value,
+        time: completed,
+    });
+    result.is_ok()
+}
+
+/// Runs one nemesis run on the in-memory network, in the current tokio runtime.
+pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisOutcome> {
+    let mut rng = Rng(seed);
+    let network = MemNetwork::with_seed(seed);
+    let mut cluster = LocalCluster::<OrderBook, MemNetwork>::on(network.clone(), timing()).await?;
+    cluster.seed_ids(seed ^ 0x5eed);
+    let validator = Arc::new(OrderValidator::offline());
+    let mut next_replica = 1;
+    for _ in 0..options.replicas {
+        cluster
+            .start_replica(
+                &format!("replica-{next_replica}"),
+                OrderBook::with_predefined_history(),
+                validator.clone(),
+            )
+            .await?;
+        next_replica += 1;
+    }
+    cluster.start_frontend().await?;
+    let recorder = Recorder::new();
+    let mut faults = Vec::new();
+    let mut problems = Vec::new();
+    if let Err(e) = cluster.wait_for_convergence(Duration::from_secs(10)).await {
+        problems.push(format!("the cluster never formed: {e}"));
+    }
+
+    // The clients, each its own task with its own seeded choices.
+    let mut tasks = Vec::new();
+    for c in 0..options.clients {
+        let client = cluster
+            .order_client_with_id(client_config(), ClientId(c as u64 + 1))
+            .await?;
+        let recorder = recorder.clone();
+        let mut choices = Rng(seed.wrapping_mul(31).wrapping_add(c as u64));
+        let operations = options.operations;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..operations {
+                let postcode = POSTCODES[choices.below(POSTCODES.len() as u64) as usize];
+                if choices.below(10) < 7 {
+                    append(&client, c as u64, &recorder, postcode, format!("dish {i}")).await;
+                } else {
+                    read(&client, c as u64, &recorder, postcode).await;
+                }
+                tokio::time::sleep(Duration::from_millis(choices.below(40))).await;
+            }
+            client
+        }));
+    }
+
+    // The nemesis. Message faults from the start: with instant delivery every backup would
+    // hold every op the moment the primary sends it, and some bugs could not show.
+    let message_faults = Faults {
+        drop: 0.03,
+        duplicate: 0.03,
+        max_delay: Duration::from_millis(15),
+    };
+    network.set_faults(message_faults);
+    faults.push("drop, duplicate and delay 3% / 3% / 15 ms".into());
+    let mut crashed: Vec<String> = Vec::new();
+    for _ in 0..options.faults {
+        tokio::time::sleep(Duration::from_millis(50 + rng.below(300))).await;
+        let fe = cluster.frontend_report().await;
+        let view = fe
+            .as_ref()
+            .filter(|r| r.active)
+            .and_then(|r| r.view.clone());
+        let running = cluster.replica_names();
+        let live_members: Vec<String> = view
+            .iter()
+            .flat_map(|v| v.members().map(|m| m.id.name.clone()))
+            .filter(|n| running.contains(n))
+            .collect();
+        let primary = view.as_ref().map(|v| v.primary.id.name.clone());
+        match rng.below(12) {
+            10 | 11 if live_members.len() >= 3 => {
+                // The primary and a backup at once: the survivors must hold every
+                // acknowledged order (a commit needs every backup's acknowledgement).
+                let backup = live_members
+                    .iter()
+                    .filter(|n| Some(*n) != primary.as_ref())
+                    .nth(rng.below(2) as usize)
+                    .cloned();
+                for victim in primary.iter().chain(backup.iter()) {
+                    if cluster.crash_replica(victim).await {
+                        faults.push(format!("crash {victim}"));
+                        crashed.push(victim.clone());
+                    }
+                }
+            }
+            0 | 1 if live_members.len() >= 2 => {
+                let victim = if rng.below(2) == 0 {
+                    primary.clone().unwrap_or_default()
+                } else {
+                    live_members[rng.below(live_members.len() as u64) as usize].clone()
+                };
+                if cluster.crash_replica(&victim).await {
+                    faults.push(format!("crash {victim}"));
+                    crashed.push(victim);
+                }
+            }
+            2 if !crashed.is_empty() => {
+                let name = crashed.remove(rng.below(crashed.len() as u64) as usize);
+                cluster
+                    .start_replica(
+                        &name,
+                        OrderBook::with_predefined_history(),
+                        validator.clone(),
+                    )
+                    .await?;
+                faults.push(format!("restart {name}"));
+            }
+            3 => {
+                if let (Some(p), Some(fe)) = (
+                    primary.as_ref().and_then(|p| cluster.replica_address(p)),
+                    cluster.frontend_address(),
+                ) {
+                    network.partition(&[p], &[fe]);
+                    faults.push("partition the primary from the front-end".into());
+                }
+            }
+            4 => {
+                if let (Some(p), Some(v)) = (
+                    primary.as_ref().and_then(|p| cluster.replica_address(p)),
+                    view.as_ref(),
+                ) {
+                    let backups: Vec<Address> =
+                        v.backups.iter().map(|b| b.address.clone()).collect();
+                    network.partition(&[p], &backups);
+                    faults.push("partition the primary from its backups".into());
+                }
+            }
+            5 if cluster.frontend_running() => {
+                cluster.crash_frontend().await;
+                faults.push("crash the front-end".into());
+            }
+            6 if !cluster.frontend_running() => {
+                cluster.start_frontend().await?;
+                faults.push("restart the front-end".into());
+            }
+            7 => {
+                let name = format!("replica-{next_replica}");
+                next_replica += 1;
+                cluster
+                    .start_replica(
+                        &name,
+                        OrderBook::with_predefined_history(),
+                        validator.clone(),
+                    )
+                    .await?;
+                faults.push(format!("add {name}"));
+            }
+            8 => {
+                network.set_faults(Faults {
+                    drop: 0.1,
+                    duplicate: 0.1,
+                    max_delay: Duration::from_millis(40),
+                });
+                faults.push("drop, duplicate and delay 10% / 10% / 40 ms".into());
+            }
+            _ => {
+                network.heal_partitions();
+                faults.push("heal partitions".into());
+            }
+        }
+    }
+
+    // Heal, bring the front-end back, and let it settle.
+    network.heal();
+    if !cluster.frontend_running() {
+        cluster.start_frontend().await?;
+        faults.push("restart the front-end".into());
+    }
+    faults.push("heal".into());
+    let mut clients = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok(client) => clients.push(client),
+            Err(e) => problems.push(format!("a client task failed: {e}")),
+        }
+    }
+    // Liveness after healing: one more order per client succeeds.
+    for (c, client) in clients.iter().enumerate() {
+        if !append(
+            client,
+            c as u64,
+            &recorder,
+            POSTCODES[c % POSTCODES.len()],
+            "after healing".into(),
+        )
+        .await
+        {
+            problems.push(format!(
+                "client {c}: an order after healing did not succeed"
+            ));
+        }
+    }
+    if let Err(e) = cluster.wait_for_convergence(Duration::from_secs(10)).await {
+        problems.push(format!("no convergence after healing: {e}"));
+    }
+    // The final reads close the history.
+    let closer = cluster
+        .order_client_with_id(client_config(), ClientId(options.clients as u64 + 1))
+        .await?;
+    for postcode in POSTCODES {
+        if !read(&closer, options.clients as u64, &recorder, postcode).await {
+            problems.push(format!("the final read of {postcode} failed"));
+        }
+    }
+    let report = checker::check(&recorder.numbered()).unwrap_or_else(|e| {
+        problems.push(format!("the recorded history is malformed: {e}"));
+        checker::Report::default()
+    });
+    cluster.shutdown().await;
+    Ok(NemesisOutcome {
+        seed,
+        faults,
+        history: recorder,
+        report,
+        problems,
+    })
+}
