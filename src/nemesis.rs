@@ -110,8 +110,8 @@ fn client_config() -> ClientConfig {
     }
 }
 
-/// Places one order and records it.
-async fn append(
+/// Places one order and records it in `recorder` as `process`; whether it was acknowledged.
+pub async fn recorded_append(
     client: &OrderClient,
     process: u64,
     recorder: &Recorder,
@@ -150,8 +150,14 @@ async fn append(
     result.is_ok()
 }
 
-/// Reads one postcode's orders and records it.
-async fn read(client: &OrderClient, process: u64, recorder: &Recorder, postcode: &str) -> bool {
+/// Reads one postcode's orders and records it in `recorder` as `process`; whether it
+/// succeeded.
+pub async fn recorded_read(
+    client: &OrderClient,
+    process: u64,
+    recorder: &Recorder,
+    postcode: &str,
+) -> bool {
     let key = normalise(postcode)
         .map(|p| p.to_string())
         .unwrap_or_else(|_| postcode.to_owned());
@@ -226,9 +232,10 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
             for i in 0..operations {
                 let postcode = POSTCODES[choices.below(POSTCODES.len() as u64) as usize];
                 if choices.below(10) < 7 {
-                    append(&client, c as u64, &recorder, postcode, format!("dish {i}")).await;
+                    recorded_append(&client, c as u64, &recorder, postcode, format!("dish {i}"))
+                        .await;
                 } else {
-                    read(&client, c as u64, &recorder, postcode).await;
+                    recorded_read(&client, c as u64, &recorder, postcode).await;
                 }
                 tokio::time::sleep(Duration::from_millis(choices.below(40))).await;
             }
@@ -369,7 +376,7 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
     }
     // Liveness after healing: one more order per client succeeds.
     for (c, client) in clients.iter().enumerate() {
-        if !append(
+        if !recorded_append(
             client,
             c as u64,
             &recorder,
@@ -391,7 +398,7 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
         .order_client_with_id(client_config(), ClientId(options.clients as u64 + 1))
         .await?;
     for postcode in POSTCODES {
-        if !read(&closer, options.clients as u64, &recorder, postcode).await {
+        if !recorded_read(&closer, options.clients as u64, &recorder, postcode).await {
             problems.push(format!("the final read of {postcode} failed"));
         }
     }

@@ -327,3 +327,85 @@ async fn failover_time_over_tcp() {
         gaps[gaps.len() - 1]
     );
 }
+
+/// The history of concurrent clients, recorded while replicas (the primary included) and the
+/// front-end are killed with `kill -9` and restarted, is linearizable with nothing lost or
+/// doubled (PROTOCOL.md, invariant 6, over real processes and sockets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_recorded_under_kill_9_and_restarts_checks_out() {
+    use just_hungry::core::checker::{self, Recorder};
+    use just_hungry::nemesis::{POSTCODES, recorded_append, recorded_read};
+
+    let mut procs = Processes::new();
+    procs.start_registry();
+    procs.start_frontend();
+    let observer = client(&procs.registry).await;
+    for i in 1..=3 {
+        procs.start_replica(&format!("replica-{i}"));
+    }
+    wait_for(&observer, "three members", |s| members(s) == 3).await;
+
+    let recorder = Recorder::new();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for c in 0..8u64 {
+        let client = client(&procs.registry).await;
+        let (recorder, stop, acked) = (recorder.clone(), stop.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let postcode = POSTCODES[(c as usize * 7 + i * 3) % POSTCODES.len()];
+                if i % 4 == 3 {
+                    recorded_read(&client, c, &recorder, postcode).await;
+                } else if recorded_append(&client, c, &recorder, postcode, format!("dish {i}"))
+                    .await
+                {
+                    acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                i += 1;
+            }
+        }));
+    }
+    let progress = |n: usize| {
+        let acked = acked.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            let target = acked.load(std::sync::atomic::Ordering::Relaxed) + n;
+            while acked.load(std::sync::atomic::Ordering::Relaxed) < target {
+                assert!(tokio::time::Instant::now() < deadline, "orders stalled");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    progress(40).await;
+    let mut next = 4;
+    for round in 0..3 {
+        // kill -9 the primary, and restart a replica under its name.
+        let status = wait_for(&observer, "an active view", |s| members(s) >= 2).await;
+        let p = primary(&status);
+        procs.kill(&p);
+        progress(20).await;
+        procs.start_replica(&format!("replica-{next}"));
+        next += 1;
+        if round == 1 {
+            procs.kill("frontend");
+            procs.start_frontend();
+        }
+        progress(20).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let closer = client(&procs.registry).await;
+    for postcode in POSTCODES {
+        assert!(
+            recorded_read(&closer, 8, &recorder, postcode).await,
+            "final read of {postcode}"
+        );
+    }
+    let report = checker::check(&recorder.numbered()).expect("a well-formed history");
+    assert!(report.is_valid(), "{report}");
+    assert!(report.acknowledged >= 100, "{report}");
+}
