@@ -379,15 +379,13 @@ async fn a_history_recorded_under_kill_9_and_restarts_checks_out() {
         }
     };
     progress(40).await;
-    let mut next = 4;
     for round in 0..3 {
         // kill -9 the primary, and restart a replica under its name.
         let status = wait_for(&observer, "an active view", |s| members(s) >= 2).await;
         let p = primary(&status);
         procs.kill(&p);
         progress(20).await;
-        procs.start_replica(&format!("replica-{next}"));
-        next += 1;
+        procs.start_replica(&format!("replica-{}", round + 4));
         if round == 1 {
             procs.kill("frontend");
             procs.start_frontend();
