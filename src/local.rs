@@ -17,6 +17,7 @@ use just_hungry_core::protocol::replicated::ClientTableLimits;
 use just_hungry_core::protocol::view_manager::FrontEndConfig;
 use just_hungry_core::protocol::view_store::MemoryViewStore;
 use just_hungry_core::runtime::{self, Client, NodeHandle, NodeReport, OrderClient, random_u64};
+use just_hungry_core::sim::SimRng;
 use just_hungry_core::state_machine::{CommandValidator, StateMachine};
 use just_hungry_core::transport::Transport;
 use just_hungry_transport_mem::{MemEndpoint, MemNetwork};
@@ -94,7 +95,7 @@ pub struct LocalCluster<S: StateMachine, N: Network = MemNetwork> {
     replicas: BTreeMap<String, (ReplicaId, Address, NodeHandle)>,
     next_client: u64,
     /// Incarnations drawn from a seed, for replayable runs; `None`: random.
-    seeded_ids: Option<u64>,
+    seeded_ids: Option<SimRng>,
     _service: std::marker::PhantomData<fn() -> S>,
 }
 
@@ -145,19 +146,12 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
     /// Draws replica incarnations from `seed` instead of at random, so a run under a paused
     /// clock replays exactly.
     pub fn seed_ids(&mut self, seed: u64) {
-        self.seeded_ids = Some(seed);
+        self.seeded_ids = Some(SimRng::new(seed));
     }
 
     fn next_incarnation(&mut self) -> u64 {
         match self.seeded_ids.as_mut() {
-            Some(state) => {
-                // splitmix64
-                *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                let mut z = *state;
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                z ^ (z >> 31)
-            }
+            Some(rng) => rng.next_u64(),
             None => random_u64(),
         }
     }

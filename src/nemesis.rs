@@ -19,6 +19,7 @@ use just_hungry_core::postcode::normalise;
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::client::{ClientConfig, ClientError};
 use just_hungry_core::runtime::{OrderClient, OrderClientError};
+use just_hungry_core::sim::SimRng;
 use just_hungry_transport_mem::{Faults, MemNetwork};
 
 use crate::local::LocalCluster;
@@ -72,23 +73,6 @@ impl NemesisOutcome {
     /// Whether the run found nothing wrong.
     pub fn passed(&self) -> bool {
         self.report.is_valid() && self.problems.is_empty()
-    }
-}
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
     }
 }
 
@@ -195,7 +179,7 @@ pub async fn recorded_read(
 
 /// Runs one nemesis run on the in-memory network, in the current tokio runtime.
 pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisOutcome> {
-    let mut rng = Rng(seed);
+    let mut rng = SimRng::new(seed);
     let network = MemNetwork::with_seed(seed);
     let mut cluster = LocalCluster::<OrderBook, MemNetwork>::on(network.clone(), timing()).await?;
     cluster.seed_ids(seed ^ 0x5eed);
@@ -226,7 +210,7 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
             .order_client_with_id(client_config(), ClientId(c as u64 + 1))
             .await?;
         let recorder = recorder.clone();
-        let mut choices = Rng(seed.wrapping_mul(31).wrapping_add(c as u64));
+        let mut choices = SimRng::new(seed.wrapping_mul(31).wrapping_add(c as u64));
         let operations = options.operations;
         tasks.push(tokio::spawn(async move {
             for i in 0..operations {

@@ -626,25 +626,12 @@ fn is_seed(id: &str) -> bool {
 mod tests {
     use super::*;
 
-    /// A tiny deterministic generator (splitmix64).
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::sim::SimRng as Rng;
 
     /// A correct history: each operation takes effect at a random instant inside its interval,
     /// on a model of per-key lists; some appends end in `info`, some reads fail.
     fn correct_history(seed: u64, processes: u64, ops_per_process: u64) -> Vec<Event> {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let keys = ["SW1A 1AA", "M1 1AE", "EH1 2NG"];
         // (effect time, process, op index, is append, key, id, invoke, complete, info?)
         let mut planned = Vec::new();

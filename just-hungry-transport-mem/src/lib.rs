@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use just_hungry_core::ids::Address;
+use just_hungry_core::sim::SimRng;
 use just_hungry_core::transport::{Transport, TransportEvent};
 use tokio::sync::mpsc;
 
@@ -63,23 +64,9 @@ impl Faults {
     };
 }
 
-/// splitmix64: small, fast and good enough to draw faults from a seed.
-#[derive(Clone, Debug)]
-struct FaultRng(u64);
-
-impl FaultRng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform number in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
+/// A uniform number in `[0, 1)` from `rng`.
+fn unit(rng: &mut SimRng) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[derive(Default)]
@@ -88,7 +75,7 @@ struct Switch {
     next_generation: u64,
     faults: Faults,
     blocked: BTreeSet<(Address, Address)>,
-    rng: Option<FaultRng>,
+    rng: Option<SimRng>,
 }
 
 /// What [`Switch::route`] decided for one payload.
@@ -120,13 +107,13 @@ impl Switch {
                 delays: vec![Duration::ZERO],
             };
         }
-        let rng = self.rng.get_or_insert(FaultRng(0));
-        if rng.unit() < faults.drop {
+        let rng = self.rng.get_or_insert_with(|| SimRng::new(0));
+        if unit(rng) < faults.drop {
             return Route::Lost;
         }
-        let copies = if rng.unit() < faults.duplicate { 2 } else { 1 };
+        let copies = if unit(rng) < faults.duplicate { 2 } else { 1 };
         let delays = (0..copies)
-            .map(|_| faults.max_delay.mul_f64(rng.unit()))
+            .map(|_| faults.max_delay.mul_f64(unit(rng)))
             .collect();
         Route::Deliver { sender, delays }
     }
@@ -147,7 +134,7 @@ impl MemNetwork {
     /// An empty network whose faults are drawn from `seed`.
     pub fn with_seed(seed: u64) -> Self {
         let network = Self::default();
-        network.switch().rng = Some(FaultRng(seed));
+        network.switch().rng = Some(SimRng::new(seed));
         network
     }
 
