@@ -1,0 +1,366 @@
+//! One connection: the handshake, then a reader and a writer running side by side.
+//!
+//! The reader and the writer of a connection are two futures polled by one task, so neither
+//! waits for the other: a reader held back by a full inbound queue (backpressure) does not stop
+//! the writer, and a writer blocked on a full socket does not stop the reader (two peers
+//! writing to each other at once cannot deadlock). The reader is polled first, so a connection
+//! the peer has closed is noticed before another frame is written into it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use just_hungry_core::ids::Address;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+
+use crate::listener::Slot;
+use crate::queue::{FrameQueue, FrameReceiver};
+use crate::transport::Shared;
+use crate::wire::{self, CONNECTION_ADDRESS_PREFIX, Handshake, HandshakeError, MAX_HELLO_BYTES};
+
+/// How long a refused peer is given to read our reject frame, and how long we drain what it
+/// still sends (so that closing does not reset the connection and destroy the reason).
+pub const REJECT_LINGER: Duration = Duration::from_millis(500);
+
+/// The most bytes drained from a refused peer before closing anyway.
+pub const REJECT_DRAIN_BYTES: usize = 64 * 1024;
+
+type Reader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
+type Writer = FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>;
+
+/// Why a connection failed: each is reported to the node as the peer being unreachable.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectionError {
+    /// Connecting, reading or writing failed (refused, reset, broken pipe, a frame over the
+    /// limit...).
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The connection was not established in time.
+    #[error("no connection within {0:?}")]
+    ConnectTimeout(Duration),
+    /// The peer did not answer our hello in time.
+    #[error("no answer to our hello within {0:?}")]
+    HelloTimeout(Duration),
+    /// The peer refused our hello (another protocol version, typically).
+    #[error("{0}")]
+    Rejected(String),
+    /// The peer answered our hello with something else than an accept.
+    #[error("the peer answered our hello with {0}")]
+    BadAnswer(String),
+    /// The peer closed the connection before we could write anything on it.
+    #[error("the peer closed the connection before taking any message")]
+    ClosedEarly,
+}
+
+/// How a connection that completed its handshake ended.
+#[derive(Debug)]
+enum End {
+    /// The peer closed it cleanly.
+    ByPeer,
+    /// No frame arrived for `idle_timeout`.
+    Idle,
+    /// Our side stopped (the transport shut down, or the route was dropped).
+    Local,
+    /// Reading or writing failed.
+    Failed(ConnectionError),
+}
+
+fn split(stream: TcpStream, max_frame_bytes: usize) -> (Reader, Writer) {
+    let (read, write) = stream.into_split();
+    (
+        // Until the handshake is done, frames are limited to a hello's size.
+        FramedRead::new(read, wire::frame_codec(MAX_HELLO_BYTES)),
+        FramedWrite::new(write, wire::frame_codec(max_frame_bytes)),
+    )
+}
+
+/// Delivers every frame read to the node, `from` the given address, until the connection ends.
+async fn read_frames(
+    shared: &Shared,
+    reader: &mut Reader,
+    from: &Address,
+    idle_timeout: Option<Duration>,
+) -> End {
+    loop {
+        let next = match idle_timeout {
+            Some(limit) => match tokio::time::timeout(limit, reader.next()).await {
+                Ok(next) => next,
+                Err(_) => return End::Idle,
+            },
+            None => reader.next().await,
+        };
+        match next {
+            None => return End::ByPeer,
+            Some(Err(e)) => return End::Failed(e.into()),
+            Some(Ok(frame)) => {
+                tracing::trace!(from = %from, bytes = frame.len(), "frame received");
+                if shared.deliver(from, Vec::from(frame)).await.is_err() {
+                    return End::Local;
+                }
+            }
+        }
+    }
+}
+
+/// Writes queued frames: everything queued is fed, then flushed once, so a burst of messages
+/// leaves in as few segments as the socket allows. Sets `wrote` after the first flush.
+async fn write_frames(writer: &mut Writer, queue: &mut FrameReceiver, wrote: &mut bool) -> End {
+    loop {
+        let Some(first) = queue.recv().await else {
+            return End::Local;
+        };
+        let batch = async {
+            writer.feed(first).await?;
+            let mut frames = 1usize;
+            while let Some(frame) = queue.try_recv() {
+                writer.feed(frame).await?;
+                frames += 1;
+            }
+            SinkExt::<Bytes>::flush(writer).await?;
+            Ok::<usize, std::io::Error>(frames)
+        };
+        match batch.await {
+            Ok(frames) => {
+                tracing::trace!(frames, "frames written");
+                *wrote = true;
+            }
+            Err(e) => return End::Failed(e.into()),
+        }
+    }
+}
+
+// ---- outbound ----
+
+/// The task of one outbound peer: connects, says hello, then writes what is queued for the
+/// peer and delivers what it sends back, until the connection fails (the peer is reported
+/// unreachable and put in back-off) or is closed with nothing left to send (the peer is
+/// forgotten; the next send reconnects).
+pub(crate) async fn run_peer(
+    shared: Arc<Shared>,
+    to: Address,
+    id: u64,
+    mut queue: FrameReceiver,
+    mut failures: u32,
+) {
+    let failed = tokio::select! {
+        () = shared.cancel.cancelled() => return,
+        failed = peer_connections(&shared, &to, id, &mut queue, &mut failures) => failed,
+    };
+    if let Some(error) = failed {
+        shared.peer_failed(&to, id, failures, &error);
+    }
+}
+
+/// Connects as long as frames wait; `Some(error)` on failure, `None` once retired.
+async fn peer_connections(
+    shared: &Shared,
+    to: &Address,
+    id: u64,
+    queue: &mut FrameReceiver,
+    failures: &mut u32,
+) -> Option<ConnectionError> {
+    loop {
+        let (mut reader, mut writer) = match connect(shared, to).await {
+            Ok(halves) => halves,
+            Err(e) => return Some(e),
+        };
+        *failures = 0;
+        let mut wrote = false;
+        let end = tokio::select! {
+            biased;
+            end = read_frames(shared, &mut reader, to, None) => end,
+            end = write_frames(&mut writer, queue, &mut wrote) => end,
+        };
+        match end {
+            End::Failed(e) => return Some(e),
+            End::ByPeer | End::Idle | End::Local => {
+                // A clean close: the peer closed an idle connection, or is going away. With
+                // nothing to send, forget it quietly (a close is not evidence of failure: the
+                // next send finds out). With frames waiting, reconnect once at once: a peer that
+                // is gone refuses, and one that only closed an idle connection takes them.
+                if shared.retire_peer(to, id, queue) {
+                    tracing::debug!(peer = %to, "connection closed");
+                    return None;
+                }
+                if !wrote {
+                    return Some(ConnectionError::ClosedEarly);
+                }
+                tracing::debug!(peer = %to, "connection closed with messages waiting: reconnecting");
+            }
+        }
+    }
+}
+
+/// Opens a connection to `to` and completes the handshake.
+async fn connect(shared: &Shared, to: &Address) -> Result<(Reader, Writer), ConnectionError> {
+    let config = &shared.config;
+    let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(to.as_str()))
+        .await
+        .map_err(|_| ConnectionError::ConnectTimeout(config.connect_timeout))??;
+    stream.set_nodelay(true)?;
+    let (mut reader, mut writer) = split(stream, config.max_frame_bytes);
+    let handshake = async {
+        writer.send(shared.hello.clone()).await?;
+        match reader.next().await {
+            Some(answer) => Ok(answer?),
+            None => Err(ConnectionError::ClosedEarly),
+        }
+    };
+    let answer = tokio::time::timeout(config.hello_timeout, handshake)
+        .await
+        .map_err(|_| ConnectionError::HelloTimeout(config.hello_timeout))??;
+    match wire::decode_handshake(&answer) {
+        Ok(Handshake::Accept { role, name }) => {
+            tracing::debug!(peer = %to, role = %role, name = %name, "connected");
+        }
+        Ok(Handshake::Reject { reason }) => return Err(ConnectionError::Rejected(reason)),
+        Ok(Handshake::Hello(_)) => return Err(ConnectionError::BadAnswer("a hello".into())),
+        Err(HandshakeError::UnsupportedVersion { found, supported }) => {
+            return Err(ConnectionError::Rejected(format!(
+                "the peer speaks protocol version {found}, this node speaks version {supported}"
+            )));
+        }
+        Err(e) => return Err(ConnectionError::BadAnswer(e.to_string())),
+    }
+    reader
+        .decoder_mut()
+        .set_max_frame_length(config.max_frame_bytes);
+    Ok((reader, writer))
+}
+
+// ---- inbound ----
+
+/// The task of one accepted connection: waits for the hello, refuses a bad one with a reason,
+/// then delivers what the peer sends (and, for a peer that listens nowhere, writes the replies
+/// sent to its `conn:N` address) until the peer closes it, it stays idle for `idle_timeout`, or
+/// the transport shuts down. `slot` frees its place among the inbound connections on return.
+pub(crate) async fn serve_inbound(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+) {
+    tokio::select! {
+        () = shared.cancel.cancelled() => {}
+        () = inbound(&shared, stream, peer) => {}
+    }
+    drop(slot);
+}
+
+async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
+    let config = &shared.config;
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = split(stream, config.max_frame_bytes);
+    let first = match tokio::time::timeout(config.hello_timeout, reader.next()).await {
+        Err(_) => {
+            let reason = format!("no hello within {:?}", config.hello_timeout);
+            return refuse(reader, writer, peer, reason).await;
+        }
+        Ok(None) => {
+            tracing::debug!(peer = %peer, "closed before its hello");
+            return;
+        }
+        Ok(Some(Err(e))) => {
+            let reason = format!(
+                "the first frame must be a just-hungry hello of at most {MAX_HELLO_BYTES} bytes ({e})"
+            );
+            return refuse(reader, writer, peer, reason).await;
+        }
+        Ok(Some(Ok(frame))) => frame,
+    };
+    let hello = match wire::decode_handshake(&first) {
+        Ok(Handshake::Hello(hello)) => hello,
+        Ok(_) => {
+            let reason = "the first frame must be a hello, not an answer to one".to_owned();
+            return refuse(reader, writer, peer, reason).await;
+        }
+        Err(e @ HandshakeError::UnsupportedVersion { .. }) => {
+            return refuse(reader, writer, peer, e.to_string()).await;
+        }
+        Err(e) => {
+            let reason = format!("the first frame must be a just-hungry hello: {e}");
+            return refuse(reader, writer, peer, reason).await;
+        }
+    };
+    let from = match &hello.listen {
+        Some(listen) if wire::is_dialable(listen) && !wire::is_connection_address(listen) => {
+            Address::new(listen.clone())
+        }
+        Some(listen) => {
+            let reason = format!("the hello's listen address `{listen}` is not host:port");
+            return refuse(reader, writer, peer, reason).await;
+        }
+        None => Address::new(format!("{CONNECTION_ADDRESS_PREFIX}{}", shared.next_id())),
+    };
+    let accepted = tokio::time::timeout(config.hello_timeout, writer.send(shared.accept.clone()));
+    if !matches!(accepted.await, Ok(Ok(()))) {
+        tracing::debug!(peer = %peer, "could not answer the hello");
+        return;
+    }
+    reader
+        .decoder_mut()
+        .set_max_frame_length(config.max_frame_bytes);
+    tracing::debug!(peer = %peer, role = %hello.role, name = %hello.name, from = %from, "accepted a connection");
+
+    let idle = Some(config.idle_timeout);
+    let end = if hello.listen.is_some() {
+        // Replies to a peer that listens go to its listener: this connection only reads.
+        read_frames(shared, &mut reader, &from, idle).await
+    } else {
+        let (queue, mut replies) = FrameQueue::new(
+            shared.next_id(),
+            config.outbound_queue,
+            config.outbound_queue_bytes,
+        );
+        let _route = shared.add_reply_route(&from, queue);
+        let mut wrote = false;
+        tokio::select! {
+            biased;
+            end = read_frames(shared, &mut reader, &from, idle) => end,
+            end = write_frames(&mut writer, &mut replies, &mut wrote) => end,
+        }
+    };
+    match end {
+        End::Idle => tracing::info!(
+            peer = %peer,
+            from = %from,
+            idle = ?config.idle_timeout,
+            "closed an idle connection"
+        ),
+        End::Failed(e) => {
+            tracing::debug!(peer = %peer, from = %from, error = %e, "connection failed")
+        }
+        End::ByPeer | End::Local => {
+            tracing::debug!(peer = %peer, from = %from, "connection closed")
+        }
+    }
+}
+
+/// Answers a bad first frame with a reject frame giving `reason`, logs it, and closes the
+/// connection gracefully: our side first, then a bounded drain of what the peer still sends,
+/// so that the close does not turn into a reset that would destroy the reason in transit.
+async fn refuse(reader: Reader, mut writer: Writer, peer: SocketAddr, reason: String) {
+    tracing::info!(peer = %peer, reason = %reason, "refused a connection");
+    let linger = async {
+        if let Ok(frame) = wire::encode_handshake(&Handshake::Reject { reason }) {
+            writer.send(Bytes::from(frame)).await?;
+        }
+        SinkExt::<Bytes>::close(&mut writer).await?;
+        let mut read = reader.into_inner();
+        let mut buffer = [0u8; 4096];
+        let mut drained = 0;
+        while drained < REJECT_DRAIN_BYTES {
+            match read.read(&mut buffer).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    let _ = tokio::time::timeout(REJECT_LINGER, linger).await;
+}

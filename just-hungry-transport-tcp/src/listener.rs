@@ -1,0 +1,82 @@
+//! The accept loop: bounded inbound connections, and shutdown raced against `accept`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::connection;
+use crate::transport::Shared;
+
+/// How long the accept loop pauses after `accept` fails (out of file descriptors, typically),
+/// rather than spinning on the error.
+pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// One place among the inbound connections, freed when dropped (however the connection task
+/// ends: normally, by shutdown or by a panic).
+pub(crate) struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// Takes a place if fewer than `limit` are taken.
+    fn take(count: &Arc<AtomicUsize>, limit: usize) -> Option<Slot> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < limit).then_some(open + 1)
+            })
+            .ok()
+            .map(|_| Slot(count.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Accepts connections until the transport shuts down. A connection beyond
+/// `max_inbound_connections` is accepted and closed at once: leaving it in the kernel's backlog
+/// would let a flood hold the slots of peers that arrive later.
+pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let limit = shared.config.max_inbound_connections;
+    // Log the first refusal of a burst at info, the rest at debug.
+    let mut refusing = false;
+    loop {
+        let accepted = tokio::select! {
+            () = shared.cancel.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::info!(error = %e, "accept failed: pausing");
+                tokio::select! {
+                    () = shared.cancel.cancelled() => return,
+                    () = tokio::time::sleep(ACCEPT_ERROR_PAUSE) => continue,
+                }
+            }
+        };
+        match Slot::take(&shared.inbound_connections, limit) {
+            Some(slot) => {
+                refusing = false;
+                tracing::debug!(peer = %peer, "accepted");
+                shared.spawn(connection::serve_inbound(
+                    shared.clone(),
+                    stream,
+                    peer,
+                    slot,
+                ));
+            }
+            None => {
+                if refusing {
+                    tracing::debug!(peer = %peer, limit, "too many inbound connections: closed a new one");
+                } else {
+                    tracing::info!(peer = %peer, limit, "too many inbound connections: closing new ones");
+                }
+                refusing = true;
+                drop(stream);
+            }
+        }
+    }
+}

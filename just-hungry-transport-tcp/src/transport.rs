@@ -1,0 +1,550 @@
+//! [`TcpTransport`]: routing sends to connections, and events to the node.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use just_hungry_core::ids::Address;
+use just_hungry_core::runtime::random_u64;
+use just_hungry_core::transport::{Transport, TransportEvent};
+use tokio::net::TcpListener;
+use tokio::runtime::Handle;
+use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::config::TcpConfig;
+use crate::connection::{self, ConnectionError};
+use crate::listener;
+use crate::queue::{FrameQueue, FrameReceiver, Push};
+use crate::wire::{self, Handshake, Hello, MAX_HELLO_BYTES};
+
+/// The most distinct peers with an unreachable report waiting for the node. Reports for a peer
+/// already waiting are merged into the waiting one.
+pub const MAX_PENDING_UNREACHABLE: usize = 4096;
+
+/// A TCP endpoint: one node's [`Transport`] over length-prefixed TCP. See the crate
+/// documentation for the wire format and the connection rules.
+///
+/// Dropping it stops the listener and every connection task (they finish in the background);
+/// [`TcpTransport::shutdown`] does the same and waits for them.
+pub struct TcpTransport {
+    shared: Arc<Shared>,
+    events: mpsc::Receiver<TransportEvent>,
+    listen: Option<SocketAddr>,
+}
+
+/// What an outbound peer is doing.
+pub(crate) enum Peer {
+    /// A connection task owns the other end of this queue (connecting or connected).
+    Open(FrameQueue),
+    /// The last attempt failed: sends are refused until `until`, then the next send tries again.
+    Backoff {
+        /// The end of the window.
+        until: Instant,
+        /// Consecutive failures so far.
+        failures: u32,
+    },
+}
+
+#[derive(Default)]
+struct PendingUnreachable {
+    order: VecDeque<Address>,
+    waiting: HashSet<Address>,
+}
+
+/// The state every connection task shares with the transport.
+pub(crate) struct Shared {
+    pub(crate) config: TcpConfig,
+    local: Address,
+    /// The frame we open every outbound connection with.
+    pub(crate) hello: Bytes,
+    /// The frame we accept every valid hello with.
+    pub(crate) accept: Bytes,
+    events: mpsc::Sender<TransportEvent>,
+    /// Bytes of payloads in `events`, at most `inbound_budget_max`.
+    inbound_budget: Semaphore,
+    inbound_budget_max: u32,
+    unreachable: Mutex<PendingUnreachable>,
+    unreachable_ready: Notify,
+    pub(crate) peers: Mutex<HashMap<Address, Peer>>,
+    /// Reply queues of inbound connections whose peer listens nowhere, by `conn:N` address.
+    replies: Mutex<HashMap<Address, FrameQueue>>,
+    pub(crate) inbound_connections: Arc<AtomicUsize>,
+    next_id: AtomicU64,
+    pub(crate) cancel: CancellationToken,
+    tasks: TaskTracker,
+    runtime: Handle,
+    span: tracing::Span,
+}
+
+/// Locks `mutex`; a panic elsewhere while it was held leaves only routing entries behind,
+/// which are safe to keep using.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn invalid(what: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, what.into())
+}
+
+impl TcpTransport {
+    /// Binds `config.listen` and starts accepting connections. `local_address()` is
+    /// `config.advertise` if set, else the bound address with the real port (`127.0.0.1:0`
+    /// binds an ephemeral port).
+    ///
+    /// Must be called inside a tokio runtime; the transport's tasks run on it. Fails if the
+    /// address cannot be bound, if `config.listen` is `None` (use
+    /// [`TcpTransport::connect_only`]), or if the configuration is unusable
+    /// ([`io::ErrorKind::InvalidInput`]).
+    pub async fn bind(config: TcpConfig) -> io::Result<Self> {
+        let Some(listen) = config.listen else {
+            return Err(invalid(
+                "bind needs config.listen; use connect_only for an endpoint that listens nowhere",
+            ));
+        };
+        config.check()?;
+        let listener = TcpListener::bind(listen).await?;
+        let bound = listener.local_addr()?;
+        let local = match &config.advertise {
+            Some(advertise) => Address::new(advertise.clone()),
+            None => Address::new(bound.to_string()),
+        };
+        let mut transport = Self::start(config, local.clone(), Some(local.to_string()))?;
+        transport.listen = Some(bound);
+        let shared = transport.shared.clone();
+        transport
+            .shared
+            .spawn(listener::accept_loop(shared, listener));
+        tracing::debug!(local = %local, bound = %bound, "listening");
+        Ok(transport)
+    }
+
+    /// An endpoint that listens nowhere (a client): it connects to others, and their answers
+    /// come back over those connections. Its `local_address()` is a synthetic name, unique per
+    /// endpoint, that no peer can dial (a send to it is reported unreachable); peers see it as
+    /// a `conn:N` address of their own. `config.listen` and `config.advertise` are ignored.
+    ///
+    /// Must be called inside a tokio runtime. Fails only on an unusable configuration.
+    pub async fn connect_only(mut config: TcpConfig) -> io::Result<Self> {
+        config.listen = None;
+        config.advertise = None;
+        config.check()?;
+        let local = Address::new(format!(
+            "client:{}-{:016x}",
+            std::process::id(),
+            random_u64()
+        ));
+        Self::start(config, local, None)
+    }
+
+    fn start(config: TcpConfig, local: Address, listen: Option<String>) -> io::Result<Self> {
+        let runtime = Handle::try_current().map_err(|_| {
+            io::Error::other("a TCP transport must be created inside a tokio runtime")
+        })?;
+        let hello = wire::encode_handshake(&Handshake::Hello(Hello {
+            role: config.role.clone(),
+            name: config.name.clone(),
+            listen,
+        }))
+        .map_err(|e| invalid(e.to_string()))?;
+        let accept = wire::encode_handshake(&Handshake::Accept {
+            role: config.role.clone(),
+            name: config.name.clone(),
+        })
+        .map_err(|e| invalid(e.to_string()))?;
+        if hello.len().max(accept.len()) > MAX_HELLO_BYTES {
+            return Err(invalid(format!(
+                "role, name and address make a hello longer than {MAX_HELLO_BYTES} bytes"
+            )));
+        }
+        let (events_tx, events) = mpsc::channel(config.inbound_queue);
+        let inbound_budget_max = config
+            .inbound_queue_bytes
+            .min(u32::MAX as usize)
+            .min(Semaphore::MAX_PERMITS) as u32;
+        // At info level, so that the info logs of connection tasks name their endpoint.
+        let span = tracing::info_span!("tcp", local = %local);
+        let shared = Arc::new(Shared {
+            config,
+            local,
+            hello: Bytes::from(hello),
+            accept: Bytes::from(accept),
+            events: events_tx,
+            inbound_budget: Semaphore::new(inbound_budget_max as usize),
+            inbound_budget_max,
+            unreachable: Mutex::default(),
+            unreachable_ready: Notify::new(),
+            peers: Mutex::default(),
+            replies: Mutex::default(),
+            inbound_connections: Arc::new(AtomicUsize::new(0)),
+            next_id: AtomicU64::new(1),
+            cancel: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            runtime,
+            span,
+        });
+        Ok(TcpTransport {
+            shared,
+            events,
+            listen: None,
+        })
+    }
+
+    /// The socket address the listener is bound to (`None` for a
+    /// [`connect_only`](TcpTransport::connect_only) endpoint).
+    pub fn listen_address(&self) -> Option<SocketAddr> {
+        self.listen
+    }
+
+    /// The configuration this endpoint runs with.
+    pub fn config(&self) -> &TcpConfig {
+        &self.shared.config
+    }
+
+    /// How many inbound connections are open now (in the hello or later); never more than
+    /// [`TcpConfig::max_inbound_connections`].
+    pub fn inbound_connections(&self) -> usize {
+        self.shared.inbound_connections.load(Ordering::Acquire)
+    }
+
+    /// Stops the listener and every connection, and waits until every task of the transport
+    /// has finished (every socket is closed). Afterwards `send` drops everything and `recv`
+    /// returns the events already queued, then `None`. Calling it twice is harmless.
+    pub async fn shutdown(&mut self) {
+        self.shared.stop();
+        self.shared.tasks.wait().await;
+        self.events.close();
+        lock(&self.shared.peers).clear();
+        lock(&self.shared.replies).clear();
+    }
+
+    fn release(&self, event: TransportEvent) -> TransportEvent {
+        if let TransportEvent::Message { payload, .. } = &event {
+            self.shared
+                .inbound_budget
+                .add_permits(self.shared.inbound_cost(payload.len()) as usize);
+        }
+        event
+    }
+}
+
+impl Drop for TcpTransport {
+    fn drop(&mut self) {
+        self.shared.stop();
+    }
+}
+
+impl Transport for TcpTransport {
+    fn local_address(&self) -> Address {
+        self.shared.local.clone()
+    }
+
+    /// Queues `payload` for `to` and returns at once. `to` is a listener's `host:port` (one
+    /// reused connection per peer, opened on first use) or a `conn:N` address from a received
+    /// message (the reply goes back over that connection). Reported unreachable, now or once
+    /// the connection fails: an address of neither shape, a `conn:N` connection that has
+    /// closed, a peer inside its back-off window, a refused, reset or timed-out connection.
+    /// Dropped silently (logged): a full queue, a payload over `max_frame_bytes`, a send after
+    /// shutdown.
+    fn send(&self, to: &Address, payload: Vec<u8>) {
+        let shared = &self.shared;
+        if shared.cancel.is_cancelled() {
+            tracing::debug!(parent: &shared.span, to = %to, "send after shutdown: dropped");
+            return;
+        }
+        if payload.len() > shared.config.max_frame_bytes {
+            tracing::warn!(
+                parent: &shared.span,
+                to = %to,
+                bytes = payload.len(),
+                limit = shared.config.max_frame_bytes,
+                "message longer than max_frame_bytes: dropped"
+            );
+            return;
+        }
+        let frame = Bytes::from(payload);
+        if wire::is_connection_address(to.as_str()) {
+            shared.send_reply(to, frame);
+        } else if wire::is_dialable(to.as_str()) {
+            shared.send_to_peer(to, frame);
+        } else {
+            tracing::debug!(parent: &shared.span, to = %to, "not a host:port address: unreachable");
+            shared.report_unreachable(to);
+        }
+    }
+
+    /// The next event. Messages from one peer come in the order it sent them. Unreachable
+    /// reports for one peer are merged while one is waiting. `None` only after
+    /// [`TcpTransport::shutdown`], once the queued events are taken.
+    async fn recv(&mut self) -> Option<TransportEvent> {
+        loop {
+            if let Some(to) = self.shared.pop_unreachable() {
+                return Some(TransportEvent::Unreachable { to });
+            }
+            tokio::select! {
+                biased;
+                event = self.events.recv() => {
+                    return match event {
+                        Some(event) => Some(self.release(event)),
+                        None => self
+                            .shared
+                            .pop_unreachable()
+                            .map(|to| TransportEvent::Unreachable { to }),
+                    };
+                }
+                () = self.shared.unreachable_ready.notified() => {}
+            }
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<TransportEvent> {
+        if let Some(to) = self.shared.pop_unreachable() {
+            return Some(TransportEvent::Unreachable { to });
+        }
+        let event = self.events.try_recv().ok()?;
+        Some(self.release(event))
+    }
+}
+
+impl Shared {
+    fn stop(&self) {
+        self.cancel.cancel();
+        self.tasks.close();
+    }
+
+    /// Runs `task` on the transport's runtime, in its tracing span, tracked for shutdown.
+    pub(crate) fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks
+            .spawn_on(task.instrument(self.span.clone()), &self.runtime);
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn inbound_cost(&self, len: usize) -> u32 {
+        len.min(self.inbound_budget_max as usize) as u32
+    }
+
+    /// Hands a received payload to the node, waiting while the inbound queue is full (in
+    /// frames or bytes): the caller stops reading its socket meanwhile, which is the TCP
+    /// backpressure. `Err` once the transport is shut down.
+    pub(crate) async fn deliver(&self, from: &Address, payload: Vec<u8>) -> Result<(), ()> {
+        let cost = self.inbound_cost(payload.len());
+        let permit = self
+            .inbound_budget
+            .acquire_many(cost)
+            .await
+            .map_err(|_| ())?;
+        let event = TransportEvent::Message {
+            from: from.clone(),
+            payload,
+        };
+        self.events.send(event).await.map_err(|_| ())?;
+        // `recv` gives the bytes back when the node takes the message.
+        permit.forget();
+        Ok(())
+    }
+
+    /// Tells the node that `to` cannot be reached, unless a report for it is already waiting.
+    pub(crate) fn report_unreachable(&self, to: &Address) {
+        let mut pending = lock(&self.unreachable);
+        if pending.waiting.contains(to) {
+            return;
+        }
+        if pending.order.len() >= MAX_PENDING_UNREACHABLE {
+            tracing::debug!(parent: &self.span, to = %to, "too many unreachable reports waiting: dropped");
+            return;
+        }
+        pending.waiting.insert(to.clone());
+        pending.order.push_back(to.clone());
+        drop(pending);
+        self.unreachable_ready.notify_one();
+    }
+
+    fn pop_unreachable(&self) -> Option<Address> {
+        let mut pending = lock(&self.unreachable);
+        let to = pending.order.pop_front()?;
+        pending.waiting.remove(&to);
+        Some(to)
+    }
+
+    fn send_reply(&self, to: &Address, frame: Bytes) {
+        let replies = lock(&self.replies);
+        match replies.get(to).map(|queue| queue.push(frame)) {
+            Some(Push::Queued) => {}
+            Some(Push::Full) => {
+                tracing::debug!(parent: &self.span, to = %to, "reply queue full: message dropped");
+            }
+            Some(Push::Closed(_)) | None => {
+                drop(replies);
+                tracing::debug!(parent: &self.span, to = %to, "connection closed: unreachable");
+                self.report_unreachable(to);
+            }
+        }
+    }
+
+    fn send_to_peer(self: &Arc<Self>, to: &Address, frame: Bytes) {
+        let mut peers = lock(&self.peers);
+        let failures = match peers.get(to) {
+            Some(Peer::Open(queue)) => match queue.push(frame) {
+                Push::Queued => return,
+                Push::Full => {
+                    drop(peers);
+                    tracing::debug!(parent: &self.span, to = %to, "outbound queue full: message dropped");
+                    return;
+                }
+                Push::Closed(frame) => {
+                    // The task ended without retiring its entry (it cannot, but be safe).
+                    peers.remove(to);
+                    return self.open(peers, to, frame, 0);
+                }
+            },
+            Some(Peer::Backoff { until, failures }) => {
+                if Instant::now() < *until {
+                    drop(peers);
+                    tracing::trace!(parent: &self.span, to = %to, "inside the back-off window: unreachable");
+                    self.report_unreachable(to);
+                    return;
+                }
+                *failures
+            }
+            None => {
+                if peers.len() >= self.config.max_peers {
+                    let now = Instant::now();
+                    peers.retain(
+                        |_, peer| !matches!(peer, Peer::Backoff { until, .. } if *until <= now),
+                    );
+                }
+                if peers.len() >= self.config.max_peers {
+                    drop(peers);
+                    tracing::info!(parent: &self.span, to = %to, limit = self.config.max_peers, "too many outbound peers: unreachable");
+                    self.report_unreachable(to);
+                    return;
+                }
+                0
+            }
+        };
+        self.open(peers, to, frame, failures);
+    }
+
+    /// Starts a connection task for `to`, with `first` queued, after `failures` consecutive
+    /// failures.
+    fn open(
+        self: &Arc<Self>,
+        mut peers: MutexGuard<'_, HashMap<Address, Peer>>,
+        to: &Address,
+        first: Bytes,
+        failures: u32,
+    ) {
+        let (queue, receiver) = FrameQueue::new(
+            self.next_id(),
+            self.config.outbound_queue,
+            self.config.outbound_queue_bytes,
+        );
+        let _ = queue.push(first);
+        let id = queue.id();
+        peers.insert(to.clone(), Peer::Open(queue));
+        drop(peers);
+        tracing::debug!(parent: &self.span, to = %to, "connecting");
+        self.spawn(connection::run_peer(
+            self.clone(),
+            to.clone(),
+            id,
+            receiver,
+            failures,
+        ));
+    }
+
+    /// The connection task of `to` (queue `id`) has ended without error and nothing waits in
+    /// `receiver`: forget the peer (the next send reconnects). Returns `false`, keeping the
+    /// entry, if frames arrived meanwhile.
+    pub(crate) fn retire_peer(&self, to: &Address, id: u64, receiver: &FrameReceiver) -> bool {
+        let mut peers = lock(&self.peers);
+        if !receiver.is_empty() {
+            return false;
+        }
+        if matches!(peers.get(to), Some(Peer::Open(queue)) if queue.id() == id) {
+            peers.remove(to);
+        }
+        true
+    }
+
+    /// The connection task of `to` (queue `id`) failed after `failures` earlier consecutive
+    /// failures: refuse sends for a back-off window and tell the node. The frames still queued
+    /// are dropped with the task's receiver.
+    pub(crate) fn peer_failed(
+        &self,
+        to: &Address,
+        id: u64,
+        failures: u32,
+        error: &ConnectionError,
+    ) {
+        let unit = (random_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let delay = self.config.backoff_delay(failures, unit);
+        {
+            let mut peers = lock(&self.peers);
+            if matches!(peers.get(to), Some(Peer::Open(queue)) if queue.id() == id) {
+                peers.insert(
+                    to.clone(),
+                    Peer::Backoff {
+                        until: Instant::now() + delay,
+                        failures: failures.saturating_add(1),
+                    },
+                );
+            }
+        }
+        self.report_unreachable(to);
+        // The first failure of a run is worth an operator's attention; retries are not.
+        match (failures, error) {
+            (0, ConnectionError::Rejected(_)) => {
+                tracing::warn!(peer = %to, error = %error, "peer refused our hello")
+            }
+            (0, _) => {
+                tracing::info!(peer = %to, error = %error, retry_after = ?delay, "peer unreachable")
+            }
+            _ => {
+                tracing::debug!(peer = %to, error = %error, failures, retry_after = ?delay, "peer still unreachable")
+            }
+        }
+    }
+
+    /// Registers the reply queue of inbound connection `from`; the guard removes it.
+    pub(crate) fn add_reply_route(&self, from: &Address, queue: FrameQueue) -> ReplyRoute<'_> {
+        let id = queue.id();
+        lock(&self.replies).insert(from.clone(), queue);
+        ReplyRoute {
+            shared: self,
+            from: from.clone(),
+            id,
+        }
+    }
+}
+
+/// Keeps a `conn:N` address routable while its connection lives, however the task ends.
+pub(crate) struct ReplyRoute<'a> {
+    shared: &'a Shared,
+    from: Address,
+    id: u64,
+}
+
+impl Drop for ReplyRoute<'_> {
+    fn drop(&mut self) {
+        let mut replies = lock(&self.shared.replies);
+        if replies.get(&self.from).is_some_and(|q| q.id() == self.id) {
+            replies.remove(&self.from);
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! A thousand connections at once: bounded, and every file descriptor comes back. Its own test
+//! binary (so its own process), because it counts the process's open file descriptors.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::*;
+use just_hungry_core::transport::Transport;
+use just_hungry_transport_tcp::{TcpConfig, TcpTransport};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const LIMIT: usize = 64;
+const CONNECTIONS: usize = 1000;
+
+/// Polls `condition` until it holds, failing with `state()` after `limit`.
+async fn wait_for(
+    limit: Duration,
+    mut condition: impl FnMut() -> bool,
+    state: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "after {limit:?}: {}", state());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_connections_at_once_are_bounded_and_leak_no_descriptor() {
+    logs();
+    let mut s = TcpTransport::bind(TcpConfig {
+        max_inbound_connections: LIMIT,
+        hello_timeout: Duration::from_secs(20),
+        ..server_config("flooded")
+    })
+    .await
+    .unwrap();
+    let address = s.local_address();
+    let before = open_fds();
+
+    // Each flooding connection sends one byte and waits for the server to close it, or for the
+    // end of the flood.
+    let attempted = Arc::new(AtomicUsize::new(0));
+    let connected = Arc::new(AtomicUsize::new(0));
+    let closed_by_server = Arc::new(AtomicUsize::new(0));
+    let end_of_flood = CancellationToken::new();
+    let mut flood = JoinSet::new();
+    for _ in 0..CONNECTIONS {
+        let (address, attempted, connected, closed) = (
+            address.clone(),
+            attempted.clone(),
+            connected.clone(),
+            closed_by_server.clone(),
+        );
+        let end = end_of_flood.clone();
+        flood.spawn(async move {
+            let result = TcpStream::connect(address.as_str()).await;
+            if result.is_ok() {
+                connected.fetch_add(1, Ordering::SeqCst);
+            }
+            attempted.fetch_add(1, Ordering::SeqCst);
+            let Ok(mut stream) = result else {
+                return false;
+            };
+            // One byte (not even a whole length prefix): under a SYN flood the kernel answers
+            // with syncookies, and a connection whose last handshake segment was dropped only
+            // reaches the server when the client sends something.
+            if stream.write_all(&[0]).await.is_err() {
+                closed.fetch_add(1, Ordering::SeqCst);
+                return true;
+            }
+            let mut byte = [0u8; 1];
+            tokio::select! {
+                _ = stream.read(&mut byte) => { closed.fetch_add(1, Ordering::SeqCst); }
+                () = end.cancelled() => {}
+            }
+            true
+        });
+    }
+    // Every connection has reached the server (the kernel may hold some back for a while):
+    // exactly `LIMIT` are held, every other one was accepted and closed at once.
+    wait_for(
+        Duration::from_secs(15),
+        || {
+            let n = connected.load(Ordering::SeqCst);
+            attempted.load(Ordering::SeqCst) == CONNECTIONS
+                && n > CONNECTIONS / 2
+                && closed_by_server.load(Ordering::SeqCst) + LIMIT == n
+                && s.inbound_connections() == LIMIT
+        },
+        || {
+            format!(
+                "{} attempted, {} connected, {} closed by the server, {} held (limit {LIMIT})",
+                attempted.load(Ordering::SeqCst),
+                connected.load(Ordering::SeqCst),
+                closed_by_server.load(Ordering::SeqCst),
+                s.inbound_connections()
+            )
+        },
+    )
+    .await;
+    assert!(s.inbound_connections() <= LIMIT);
+
+    end_of_flood.cancel();
+    while flood.join_next().await.is_some() {}
+    wait_for(
+        WAIT,
+        || s.inbound_connections() == 0 && open_fds() <= before,
+        || {
+            format!(
+                "{} inbound connections, {} descriptors (before: {before})",
+                s.inbound_connections(),
+                open_fds()
+            )
+        },
+    )
+    .await;
+    assert_serves(&mut s).await;
+}
