@@ -9,10 +9,15 @@
 //! 2. The primary's [`OrderValidator`] checks the limits ([`check_items`]), validates the
 //!    postcode with its [`PostcodeValidator`] (offline, or online), and rewrites the command into
 //!    its final form: canonical postcode (`SW1A 1AA`), item names trimmed of surrounding
-//!    whitespace. A refusal is answered at once and nothing is replicated.
+//!    whitespace, and [`OrderCommand::PlaceUnverifiedOrder`] instead of
+//!    [`OrderCommand::PlaceOrder`] when the postcode was accepted without the online check that
+//!    was configured ([`PostcodeCheck::Unverified`]: no directory could answer and the
+//!    operator's policy is to accept). A refusal is answered at once and nothing is replicated.
 //! 3. The rewritten command is replicated and applied on every replica. [`OrderBook::apply`]
 //!    re-runs the offline checks ([`check_order`], no I/O), so a command that skipped validation
-//!    cannot corrupt the book, and stores the order with the request's id as its [`OrderId`].
+//!    cannot corrupt the book, and stores the order with the request's id as its [`OrderId`],
+//!    marked [`Order::unverified`] when the command says so. Whether an order is unverified is
+//!    decided once, at the primary, and replicated: `apply` stays deterministic.
 //!
 //! # Limits
 //!
@@ -44,7 +49,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ClientId, RequestId};
-use crate::postcode::{self, OfflineValidator, Postcode, PostcodeError, PostcodeValidator};
+use crate::postcode::{
+    self, OfflineValidator, Postcode, PostcodeCheck, PostcodeError, PostcodeValidator,
+};
 use crate::state_machine::{ApplyContext, CommandValidator, StateMachine};
 
 /// An order's id: the id of the client request that placed it, unique by construction
@@ -73,13 +80,19 @@ const _: () = assert!(MAX_ORDER_BOOK_BYTES + 16 * 1024 * 1024 <= crate::codec::M
 /// with the seed's `c0-1`, `c0-2`...
 pub const SEED_CLIENT: ClientId = ClientId(0);
 
-/// One order: its id and what was ordered.
+/// One order: its id, what was ordered, and whether its postcode went unverified.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
     /// The id of the request that placed it.
     pub id: OrderId,
     /// The item names, in the order given, trimmed of surrounding whitespace; never empty.
     pub items: Vec<String>,
+    /// Whether the postcode was accepted on the offline format check alone although an online
+    /// check was configured, because no directory could answer (the `accept-unverified`
+    /// policy): someone may want to check the address before delivering. `false` for every
+    /// other order, including those of an `offline` validator, whose format check is all that
+    /// was asked for.
+    pub unverified: bool,
 }
 
 /// A write to the order book.
@@ -92,6 +105,26 @@ pub enum OrderCommand {
         /// The item names; after validation, trimmed of surrounding whitespace.
         items: Vec<String>,
     },
+    /// Place one order whose postcode could not be checked online and was accepted on the
+    /// format check alone: stored with [`Order::unverified`] set. Written by the primary's
+    /// [`OrderValidator`]; a client sending it gets the same validation as
+    /// [`OrderCommand::PlaceOrder`], and the validator decides which of the two is replicated.
+    PlaceUnverifiedOrder {
+        /// The postcode, in canonical form.
+        postcode: String,
+        /// The item names, trimmed of surrounding whitespace.
+        items: Vec<String>,
+    },
+}
+
+impl OrderCommand {
+    /// The postcode and items of the order to place, whichever the variant.
+    pub fn order(&self) -> (&str, &[String]) {
+        match self {
+            OrderCommand::PlaceOrder { postcode, items }
+            | OrderCommand::PlaceUnverifiedOrder { postcode, items } => (postcode, items),
+        }
+    }
 }
 
 /// A read of the order book.
@@ -261,25 +294,23 @@ fn trimmed_items(items: &[String]) -> Vec<String> {
 }
 
 /// Validates a command without a runtime and without I/O ([`check_order`]), and rewrites it into
-/// its final form: canonical postcode, trimmed item names. For simulators and tests; the same
-/// answer as `OrderValidator::offline()` gives.
+/// its final form: canonical postcode, trimmed item names, [`OrderCommand::PlaceOrder`] (the
+/// format check is all an offline validator asks for, so nothing is unverified). For
+/// simulators and tests; the same answer as `OrderValidator::offline()` gives.
 pub fn validate_offline(command: OrderCommand) -> Result<OrderCommand, OrderError> {
-    match command {
-        OrderCommand::PlaceOrder { postcode, items } => {
-            let postcode = check_order(&postcode, &items)?;
-            Ok(OrderCommand::PlaceOrder {
-                postcode: postcode.into_string(),
-                items: trimmed_items(&items),
-            })
-        }
-    }
+    let (postcode, items) = command.order();
+    Ok(OrderCommand::PlaceOrder {
+        postcode: check_order(postcode, items)?.into_string(),
+        items: trimmed_items(items),
+    })
 }
 
 /// A bound of the bytes one order adds to the encoded book: its id (two varints, at most 9
-/// bytes each), its item count, each item with its length prefix, and its share of a postcode
-/// key (at most 9 bytes plus the length of its list). 32 covers everything but the items.
+/// bytes each), its item count, each item with its length prefix, its unverified flag (1 byte),
+/// and its share of a postcode key (at most 9 bytes plus the length of its list). 33 covers
+/// everything but the items.
 fn order_cost(items: &[String]) -> usize {
-    const ORDER_OVERHEAD_BYTES: usize = 32;
+    const ORDER_OVERHEAD_BYTES: usize = 33;
     items.iter().fold(ORDER_OVERHEAD_BYTES, |total, item| {
         let prefix = if item.len() < 251 { 1 } else { 9 };
         total.saturating_add(item.len()).saturating_add(prefix)
@@ -379,6 +410,7 @@ impl OrderBook {
                         seq,
                     },
                     items: items.iter().map(|item| (*item).to_owned()).collect(),
+                    unverified: false,
                 });
             }
         }
@@ -448,6 +480,7 @@ impl OrderBook {
         id: OrderId,
         postcode: &str,
         items: &[String],
+        unverified: bool,
     ) -> Result<OrderId, OrderError> {
         let postcode = check_order(postcode, items)?;
         let items = trimmed_items(items);
@@ -458,10 +491,11 @@ impl OrderBook {
             .ok_or(OrderError::OrderBookFull {
                 max_bytes: MAX_ORDER_BOOK_BYTES,
             })?;
-        self.histories
-            .entry(postcode)
-            .or_default()
-            .push(Order { id, items });
+        self.histories.entry(postcode).or_default().push(Order {
+            id,
+            items,
+            unverified,
+        });
         self.stored_bytes = stored_bytes;
         Ok(id)
     }
@@ -474,14 +508,13 @@ impl StateMachine for OrderBook {
     type QueryReply = Result<OrderHistory, OrderError>;
 
     /// Re-runs [`check_order`] (offline, no I/O), checks [`MAX_ORDER_BOOK_BYTES`], and appends
-    /// `Order { id: context.request, items }` (items trimmed) under the canonical postcode,
-    /// answering the id. On any error the book is unchanged. Deterministic; never panics.
+    /// `Order { id: context.request, items, unverified }` (items trimmed; `unverified` for
+    /// [`OrderCommand::PlaceUnverifiedOrder`]) under the canonical postcode, answering the id.
+    /// On any error the book is unchanged. Deterministic; never panics.
     fn apply(&mut self, context: &ApplyContext, command: &OrderCommand) -> Self::Reply {
-        match command {
-            OrderCommand::PlaceOrder { postcode, items } => {
-                self.place(context.request, postcode, items)
-            }
-        }
+        let (postcode, items) = command.order();
+        let unverified = matches!(command, OrderCommand::PlaceUnverifiedOrder { .. });
+        self.place(context.request, postcode, items, unverified)
     }
 
     /// Answers from the current state. A history query for a malformed postcode answers the
@@ -500,7 +533,9 @@ impl StateMachine for OrderBook {
 
 /// The order book's [`CommandValidator`], run once at the primary: the limits
 /// ([`check_items`]), then the postcode through `P`, then the rewrite into the final command
-/// (canonical postcode, trimmed item names). A refusal is the reply `Err(error)`.
+/// (canonical postcode, trimmed item names; [`OrderCommand::PlaceUnverifiedOrder`] when `P`
+/// accepted the postcode as [`PostcodeCheck::Unverified`], [`OrderCommand::PlaceOrder`]
+/// otherwise). A refusal is the reply `Err(error)`.
 ///
 /// The offline format check runs before `P` (as the [`PostcodeValidator`] contract requires of
 /// `P` anyway), so a malformed postcode never costs a network call whatever `P` is; `P` is given
@@ -536,20 +571,23 @@ impl<P: PostcodeValidator> CommandValidator<OrderBook> for OrderValidator<P> {
         &self,
         command: OrderCommand,
     ) -> Result<OrderCommand, Result<OrderId, OrderError>> {
-        match command {
-            OrderCommand::PlaceOrder { postcode, items } => {
-                let canonical = check_order(&postcode, &items).map_err(Err)?;
-                let postcode = self
-                    .postcodes
-                    .validate(canonical.as_str())
-                    .await
-                    .map_err(|e| Err(OrderError::from(e)))?;
-                Ok(OrderCommand::PlaceOrder {
-                    postcode: postcode.into_string(),
-                    items: trimmed_items(&items),
-                })
+        let (postcode, items) = command.order();
+        let canonical = check_order(postcode, items).map_err(Err)?;
+        let validated = self
+            .postcodes
+            .validate(canonical.as_str())
+            .await
+            .map_err(|e| Err(OrderError::from(e)))?;
+        let items = trimmed_items(items);
+        let postcode = validated.postcode.into_string();
+        Ok(match validated.check {
+            PostcodeCheck::Unverified { .. } => {
+                OrderCommand::PlaceUnverifiedOrder { postcode, items }
             }
-        }
+            PostcodeCheck::Format | PostcodeCheck::Confirmed(_) => {
+                OrderCommand::PlaceOrder { postcode, items }
+            }
+        })
     }
 }
 
@@ -602,6 +640,7 @@ mod tests {
             &[Order {
                 id,
                 items: strings(&["Chips", "Curry sauce"]),
+                unverified: false,
             }]
         );
         book.apply(&context(4, 1), &place("SW1A 1AA", &["Kebab"]))
@@ -826,6 +865,7 @@ mod tests {
             let order = Order {
                 id: RequestId::default(),
                 items: strings(&["Chips"]),
+                unverified: false,
             };
             let histories = BTreeMap::from([(postcode.to_owned(), vec![order])]);
             crate::codec::encode(&(histories,)).unwrap()
@@ -880,7 +920,7 @@ mod tests {
 
     #[async_trait::async_trait]
     impl PostcodeValidator for NotFoundAnywhere {
-        async fn validate(&self, input: &str) -> Result<Postcode, PostcodeError> {
+        async fn validate(&self, input: &str) -> Result<postcode::Validated, PostcodeError> {
             self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let postcode = postcode::normalise(input)?;
             Err(PostcodeError::NotFound { postcode })
@@ -935,6 +975,89 @@ mod tests {
             .calls
             .load(std::sync::atomic::Ordering::SeqCst);
         assert_eq!(calls, 1);
+    }
+
+    /// A postcode validator that accepts whatever passes the format check as
+    /// [`PostcodeCheck::Unverified`], as an online one does when no directory answers and the
+    /// policy is to accept.
+    struct NothingAnswers;
+
+    #[async_trait::async_trait]
+    impl PostcodeValidator for NothingAnswers {
+        async fn validate(&self, input: &str) -> Result<postcode::Validated, PostcodeError> {
+            Ok(postcode::Validated {
+                postcode: postcode::normalise(input)?,
+                check: PostcodeCheck::Unverified {
+                    reason: "postcodes.io: timed out".into(),
+                },
+            })
+        }
+    }
+
+    fn unverified(postcode: &str, items: &[&str]) -> OrderCommand {
+        OrderCommand::PlaceUnverifiedOrder {
+            postcode: postcode.to_owned(),
+            items: items.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn an_order_accepted_unverified_is_replicated_and_stored_as_unverified() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let validator = OrderValidator::new(NothingAnswers);
+        let command = runtime
+            .block_on(validator.validate(place(" m1 1ae", &[" Pie "])))
+            .unwrap();
+        assert_eq!(command, unverified("M1 1AE", &["Pie"]));
+        // Refusals are unchanged by the policy.
+        assert!(matches!(
+            runtime.block_on(validator.validate(place("M1-1AE", &["Pie"]))),
+            Err(Err(OrderError::InvalidPostcode(
+                PostcodeError::CharacterNotAllowed { .. }
+            )))
+        ));
+        // A client cannot make an order verified by sending the unverified variant to a
+        // validator that checks, nor the other way round: the validator decides.
+        let checked = OrderValidator::offline();
+        assert_eq!(
+            runtime.block_on(checked.validate(unverified("m11ae", &["Pie"]))),
+            Ok(place("M1 1AE", &["Pie"]))
+        );
+
+        let mut book = OrderBook::empty();
+        book.apply(&context(2, 1), &command).unwrap();
+        book.apply(&context(2, 2), &place("M1 1AE", &["Chips"]))
+            .unwrap();
+        let flags: Vec<bool> = book
+            .history(&pc("M1 1AE"))
+            .iter()
+            .map(|o| o.unverified)
+            .collect();
+        assert_eq!(flags, [true, false]);
+        let restored = OrderBook::restore(&book.snapshot().unwrap()).unwrap();
+        assert_eq!(restored, book);
+        assert_eq!(restored.digest(), book.digest());
+        // The flag is part of the replicated state.
+        let mut other = OrderBook::empty();
+        other
+            .apply(&context(2, 1), &place("M1 1AE", &["Pie"]))
+            .unwrap();
+        other
+            .apply(&context(2, 2), &place("M1 1AE", &["Chips"]))
+            .unwrap();
+        assert_ne!(other.digest(), book.digest());
+        // The offline rewrite answers as the offline validator does, and apply re-checks an
+        // unverified order like any other.
+        assert_eq!(
+            validate_offline(unverified(" m11ae ", &[" Pie "])),
+            Ok(place("M1 1AE", &["Pie"]))
+        );
+        assert!(
+            book.apply(&context(2, 3), &unverified("M1-1AE", &["Pie"]))
+                .is_err()
+        );
     }
 
     #[test]

@@ -76,8 +76,50 @@ fn postcode_like() -> impl Strategy<Value = String> {
         .prop_map(|v| v.into_iter().collect())
 }
 
+/// Whether the letter table of rule 6 allows `outward INWARD`, both already of a valid shape
+/// (written out from POSTCODES.md, not taken from the implementation).
+fn letters_allowed(outward: &str, inward: &str) -> bool {
+    let o: Vec<char> = outward.chars().collect();
+    let letter = |c: &char| c.is_ascii_uppercase();
+    let first_ok = !"QVX".contains(o[0]);
+    let second_ok = !(o.len() >= 3 && letter(&o[1]) && "IJZ".contains(o[1]));
+    let third_ok = !(o.len() == 3 && !o[1].is_ascii_uppercase() && letter(&o[2]))
+        || "ABCDEFGHJKPSTUW".contains(o[2]);
+    let fourth_ok = !(o.len() == 4 && letter(&o[3])) || "ABEHMNPRVWXY".contains(o[3]);
+    let inward_ok = inward.chars().skip(1).all(|c| !"CIKMOV".contains(c));
+    first_ok && second_ok && third_ok && fourth_ok && inward_ok
+}
+
+/// An outward code of one of the six shapes with any letters, and any `9AA` inward code.
+fn any_letters() -> impl Strategy<Value = (String, String)> {
+    let l = || letter_except("");
+    let outward = prop_oneof![
+        (l(), digit()).prop_map(|(a, b)| format!("{a}{b}")),
+        (l(), digit(), digit()).prop_map(|(a, b, c)| format!("{a}{b}{c}")),
+        (l(), l(), digit()).prop_map(|(a, b, c)| format!("{a}{b}{c}")),
+        (l(), l(), digit(), digit()).prop_map(|(a, b, c, d)| format!("{a}{b}{c}{d}")),
+        (l(), digit(), l()).prop_map(|(a, b, c)| format!("{a}{b}{c}")),
+        (l(), l(), digit(), l()).prop_map(|(a, b, c, d)| format!("{a}{b}{c}{d}")),
+    ];
+    let inward = (digit(), l(), l()).prop_map(|(d, x, y)| format!("{d}{x}{y}"));
+    (outward, inward)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn a_well_shaped_postcode_is_accepted_exactly_when_the_letter_table_allows_it(
+        (outward, inward) in any_letters(),
+    ) {
+        let typed = format!("{outward} {inward}");
+        let result = normalise(&typed);
+        prop_assert_eq!(result.is_ok(), letters_allowed(&outward, &inward), "{:?}: {:?}", typed, result);
+        if let Err(error) = result {
+            let is_letter_error = matches!(error, PostcodeError::LetterNotAllowed { .. });
+            prop_assert!(is_letter_error, "{:?}", error);
+        }
+    }
 
     #[test]
     fn never_panics_and_output_is_a_fixed_point(input in any::<String>()) {

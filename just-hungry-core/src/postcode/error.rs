@@ -4,15 +4,15 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::Postcode;
+use super::{Directory, Postcode};
 
 /// Why a postcode was refused, or could not be checked.
 ///
 /// The first six variants come from the offline format check ([`super::normalise`], the rules of
 /// POSTCODES.md section 1) and are definitive: the same input is always refused the same way.
-/// [`PostcodeError::NotFound`] and [`PostcodeError::Terminated`] come from the online
-/// validators and are definitive too. Only [`PostcodeError::Unreachable`] is worth retrying
-/// (see [`PostcodeError::is_retryable`]).
+/// [`PostcodeError::NotFound`], [`PostcodeError::Terminated`] and [`PostcodeError::Refused`]
+/// come from the online validators and are definitive too. Only
+/// [`PostcodeError::Unreachable`] is worth retrying (see [`PostcodeError::is_retryable`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum PostcodeError {
     /// Nothing but whitespace was given.
@@ -97,6 +97,20 @@ pub enum PostcodeError {
         year: Option<u16>,
         /// The month it was terminated (1 = January), if known.
         month: Option<u8>,
+    },
+
+    /// An online directory refused the postcode by its own shape rules, which are not ours
+    /// (postcodes.io answers "Invalid postcode" for `GIR 0AA`, which our format check accepts).
+    /// `reason` is the directory's own words, one of a fixed set we recognise: no text from the
+    /// network is ever copied here unchecked.
+    #[error("postcode {postcode} was refused by {directory}: {reason}")]
+    Refused {
+        /// The postcode, in canonical form.
+        postcode: Postcode,
+        /// Which directory refused it.
+        directory: Directory,
+        /// The directory's reason (`Invalid postcode`).
+        reason: String,
     },
 
     /// No validator could give an answer now (network error, timeout, server error, rate

@@ -1,5 +1,41 @@
-//! UK postcodes: the canonical [`Postcode`] type, the offline format check, and the
-//! [`PostcodeValidator`] trait that every validator (offline, online, fallback chain) implements.
+//! UK postcodes: the canonical [`Postcode`] type, the offline format check, the
+//! [`PostcodeValidator`] trait, and the validators that implement it: offline, postcodes.io,
+//! getthedata, and the fallback chain of the two with a cache.
+//!
+//! # Choosing a validator
+//!
+//! Build one from a [`PostcodeConfig`] (the library's builder, and what the binaries' flags
+//! fill in): its [`ValidatorMode`] is one of
+//!
+//! | mode | what it does | network |
+//! |---|---|---|
+//! | `offline` | the format check below, nothing else ([`OfflineValidator`]) | none |
+//! | `postcodes-io` | format check, then a lookup at postcodes.io | postcodes.io |
+//! | `getthedata` | format check, then a lookup at getthedata | getthedata |
+//! | `online` | format check, then postcodes.io, then getthedata only when postcodes.io could not answer | both |
+//!
+//! Every mode runs the format check first, so malformed input never costs an HTTP call. The
+//! online modes share one HTTP client (one connection pool, TLS by rustls on `ring`), bound
+//! their time ([`PostcodeConfig::validation_timeout`]) and their requests in flight, and cache
+//! answers (found and refused separately, never "could not answer"), coalescing concurrent
+//! lookups of one postcode into one request. They are built only with the `online-postcodes`
+//! cargo feature (on by default); see [`online`] for the API facts they rely on.
+//!
+//! # When no directory can answer
+//!
+//! [`WhenUnreachable`] is the operator's choice: `refuse` (the default) refuses the order with
+//! [`PostcodeError::Unreachable`], "cannot validate the postcode now, please try again later";
+//! `accept-unverified` accepts it on the format check alone and says so
+//! ([`PostcodeCheck::Unverified`]; the order book stores the order marked unverified). A
+//! Northern Ireland postcode (`BT`) that only getthedata could be asked about is such a case:
+//! getthedata has no Northern Ireland data, so its "no match" means "cannot say", not "invalid".
+//!
+//! # Privacy
+//!
+//! In every mode but `offline`, each postcode typed by a customer is sent, over HTTPS unless the
+//! configured URL says otherwise, to a third party (postcodes.io, and getthedata when the chain
+//! falls back to it), with our IP address. Nothing else about the order is sent. Choose
+//! `offline`, or point the URLs at a service you run, if that is not acceptable.
 //!
 //! # The offline format check
 //!
@@ -36,8 +72,11 @@
 //! assert!(error.to_string().starts_with("\"SW1A 1A\" is not a UK postcode"));
 //! ```
 
+mod config;
 mod error;
 mod format;
+#[cfg(feature = "online-postcodes")]
+pub mod online;
 
 use std::fmt;
 use std::str::FromStr;
@@ -45,8 +84,16 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use config::{
+    CacheConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FOUND_ENTRIES, DEFAULT_FOUND_TTL,
+    DEFAULT_GETTHEDATA_URL, DEFAULT_MAX_IN_FLIGHT, DEFAULT_POSTCODES_IO_URL,
+    DEFAULT_REFUSED_ENTRIES, DEFAULT_REFUSED_TTL, DEFAULT_VALIDATION_TIMEOUT, MAX_IN_FLIGHT_LIMIT,
+    ParseChoiceError, PostcodeConfig, PostcodeConfigError, ValidatorMode, WhenUnreachable,
+};
 pub use error::{LetterPlace, NotUkKind, PostcodeError};
 pub use format::normalise;
+#[cfg(feature = "online-postcodes")]
+pub use online::{GetTheData, OnlineValidator, PostcodesIo};
 
 /// The longest input, in characters, that the format check looks at; longer input is refused
 /// with [`PostcodeError::TooLong`] before any other work. The longest valid postcode is 8
@@ -84,6 +131,19 @@ impl Postcode {
     /// The inward code (`1AA` in `SW1A 1AA`): always 3 characters.
     pub fn inward(&self) -> &str {
         self.0.split_once(' ').map_or("", |(_, inward)| inward)
+    }
+
+    /// The postcode area: the leading letters of the outward code (`SW` in `SW1A 1AA`, `M` in
+    /// `M1 1AE`, `GIR` in `GIR 0AA`).
+    pub fn area(&self) -> &str {
+        let outward = self.outward();
+        let letters = outward.bytes().take_while(u8::is_ascii_alphabetic).count();
+        outward.get(..letters).unwrap_or_default()
+    }
+
+    /// Whether it is a Northern Ireland postcode (area `BT`).
+    pub fn is_northern_ireland(&self) -> bool {
+        self.area() == "BT"
     }
 
     /// The compact form without the space (`SW1A1AA`): what the online APIs are sent, since it
@@ -156,41 +216,95 @@ impl<'de> Deserialize<'de> for Postcode {
     }
 }
 
-/// Checks a postcode typed by a customer: the canonical postcode, or a typed reason why not.
+/// An online postcode directory: where a postcode is looked up to know that it exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Directory {
+    /// postcodes.io (ONS Postcode Directory, the whole UK including Northern Ireland).
+    PostcodesIo,
+    /// getthedata (the fallback; older data, no Northern Ireland).
+    GetTheData,
+}
+
+impl fmt::Display for Directory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Directory::PostcodesIo => "postcodes.io",
+            Directory::GetTheData => "getthedata",
+        })
+    }
+}
+
+/// How far an accepted postcode was checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PostcodeCheck {
+    /// The offline format check only, because that is the configured mode (`offline`): the
+    /// postcode could exist.
+    Format,
+    /// Found, live, in this directory.
+    Confirmed(Directory),
+    /// An online check was configured but no directory could answer (or, for a Northern
+    /// Ireland postcode, only one that has no data for it), and the operator's policy is
+    /// [`WhenUnreachable::AcceptUnverified`]: accepted on the format check alone.
+    Unverified {
+        /// Why no directory could answer, for logs.
+        reason: String,
+    },
+}
+
+/// A postcode a validator accepted: its canonical form and how far it was checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validated {
+    /// The canonical postcode, which is what gets replicated and stored.
+    pub postcode: Postcode,
+    /// How far it was checked.
+    pub check: PostcodeCheck,
+}
+
+impl Validated {
+    /// Whether it was accepted without the online check that was configured
+    /// ([`PostcodeCheck::Unverified`]).
+    pub fn is_unverified(&self) -> bool {
+        matches!(self.check, PostcodeCheck::Unverified { .. })
+    }
+}
+
+/// Checks a postcode typed by a customer: the canonical postcode and how far it was checked,
+/// or a typed reason why not.
 ///
 /// # To ensure correctness
 ///
 /// - `Ok` holds the canonical postcode, which is what gets replicated and stored.
 /// - The offline format check ([`normalise`]) runs first in every implementation, so an input
-///   it refuses is refused with its error and never reaches the network; use
-///   [`OfflineValidator`] as the first step.
+///   it refuses is refused with its error and never reaches the network.
 /// - `validate` never panics, whatever the input or the remote answer.
 /// - Implementations may do I/O (an HTTP lookup) and take time: the runtime runs them off the
 ///   protocol's event loop, once per request, at the primary. They must bound their own time
-///   and answer [`PostcodeError::Unreachable`] when they cannot decide, so the caller can tell
-///   "retry later" from "refused" ([`PostcodeError::is_retryable`]).
+///   and answer [`PostcodeError::Unreachable`] (or, if the operator chose so, accept with
+///   [`PostcodeCheck::Unverified`]) when they cannot decide, so the caller can tell "retry
+///   later" from "refused" ([`PostcodeError::is_retryable`]).
 #[async_trait::async_trait]
 pub trait PostcodeValidator: Send + Sync + 'static {
-    /// The canonical postcode for `input`, or why it is refused or cannot be checked now.
-    async fn validate(&self, input: &str) -> Result<Postcode, PostcodeError>;
+    /// The canonical postcode for `input` and how far it was checked, or why it is refused or
+    /// cannot be checked now.
+    async fn validate(&self, input: &str) -> Result<Validated, PostcodeError>;
 }
 
 #[async_trait::async_trait]
 impl<T: PostcodeValidator + ?Sized> PostcodeValidator for Arc<T> {
-    async fn validate(&self, input: &str) -> Result<Postcode, PostcodeError> {
+    async fn validate(&self, input: &str) -> Result<Validated, PostcodeError> {
         (**self).validate(input).await
     }
 }
 
 #[async_trait::async_trait]
 impl<T: PostcodeValidator + ?Sized> PostcodeValidator for Box<T> {
-    async fn validate(&self, input: &str) -> Result<Postcode, PostcodeError> {
+    async fn validate(&self, input: &str) -> Result<Validated, PostcodeError> {
         (**self).validate(input).await
     }
 }
 
 /// The offline validator: the format check of [`normalise`] and nothing else. No I/O, answers
-/// at once, never [`PostcodeError::Unreachable`].
+/// at once, never [`PostcodeError::Unreachable`]; what it accepts is [`PostcodeCheck::Format`].
 ///
 /// It says a postcode *could* exist, not that it does (`MA1 1AA` passes): use an online
 /// validator to know that an address uses it.
@@ -199,8 +313,11 @@ pub struct OfflineValidator;
 
 #[async_trait::async_trait]
 impl PostcodeValidator for OfflineValidator {
-    async fn validate(&self, input: &str) -> Result<Postcode, PostcodeError> {
-        normalise(input)
+    async fn validate(&self, input: &str) -> Result<Validated, PostcodeError> {
+        Ok(Validated {
+            postcode: normalise(input)?,
+            check: PostcodeCheck::Format,
+        })
     }
 }
 
@@ -224,6 +341,12 @@ mod tests {
         assert_eq!(p.inward(), "1AA");
         assert_eq!(p.compact(), "SW1A1AA");
         assert_eq!(pc("m11ae").outward(), "M1");
+        assert_eq!(p.area(), "SW");
+        assert_eq!(pc("M1 1AE").area(), "M");
+        assert_eq!(pc("GIR 0AA").area(), "GIR");
+        assert!(pc("BT1 5GS").is_northern_ireland());
+        assert!(pc("bt94 1aa").is_northern_ireland());
+        assert!(!pc("B33 8TH").is_northern_ireland());
         assert_eq!(String::from(p.clone()), "SW1A 1AA");
         assert_eq!("SW1A 1AA".parse::<Postcode>(), Ok(p));
     }
@@ -321,7 +444,10 @@ mod tests {
         let boxed: Box<dyn PostcodeValidator> = Box::new(OfflineValidator);
         let shared: Arc<dyn PostcodeValidator> = Arc::new(OfflineValidator);
         for input in ["sw1a1aa", "SW1A-1AA", "", "GIR 0AA"] {
-            let expected = normalise(input);
+            let expected = normalise(input).map(|postcode| Validated {
+                postcode,
+                check: PostcodeCheck::Format,
+            });
             assert_eq!(runtime.block_on(OfflineValidator.validate(input)), expected);
             assert_eq!(runtime.block_on(boxed.validate(input)), expected);
             assert_eq!(runtime.block_on(shared.validate(input)), expected);
