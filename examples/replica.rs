@@ -1,12 +1,18 @@
 //! A replica: `cargo run --example replica -- [--registry ADDR] [--id NAME] [--listen ADDR]`.
 //! Start as many as you like; each loads the pre-defined order history, registers, finds the
 //! front-end and joins (its data is then overwritten with the cluster's).
+//!
+//! Postcodes are checked with `--validator online` by default: postcodes.io, then getthedata
+//! when postcodes.io cannot answer. That sends each order's postcode to those services; use
+//! `--validator offline` for the format check alone (README, "Postcode validation").
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::Parser;
-use just_hungry::cli::{DEFAULT_REGISTRY, REGISTRY_ENV, TimingArgs, init_logging, shutdown_signal};
+use just_hungry::cli::{
+    DEFAULT_REGISTRY, PostcodeArgs, REGISTRY_ENV, TimingArgs, init_logging, shutdown_signal,
+};
 use just_hungry::core::ids::{Address, ReplicaId};
 use just_hungry::core::orders::{OrderBook, OrderValidator};
 use just_hungry::core::protocol::replica::ReplicaConfig;
@@ -33,6 +39,8 @@ struct Args {
     empty: bool,
     #[command(flatten)]
     timing: TimingArgs,
+    #[command(flatten)]
+    postcodes: PostcodeArgs,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -56,7 +64,9 @@ async fn main() -> anyhow::Result<()> {
     } else {
         OrderBook::with_predefined_history()
     };
-    let validator = Arc::new(OrderValidator::offline());
+    let postcodes = args.postcodes.config();
+    let validator = Arc::new(OrderValidator::new(postcodes.build()?));
+    tracing::info!(replica = %name, validator = %postcodes.mode, when_unreachable = %postcodes.when_unreachable, "postcode validation configured");
     let node = runtime::spawn_replica(transport, config, initial, validator);
     shutdown_signal().await;
     tracing::info!(replica = %name, "replica shutting down");

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use clap::Args;
 use just_hungry_core::orders::Order;
-use just_hungry_core::postcode::{Postcode, normalise};
+use just_hungry_core::postcode::{
+    DEFAULT_GETTHEDATA_URL, DEFAULT_POSTCODES_IO_URL, Postcode, PostcodeConfig, ValidatorMode,
+    WhenUnreachable, normalise,
+};
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::messages::ClusterStatus;
 use just_hungry_core::runtime::{OrderClient, OrderClientError};
@@ -84,6 +87,46 @@ impl TimingArgs {
             retransmit_interval: self.retransmit_interval,
             backup_timeout: self.backup_timeout,
             autoclean: self.autoclean,
+        }
+    }
+}
+
+/// The postcode validator's options (replica binary): which validator, where the directories
+/// are, how long a validation may take, and what to do when no directory answers. They fill in
+/// a [`PostcodeConfig`]; the settings not exposed here keep their defaults.
+#[derive(Args, Clone, Debug)]
+pub struct PostcodeArgs {
+    /// How delivery postcodes are validated: `offline` (the UK format check only; nothing is
+    /// sent anywhere), `postcodes-io`, `getthedata`, or `online` (postcodes.io, falling back to
+    /// getthedata when postcodes.io cannot answer). Every mode but `offline` sends each postcode
+    /// to a third party.
+    #[arg(long, default_value = "online")]
+    pub validator: ValidatorMode,
+    /// Base URL of postcodes.io (lookups go to URL/postcodes/POSTCODE).
+    #[arg(long, default_value = DEFAULT_POSTCODES_IO_URL)]
+    pub postcodes_io_url: String,
+    /// Base URL of getthedata (lookups go to URL/postcode/POSTCODE).
+    #[arg(long, default_value = DEFAULT_GETTHEDATA_URL)]
+    pub getthedata_url: String,
+    /// How long one validation may take in all, the fallback included.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub validation_timeout: Duration,
+    /// When no directory can answer: `refuse` the order ("cannot validate the postcode now"),
+    /// or `accept-unverified` on the format check, marking the order unverified.
+    #[arg(long, default_value = "refuse")]
+    pub when_unreachable: WhenUnreachable,
+}
+
+impl PostcodeArgs {
+    /// The validator configuration these options describe.
+    pub fn config(&self) -> PostcodeConfig {
+        PostcodeConfig {
+            mode: self.validator,
+            postcodes_io_url: self.postcodes_io_url.clone(),
+            getthedata_url: self.getthedata_url.clone(),
+            validation_timeout: self.validation_timeout,
+            when_unreachable: self.when_unreachable,
+            ..PostcodeConfig::default()
         }
     }
 }

@@ -18,7 +18,7 @@ use just_hungry::core::protocol::client::ClientConfig;
 use just_hungry::core::protocol::messages::ReplicaRole;
 use just_hungry::core::runtime::{OrderClient, OrderClientError};
 use just_hungry::local::LocalCluster;
-use support::{FakeServer, Postcodes, unreachable_url};
+use support::{FakeServer, Gate, Postcodes, postcodes_io_reply, unreachable_url};
 
 const WAIT: Duration = Duration::from_secs(10);
 const REPLICAS: [&str; 3] = ["replica-1", "replica-2", "replica-3"];
@@ -168,4 +168,47 @@ async fn when_no_directory_answers_orders_are_refused_or_accepted_unverified_as_
     // The seed order of the same postcode is not marked.
     assert!(orders.iter().any(|o| o.id != id && !o.unverified));
     accept.shutdown().await;
+}
+
+/// A directory that hangs on one postcode delays only the orders for that postcode: orders for
+/// others are validated, replicated and answered meanwhile, and the held one completes once the
+/// directory answers.
+#[tokio::test]
+async fn a_directory_hanging_on_one_postcode_does_not_stall_orders_for_others() {
+    let data = Postcodes::new().live(&["SW1A 2AA", "EH1 1YZ"]);
+    let gate = Gate::new();
+    let pio = FakeServer::postcodes_io(data.clone()).await;
+    let (held, answers) = (gate.clone(), data.clone());
+    pio.set(move |target| {
+        let reply = postcodes_io_reply(&answers, target);
+        if target.contains("EH1") {
+            reply.gated(&held)
+        } else {
+            reply
+        }
+    });
+    let gtd = FakeServer::getthedata(data).await;
+    let mut config = online(&pio.url(), &gtd.url(), WhenUnreachable::Refuse);
+    config.validation_timeout = Duration::from_secs(30);
+    let mut cluster = cluster(&config).await;
+    let slow_client = cluster.order_client(ClientConfig::default()).await.unwrap();
+    let client = cluster.order_client(ClientConfig::default()).await.unwrap();
+
+    let slow =
+        tokio::spawn(async move { slow_client.place_order("EH1 1YZ", items(&["Haggis"])).await });
+    pio.wait_for_requests(1).await;
+    for n in 0..5 {
+        client
+            .place_order("SW1A 2AA", items(&[&format!("Tea {n}")]))
+            .await
+            .expect("an order for another postcode is not held up");
+    }
+    assert!(!slow.is_finished(), "the held lookup has not been answered");
+    gate.open();
+    slow.await
+        .unwrap()
+        .expect("the held order completes once the directory answers");
+    let (_, orders) = client.order_history("EH1 1YZ").await.unwrap();
+    assert_eq!(orders.iter().filter(|o| o.items == ["Haggis"]).count(), 1);
+    cluster.shutdown().await;
 }

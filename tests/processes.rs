@@ -4,6 +4,11 @@
 //!
 //! The binaries are the facade's examples, which `cargo test` builds before running tests.
 //! Every process is killed when the test ends, passing or failing ([`Processes`]' `Drop`).
+//! Replicas check postcodes offline, except in the test of the binary's online flags, which
+//! points them at local fakes of postcodes.io and getthedata.
+
+#[path = "../just-hungry-core/tests/support/mod.rs"]
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -88,8 +93,15 @@ impl Processes {
         self.spawn("frontend", "frontend", &["--state-dir", &dir]);
     }
 
+    /// A replica with the offline postcode check: tests never reach the internet.
     fn start_replica(&mut self, name: &str) {
-        self.spawn(name, "replica", &["--id", name]);
+        self.start_replica_with(name, &["--validator", "offline"]);
+    }
+
+    fn start_replica_with(&mut self, name: &str, extra: &[&str]) {
+        let mut args = vec!["--id", name];
+        args.extend_from_slice(extra);
+        self.spawn(name, "replica", &args);
     }
 
     /// `kill -9`.
@@ -406,4 +418,89 @@ async fn a_history_recorded_under_kill_9_and_restarts_checks_out() {
     let report = checker::check(&recorder.numbered()).expect("a well-formed history");
     assert!(report.is_valid(), "{report}");
     assert!(report.acknowledged >= 100, "{report}");
+}
+
+/// A registry, a front-end and one replica started with `flags`, serving as primary.
+async fn one_replica_cluster(flags: &[&str]) -> (Processes, OrderClient) {
+    let mut procs = Processes::new();
+    procs.start_registry();
+    procs.start_frontend();
+    let client = client(&procs.registry).await;
+    procs.start_replica_with("replica-1", flags);
+    wait_for(&client, "replica-1 to be primary", |s| {
+        primary(s) == "replica-1"
+    })
+    .await;
+    (procs, client)
+}
+
+/// The replica binary's postcode flags reach its validator: `--validator online` against local
+/// fakes of both directories. A live postcode is accepted, a missing one is refused with the
+/// directory's reason; with neither directory reachable the default policy refuses with
+/// "cannot validate now", and `--when-unreachable accept-unverified` accepts the order on the
+/// format check, marked unverified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replica_binary_validates_postcodes_with_its_online_flags() {
+    use just_hungry::core::orders::OrderError;
+    use just_hungry::core::postcode::PostcodeError;
+    use just_hungry::core::runtime::OrderClientError;
+    use support::{FakeServer, Postcodes, unreachable_url};
+
+    let data = Postcodes::new().live(&["SW1A 2AA", "EH1 1YZ"]);
+    let pio = FakeServer::postcodes_io(data.clone()).await;
+    let gtd = FakeServer::getthedata(data).await;
+    let down = unreachable_url().await;
+    let online = |pio: &str, gtd: &str| {
+        let flags = ["--validator", "online", "--postcodes-io-url", pio];
+        let more = ["--getthedata-url", gtd, "--validation-timeout", "2s"];
+        flags
+            .into_iter()
+            .chain(more)
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let items = || vec!["Fish and chips".to_owned()];
+
+    let flags = online(&pio.url(), &gtd.url());
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (procs, client) = one_replica_cluster(&flags).await;
+    client
+        .place_order("sw1a 2aa", items())
+        .await
+        .expect("a live postcode is accepted");
+    match client.place_order("SW1A 9ZZ", items()).await {
+        Err(OrderClientError::Refused(OrderError::InvalidPostcode(e))) => assert_eq!(
+            e.to_string(),
+            "postcode SW1A 9ZZ not found: please check it and try again"
+        ),
+        other => panic!("expected a not-found refusal, got {other:?}"),
+    }
+    assert_eq!((pio.requests(), gtd.requests()), (2, 0));
+    drop(procs);
+
+    // Neither directory reachable: the default policy refuses and stores nothing.
+    let flags = online(&down, &down);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let (procs, client) = one_replica_cluster(&flags).await;
+    match client.place_order("EH1 1YZ", items()).await {
+        Err(OrderClientError::Refused(OrderError::InvalidPostcode(
+            PostcodeError::Unreachable { .. },
+        ))) => {}
+        other => panic!("expected a cannot-validate-now refusal, got {other:?}"),
+    }
+    let (_, orders) = client.order_history("EH1 1YZ").await.expect("history");
+    assert!(orders.is_empty(), "{orders:?}");
+    drop(procs);
+
+    // The same outage under accept-unverified: accepted, and stored marked unverified.
+    let mut flags = flags;
+    flags.extend(["--when-unreachable", "accept-unverified"]);
+    let (_procs, client) = one_replica_cluster(&flags).await;
+    let id = client
+        .place_order("EH1 1YZ", items())
+        .await
+        .expect("accepted on the format check");
+    let (_, orders) = client.order_history("EH1 1YZ").await.expect("history");
+    let order = orders.iter().find(|o| o.id == id).expect("stored");
+    assert!(order.unverified, "{order:?}");
 }

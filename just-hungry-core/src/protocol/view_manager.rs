@@ -708,6 +708,15 @@ impl<S: StateMachine> Node<S> for ViewManager<S> {
     }
 
     fn handle_unreachable(&mut self, now: Time, to: &Address) {
+        if *to == self.config.registry {
+            // The registry is not up yet (or restarting): register again after one
+            // retransmit interval rather than a whole lease renewal, or clients could not find
+            // this front-end for seconds.
+            self.next_register = self
+                .next_register
+                .min(now + self.config.timing.retransmit_interval);
+            return;
+        }
         // A refused or reset connection to a replica is evidence that it died: fail it over
         // at once rather than after `dead_after` (PROTOCOL.md, "Failure detection").
         let mut failed = Vec::new();

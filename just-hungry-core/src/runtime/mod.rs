@@ -6,6 +6,11 @@
 //! send; encode and send; start validations). Ready messages are taken in a batch before the
 //! outputs are drained, so the primary sends one `Prepare` per backup for many writes.
 //!
+//! Validations run inside the node's task, not in tasks of their own: one that completes at
+//! once (the offline check, a cache hit) is fed back before the next output, with no spawn and
+//! no wake-up; one that waits (an HTTP lookup) joins a set polled by the loop, so it delays
+//! only its own request.
+//!
 //! Shutdown: [`NodeHandle::shutdown`] signals the loop, which stops after the current step,
 //! aborts its validations and returns; [`NodeHandle::crash`] aborts the task at once (what a
 //! `kill -9` does to a process), for demos and tests.
@@ -18,8 +23,11 @@ pub use clock::{Clock, random_u64};
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::codec;
 use crate::ids::{Address, OpNumber, RequestId, Time, View};
@@ -252,6 +260,9 @@ type Validated<S> = (
     Result<<S as StateMachine>::Command, <S as StateMachine>::Reply>,
 );
 
+/// Validations still waiting (on the network, say), polled by the node's loop.
+type Validations<S> = FuturesUnordered<BoxFuture<'static, Validated<S>>>;
+
 /// The event loop of one node.
 async fn drive<S: StateMachine, N: Driven<S>, T: Transport>(
     mut node: N,
@@ -261,7 +272,7 @@ async fn drive<S: StateMachine, N: Driven<S>, T: Transport>(
     mut report_requests: mpsc::Receiver<oneshot::Sender<NodeReport>>,
     clock: Clock,
 ) {
-    let mut validations: JoinSet<Validated<S>> = JoinSet::new();
+    let mut validations: Validations<S> = FuturesUnordered::new();
     let mut buffer = Vec::new();
     node.handle_timeout(clock.now());
     loop {
@@ -271,6 +282,7 @@ async fn drive<S: StateMachine, N: Driven<S>, T: Transport>(
             &mut effects,
             &mut validations,
             &mut buffer,
+            &clock,
         ) {
             // Publishing a view that is not stored could make a restarted front-end go back
             // in time: stop instead.
@@ -295,15 +307,13 @@ async fn drive<S: StateMachine, N: Driven<S>, T: Transport>(
                     }
                 }
             }
-            Some(done) = validations.join_next(), if !validations.is_empty() => {
-                if let Ok((request, result)) = done {
-                    node.handle_validated(clock.now(), request, result);
-                }
+            Some((request, result)) = validations.next(), if !validations.is_empty() => {
+                node.handle_validated(clock.now(), request, result);
             }
             _ = tokio::time::sleep_until(deadline) => node.handle_timeout(clock.now()),
         }
     }
-    validations.abort_all();
+    drop(validations);
     tracing::info!(node = %node.name(), "stopped");
 }
 
@@ -327,8 +337,9 @@ fn act<S: StateMachine, N: Driven<S>, T: Transport>(
     node: &mut N,
     transport: &T,
     effects: &mut Effects<S>,
-    validations: &mut JoinSet<Validated<S>>,
+    validations: &mut Validations<S>,
     buffer: &mut Vec<u8>,
+    clock: &Clock,
 ) -> Result<(), ViewStoreError> {
     while let Some(output) = node.poll_output() {
         match output {
@@ -336,7 +347,14 @@ fn act<S: StateMachine, N: Driven<S>, T: Transport>(
             Output::Validate { request, command } => match &effects.validator {
                 Some(validator) => {
                     let validator = validator.clone();
-                    validations.spawn(async move { (request, validator.validate(command).await) });
+                    let mut validation: BoxFuture<'static, Validated<S>> =
+                        Box::pin(async move { (request, validator.validate(command).await) });
+                    match (&mut validation).now_or_never() {
+                        Some((request, result)) => {
+                            node.handle_validated(clock.now(), request, result)
+                        }
+                        None => validations.push(validation),
+                    }
                 }
                 None => {
                     tracing::error!(node = %node.name(), "validation asked of a node without a validator")
