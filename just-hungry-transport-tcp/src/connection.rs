@@ -179,10 +179,19 @@ async fn peer_connections(
         match end {
             End::Failed(e) => return Some(e),
             End::ByPeer | End::Idle | End::Local => {
-                // A clean close: the peer closed an idle connection, or is going away. With
-                // nothing to send, forget it quietly (a close is not evidence of failure: the
-                // next send finds out). With frames waiting, reconnect once at once: a peer that
-                // is gone refuses, and one that only closed an idle connection takes them.
+                // A clean close: the peer closed an idle connection, or is going away (a
+                // process killed with `kill -9` closes its sockets this way too). A close alone
+                // is not evidence of failure, so when the peer closed it we probe its port
+                // once: a peer that is gone refuses, and is reported unreachable now rather
+                // than at the next send; one that only closed an idle connection accepts.
+                if matches!(end, End::ByPeer)
+                    && queue.is_empty()
+                    && let Some(error) = probe(shared, to).await
+                {
+                    return Some(error);
+                }
+                // With nothing to send, forget it quietly. With frames waiting, reconnect once
+                // at once: a peer that is gone refuses, and one that is alive takes them.
                 if shared.retire_peer(to, id, queue) {
                     tracing::debug!(peer = %to, "connection closed");
                     return None;
@@ -193,6 +202,17 @@ async fn peer_connections(
                 tracing::debug!(peer = %to, "connection closed with messages waiting: reconnecting");
             }
         }
+    }
+}
+
+/// Whether `to` still accepts connections: `Some(error)` if it refuses (or does not answer
+/// within the connect timeout). The probe connection is closed at once, before any hello.
+async fn probe(shared: &Shared, to: &Address) -> Option<ConnectionError> {
+    let limit = shared.config.connect_timeout;
+    match tokio::time::timeout(limit, TcpStream::connect(to.as_str())).await {
+        Ok(Ok(_stream)) => None,
+        Ok(Err(e)) => Some(e.into()),
+        Err(_) => Some(ConnectionError::ConnectTimeout(limit)),
     }
 }
 

@@ -140,6 +140,20 @@ async fn a_peer_that_shuts_down_is_reported_unreachable_on_the_next_send() {
     expect_unreachable(&mut a, &to).await;
 }
 
+/// A peer that goes away (its sockets closed cleanly, as `kill -9` closes them) is reported
+/// unreachable without waiting for another send: the close makes us probe its port, which
+/// refuses.
+#[tokio::test]
+async fn a_peer_that_goes_away_is_reported_unreachable_without_another_send() {
+    let mut a = server("a").await;
+    let mut b = server("b").await;
+    let to = b.local_address();
+    a.send(&to, b"1".to_vec());
+    next_message(&mut b).await;
+    b.shutdown().await;
+    expect_unreachable(&mut a, &to).await;
+}
+
 #[tokio::test]
 async fn a_dropped_peer_is_reported_unreachable() {
     let mut a = server("a").await;
@@ -174,6 +188,12 @@ async fn an_idle_connection_closed_by_the_peer_is_reopened_without_a_failure() {
         b.inbound_connections() == 0
     })
     .await;
+    // The close made `a` probe b's port, which accepted: no failure is reported.
+    eventually(WAIT, "b saw the probe come and go", || {
+        b.inbound_connections() == 0
+    })
+    .await;
+    assert!(a.try_recv().is_none(), "no unreachable report");
     a.send(&b.local_address(), b"2".to_vec());
     assert_eq!(next_message(&mut b).await.1, b"2");
     assert!(a.try_recv().is_none(), "no unreachable report");
