@@ -152,10 +152,10 @@ impl TcpConfig {
                 return invalid(format!("{name} must be longer than zero"));
             }
         }
-        if let Some(advertise) = &self.advertise {
-            if !wire::is_dialable(advertise) {
-                return invalid(format!("advertise `{advertise}` is not host:port"));
-            }
+        if let Some(advertise) = &self.advertise
+            && !wire::is_dialable(advertise)
+        {
+            return invalid(format!("advertise `{advertise}` is not host:port"));
         }
         Ok(())
     }

@@ -114,25 +114,25 @@ pub fn normalise(input: &str) -> Result<Postcode, PostcodeError> {
             place,
         })
     };
-    if let Some(&first) = outward.first() {
-        if FIRST_FORBIDDEN.contains(&first) {
-            return refuse(1, first, LetterPlace::First);
-        }
+    if let Some(&first) = outward.first()
+        && FIRST_FORBIDDEN.contains(&first)
+    {
+        return refuse(1, first, LetterPlace::First);
     }
-    if let (Shape::AA9 | Shape::AA99 | Shape::AA9A, Some(&second)) = (shape, outward.get(1)) {
-        if SECOND_FORBIDDEN.contains(&second) {
-            return refuse(2, second, LetterPlace::Second);
-        }
+    if let (Shape::AA9 | Shape::AA99 | Shape::AA9A, Some(&second)) = (shape, outward.get(1))
+        && SECOND_FORBIDDEN.contains(&second)
+    {
+        return refuse(2, second, LetterPlace::Second);
     }
-    if let (Shape::A9A, Some(&third)) = (shape, outward.get(2)) {
-        if !THIRD_OF_A9A_ALLOWED.contains(&third) {
-            return refuse(3, third, LetterPlace::ThirdOfA9A);
-        }
+    if let (Shape::A9A, Some(&third)) = (shape, outward.get(2))
+        && !THIRD_OF_A9A_ALLOWED.contains(&third)
+    {
+        return refuse(3, third, LetterPlace::ThirdOfA9A);
     }
-    if let (Shape::AA9A, Some(&fourth)) = (shape, outward.get(3)) {
-        if !FOURTH_OF_AA9A_ALLOWED.contains(&fourth) {
-            return refuse(4, fourth, LetterPlace::FourthOfAA9A);
-        }
+    if let (Shape::AA9A, Some(&fourth)) = (shape, outward.get(3))
+        && !FOURTH_OF_AA9A_ALLOWED.contains(&fourth)
+    {
+        return refuse(4, fourth, LetterPlace::FourthOfAA9A);
     }
     // In `OUTWARD INWARD` the inward letters are the last two characters.
     if INWARD_FORBIDDEN.contains(&inward_first) {
@@ -228,17 +228,16 @@ fn not_uk(bytes: &[u8]) -> Option<NotUkKind> {
         }
     }
     // The Cayman Islands: `KY9-9999`.
-    if let [k, y, d, b'-', rest @ ..] = bytes {
-        if k.eq_ignore_ascii_case(&b'K')
-            && y.eq_ignore_ascii_case(&b'Y')
-            && d.is_ascii_digit()
-            && rest.len() == 4
-            && rest.iter().all(u8::is_ascii_digit)
-        {
-            return Some(NotUkKind::Foreign {
-                country: "the Cayman Islands".to_owned(),
-            });
-        }
+    if let [k, y, d, b'-', rest @ ..] = bytes
+        && k.eq_ignore_ascii_case(&b'K')
+        && y.eq_ignore_ascii_case(&b'Y')
+        && d.is_ascii_digit()
+        && rest.len() == 4
+        && rest.iter().all(u8::is_ascii_digit)
+    {
+        return Some(NotUkKind::Foreign {
+            country: "the Cayman Islands".to_owned(),
+        });
     }
     None
 }
