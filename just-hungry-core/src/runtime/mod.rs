@@ -309,6 +309,10 @@ async fn drive<S: StateMachine, N: Driven<S>, T: Transport>(
             }
             Some((request, result)) = validations.next(), if !validations.is_empty() => {
                 node.handle_validated(clock.now(), request, result);
+                // Take every other finished validation too, so their writes share a Prepare.
+                while let Some(Some((request, result))) = validations.next().now_or_never() {
+                    node.handle_validated(clock.now(), request, result);
+                }
             }
             _ = tokio::time::sleep_until(deadline) => node.handle_timeout(clock.now()),
         }
@@ -377,9 +381,15 @@ fn send<S: StateMachine, T: Transport>(
     message: &Message<S>,
     buffer: &mut Vec<u8>,
 ) {
+    // Encode into the buffer, hand it over whole, and start the next one sized for a message
+    // like this one (at most 64 KiB, so one snapshot chunk does not make every later buffer
+    // large): one allocation per message and no copy.
     buffer.clear();
     match codec::encode_into(message, buffer) {
-        Ok(()) => transport.send(to, buffer.clone()),
+        Ok(()) => {
+            let next = Vec::with_capacity(buffer.len().min(64 * 1024));
+            transport.send(to, std::mem::replace(buffer, next));
+        }
         Err(e) => {
             tracing::error!(node = %name, to = %to, kind = message.kind(), error = %e, "cannot encode a message")
         }
