@@ -22,10 +22,13 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-/// Whether criterion was asked only to check or list the benches (`-- --test`, `-- --list`):
-/// then nothing measured is worth keeping.
+/// Whether criterion was asked not to measure: to check the benches (`-- --test`, also what
+/// `cargo test --benches` does), list them or run them under a profiler (`--profile-time`).
+/// Then nothing timed is worth keeping.
 pub fn only_testing() -> bool {
-    std::env::args().any(|arg| arg == "--test" || arg == "--list")
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| args.iter().any(|arg| arg == name);
+    !flag("--bench") || flag("--test") || flag("--list") || flag("--profile-time")
 }
 
 /// Where criterion writes its results, found as criterion finds it: `$CRITERION_HOME`, else
