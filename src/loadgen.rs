@@ -469,6 +469,9 @@ async fn run_on<N: Network>(
     }
 
     let check = check_histories(&mut cluster, &options, &outcomes, &mut problems).await;
+    // The front-end first: stopping the replicas under it would make it warn that no member
+    // of its view is alive.
+    cluster.crash_frontend().await;
     cluster.shutdown().await;
 
     let acknowledged = latencies.len();
