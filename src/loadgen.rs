@@ -291,6 +291,10 @@ pub struct LoadReport {
     pub latency: Latency,
     /// Orders that ended otherwise, by kind.
     pub errors: BTreeMap<String, u64>,
+    /// Views the front-end created during the load phase: each kill makes two (the failover,
+    /// then the replacement's join); any other is a backup removed for not acknowledging in
+    /// time (`Timing::backup_timeout`) and its return, each with a state transfer.
+    pub view_changes: u64,
     /// The kills, in order.
     pub kills: Vec<Kill>,
     /// The final check.
@@ -390,6 +394,7 @@ async fn run_on<N: Network>(
         let id = ClientId(c as u64 + 1);
         clients.push(cluster.order_client_with_id(options.client, id).await?);
     }
+    let first_view = view_number(&cluster).await;
     let start = Instant::now();
     let tasks: Vec<_> = clients
         .into_iter()
@@ -441,6 +446,7 @@ async fn run_on<N: Network>(
     if let Some(progress) = progress {
         progress.abort();
     }
+    let view_changes = view_number(&cluster).await.saturating_sub(first_view);
 
     // Merge what the clients saw.
     let mut latencies = new_histogram();
@@ -492,10 +498,17 @@ async fn run_on<N: Network>(
         throughput: acknowledged as f64 / elapsed.as_secs_f64(),
         latency: summarise(&latencies),
         errors,
+        view_changes,
         kills,
         check,
         problems,
     })
+}
+
+/// The number of the front-end's newest view (0: none).
+async fn view_number<N: Network>(cluster: &LocalCluster<OrderBook, N>) -> u64 {
+    let report = cluster.frontend_report().await;
+    report.and_then(|r| r.view).map_or(0, |v| v.number.0)
 }
 
 /// Waits until the front-end's active view holds `replicas` members.
@@ -853,6 +866,7 @@ impl fmt::Display for LoadReport {
             "latency      p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms  (mean {:.3} ms)",
             l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.mean_ms
         )?;
+        writeln!(f, "view changes {}", self.view_changes)?;
         if self.errors.is_empty() {
             writeln!(f, "errors       none")?;
         } else {
