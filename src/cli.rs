@@ -21,8 +21,13 @@ pub const DEFAULT_REGISTRY: &str = "127.0.0.1:9090";
 
 /// Logs to stderr at `info` unless `RUST_LOG` says otherwise.
 pub fn init_logging() {
+    init_logging_with_default("info");
+}
+
+/// Logs to stderr at `level` (`warn`, `info`, ...) unless `RUST_LOG` says otherwise.
+pub fn init_logging_with_default(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod loadgen;
 pub mod local;
 pub mod nemesis;
 
