@@ -17,6 +17,7 @@ use just_hungry::core::ids::{Address, ReplicaId};
 use just_hungry::core::orders::{OrderBook, OrderValidator};
 use just_hungry::core::protocol::replica::ReplicaConfig;
 use just_hungry::core::protocol::replicated::ClientTableLimits;
+use just_hungry::core::protocol::{MAX_ENTRIES_PER_PREPARE, MAX_OPS_IN_FLIGHT, Pipeline};
 use just_hungry::core::runtime::{self, random_u64};
 use just_hungry::core::transport::Transport;
 use just_hungry::tcp::{TcpConfig, TcpTransport};
@@ -37,6 +38,19 @@ struct Args {
     /// Start with an empty order history instead of the pre-defined one.
     #[arg(long)]
     empty: bool,
+    /// The most log entries the primary puts in one Prepare (the batch size).
+    #[arg(long, default_value_t = MAX_ENTRIES_PER_PREPARE)]
+    max_batch: usize,
+    /// The most ops in flight to one backup beyond what it acknowledged (the pipelining window).
+    #[arg(long, default_value_t = MAX_OPS_IN_FLIGHT)]
+    window: u64,
+    /// Measurements only: start with a synthetic book of this many orders instead of the
+    /// pre-defined one (`OrderBook::synthetic`; see examples/state_transfer.rs).
+    #[arg(long, hide = true)]
+    preload_orders: Option<usize>,
+    /// Measurements only: how many postcodes the synthetic book spreads its orders over.
+    #[arg(long, hide = true, default_value_t = 10_000)]
+    preload_postcodes: usize,
     #[command(flatten)]
     timing: TimingArgs,
     #[command(flatten)]
@@ -50,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
     let name = args
         .id
         .unwrap_or_else(|| format!("replica-{}", std::process::id()));
+    let pipeline = Pipeline::new(args.max_batch, args.window)?;
     let transport = TcpTransport::bind(TcpConfig::server(args.listen, "replica", &name)).await?;
     let config = ReplicaConfig {
         id: ReplicaId::new(&name, random_u64()),
@@ -57,9 +72,16 @@ async fn main() -> anyhow::Result<()> {
         registry: Address::new(args.registry),
         timing: args.timing.timing(),
         client_table: ClientTableLimits::default(),
+        pipeline,
+        transfer: Default::default(),
     };
     tracing::info!(replica = %name, address = %config.address, "replica listening");
-    let initial = if args.empty {
+    let initial = if let Some(orders) = args.preload_orders {
+        let started = std::time::Instant::now();
+        let book = OrderBook::synthetic(orders, args.preload_postcodes, 7);
+        tracing::info!(orders = book.order_count(), postcodes = book.postcode_count(), stored_bytes = book.stored_bytes(), elapsed = ?started.elapsed(), "preloaded a synthetic order book");
+        book
+    } else if args.empty {
         OrderBook::empty()
     } else {
         OrderBook::with_predefined_history()

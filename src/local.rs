@@ -194,6 +194,8 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
             registry: self.registry_address.clone(),
             timing: self.timing,
             client_table: ClientTableLimits::default(),
+            pipeline: Default::default(),
+            transfer: Default::default(),
         };
         let handle = runtime::spawn_replica(endpoint, config, initial, validator);
         self.replicas

@@ -64,6 +64,38 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// Decodes one `T` from the front of `reader`, reading no further than its encoding (bincode
+/// reads exactly what it needs). Bounded like [`decode`]; whether bytes follow is the caller's
+/// business.
+pub fn decode_from_reader<T: DeserializeOwned, R: std::io::Read + ?Sized>(
+    reader: &mut R,
+) -> Result<T, CodecError> {
+    bincode::serde::decode_from_std_read(&mut ReadRef(reader), config())
+        .map_err(|e| CodecError::Decode(e.to_string()))
+}
+
+/// Fails with [`CodecError::TrailingBytes`] unless `reader` is at its end.
+pub fn expect_end<R: std::io::Read + ?Sized>(reader: &mut R) -> Result<(), CodecError> {
+    let mut rest = [0u8; 64];
+    let trailing = reader
+        .read(&mut rest)
+        .map_err(|e| CodecError::Decode(e.to_string()))?;
+    if trailing == 0 {
+        Ok(())
+    } else {
+        Err(CodecError::TrailingBytes { trailing })
+    }
+}
+
+/// A sized `Read` over an unsized one, for bincode's generic reader.
+struct ReadRef<'a, R: ?Sized>(&'a mut R);
+
+impl<R: std::io::Read + ?Sized> std::io::Read for ReadRef<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
 /// A 64-bit FNV-1a hash of the encoding of `value`: equal values give equal digests on every
 /// machine, as long as the type serializes deterministically (ordered maps, no floats NaN).
 pub fn digest<T: Serialize + ?Sized>(value: &T) -> Result<u64, CodecError> {
@@ -95,6 +127,20 @@ mod tests {
             decode::<(u64, String, Vec<u8>)>(&bytes),
             Err(CodecError::TrailingBytes { trailing: 1 })
         ));
+    }
+
+    #[test]
+    fn decode_from_reader_reads_exactly_one_value() {
+        let mut bytes = encode(&(7u64, String::from("naan"))).unwrap();
+        bytes.extend_from_slice(&encode(&3u32).unwrap());
+        let mut reader = bytes.as_slice();
+        let first: (u64, String) = decode_from_reader(&mut reader).unwrap();
+        assert_eq!(first, (7, "naan".to_owned()));
+        let mut peek = reader;
+        assert!(expect_end(&mut peek).is_err());
+        let second: u32 = decode_from_reader(&mut reader).unwrap();
+        assert_eq!(second, 3);
+        assert!(expect_end(&mut reader).is_ok());
     }
 
     #[test]

@@ -417,6 +417,88 @@ impl OrderBook {
         OrderBook::from_histories(histories)
     }
 
+    /// A synthetic book for measurements (`examples/state_transfer.rs`, the replica's hidden
+    /// `--preload-orders`): `orders` orders spread round-robin over `postcodes` distinct valid
+    /// postcodes (at least 1), each of 1 to 3 items of 9 to 14 bytes drawn from a fixed menu,
+    /// placed by 10,000 clients with random-looking ids. Deterministic in `seed`.
+    ///
+    /// It is built directly, not through `apply`, so it may exceed [`MAX_ORDER_BOOK_BYTES`]
+    /// (a million such orders count about 55 MB): such a book refuses new orders with
+    /// [`OrderError::OrderBookFull`], which `apply` still decides on every replica alike.
+    pub fn synthetic(orders: usize, postcodes: usize, seed: u64) -> OrderBook {
+        const MENU: &[&str] = &[
+            "Pilau rice",
+            "Garlic naan",
+            "Onion bhaji",
+            "Chips large",
+            "Fish supper",
+            "Kebab wrap",
+            "Chow mein",
+            "Spring roll",
+            "Veg samosa",
+            "Lamb karahi",
+            "Egg fried rice",
+            "Can of cola",
+            "Mushy peas",
+            "Donner meat",
+            "Prawn toast",
+            "Sweet lassi",
+        ];
+        const CLIENTS: u64 = 10_000;
+        const UNIT: &[u8] = b"ABDEFGHJLNPQRSTUWXYZ";
+        const AREAS: &[&str] = &["B", "E", "G", "L", "M", "N", "S", "W"];
+        let mut state = seed;
+        let mut next = move || {
+            // splitmix64
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let mut codes: Vec<Postcode> = Vec::with_capacity(postcodes.max(1));
+        let mut n: usize = 0;
+        while codes.len() < postcodes.max(1) {
+            let area = AREAS[n % AREAS.len()];
+            let district = 1 + (n / AREAS.len()) % 99;
+            let sector = (n / (AREAS.len() * 99)) % 10;
+            let unit = n / (AREAS.len() * 99 * 10);
+            let (a, b) = (
+                UNIT[unit % UNIT.len()],
+                UNIT[(unit / UNIT.len()) % UNIT.len()],
+            );
+            let text = format!("{area}{district} {sector}{}{}", a as char, b as char);
+            if let Ok(code) = Postcode::parse(&text)
+                && codes.last() != Some(&code)
+            {
+                codes.push(code);
+            }
+            n += 1;
+        }
+        let clients: Vec<ClientId> = (0..CLIENTS).map(|_| ClientId(next() | 1)).collect();
+        let mut histories: BTreeMap<Postcode, Vec<Order>> = BTreeMap::new();
+        for i in 0..orders {
+            let r = next();
+            let count = 1 + (r % 3) as usize;
+            let items = (0..count)
+                .map(|k| MENU[((r >> (8 + 8 * k)) as usize) % MENU.len()].to_owned())
+                .collect();
+            let id = RequestId {
+                client: clients[i % clients.len()],
+                seq: (i / clients.len()) as u64 + 1,
+            };
+            histories
+                .entry(codes[i % codes.len()].clone())
+                .or_default()
+                .push(Order {
+                    id,
+                    items,
+                    unverified: false,
+                });
+        }
+        OrderBook::from_histories(histories)
+    }
+
     fn from_histories(histories: BTreeMap<Postcode, Vec<Order>>) -> OrderBook {
         let stored_bytes = histories.values().flatten().fold(0usize, |total, order| {
             total.saturating_add(order_cost(&order.items))
@@ -519,6 +601,20 @@ impl StateMachine for OrderBook {
 
     /// Answers from the current state. A history query for a malformed postcode answers the
     /// format error; for a well-formed postcode with no orders, an empty list.
+    /// The serde encoding (as the default `snapshot`), written straight into `out`.
+    fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<(), crate::codec::CodecError> {
+        crate::codec::encode_into(self, out)
+    }
+
+    /// The serde decoding (as the default `restore`), straight from `reader`.
+    fn restore_from_reader(
+        reader: &mut dyn std::io::Read,
+    ) -> Result<OrderBook, crate::codec::CodecError> {
+        let book = crate::codec::decode_from_reader(reader)?;
+        crate::codec::expect_end(reader)?;
+        Ok(book)
+    }
+
     fn query(&self, query: &OrderQuery) -> Self::QueryReply {
         match query {
             OrderQuery::History { postcode } => {

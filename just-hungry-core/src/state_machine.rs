@@ -69,6 +69,30 @@ pub trait StateMachine: Serialize + DeserializeOwned + Send + 'static {
         codec::decode(bytes)
     }
 
+    /// Appends [`StateMachine::snapshot`] bytes to `out`. The replica encodes the state
+    /// transferred to a joining replica with it, into the buffer that already holds the client
+    /// table, so no second copy of the state is made. The default calls `snapshot`; override
+    /// it (with `restore_from_reader`) only to encode straight into `out`.
+    fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        out.extend_from_slice(&self.snapshot()?);
+        Ok(())
+    }
+
+    /// Rebuilds a state from the [`StateMachine::snapshot`] bytes that `reader` yields (to its
+    /// end). A receiver restores a transferred state with it while the chunks are still being
+    /// released, rather than first gathering them into one buffer. The default reads every
+    /// byte, then calls `restore`.
+    fn restore_from_reader(reader: &mut dyn std::io::Read) -> Result<Self, CodecError>
+    where
+        Self: Sized,
+    {
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(|e| CodecError::Decode(e.to_string()))?;
+        Self::restore(&bytes)
+    }
+
     /// A digest of the state: equal states have equal digests on every replica.
     fn digest(&self) -> u64 {
         codec::digest(self).unwrap_or(0)

@@ -44,11 +44,17 @@ pub const MAX_CHUNK_BYTES: usize = 1024 * 1024;
 /// `count` cannot make a receiver allocate more bookkeeping than this).
 pub const MAX_CHUNKS: u32 = 4096;
 
-/// The most log entries in one `Prepare`.
+/// The most log entries in one `Prepare`: the default of [`Pipeline::max_entries_per_prepare`].
 pub const MAX_ENTRIES_PER_PREPARE: usize = 512;
 
-/// The most ops sent to a backup beyond what it acknowledged (the pipelining window).
+/// The most ops sent to a backup beyond what it acknowledged (the pipelining window): the
+/// default of [`Pipeline::max_ops_in_flight`].
 pub const MAX_OPS_IN_FLIGHT: u64 = 4096;
+
+/// The largest pipelining window [`Pipeline::new`] accepts: a backup buffers at most
+/// [`MAX_BUFFERED_ENTRIES`] out-of-order entries, so ops sent beyond that could only be dropped
+/// and sent again.
+pub const MAX_PIPELINE_WINDOW: u64 = MAX_BUFFERED_ENTRIES as u64;
 
 /// The most out-of-order entries a backup buffers while waiting for a gap to fill.
 pub const MAX_BUFFERED_ENTRIES: usize = 8192;
@@ -63,6 +69,187 @@ pub const MAX_PENDING_REQUESTS: usize = 16_384;
 /// The most committed entries a primary keeps to bring a backup up to date with a log suffix
 /// instead of a full snapshot.
 pub const MAX_RECENT_ENTRIES: usize = 16_384;
+
+/// How a primary batches and pipelines ops to its backups and learners (PROTOCOL.md, "Normal
+/// operation"): every pending op goes out in `Prepare`s of at most
+/// [`Pipeline::max_entries_per_prepare`] entries, and at most [`Pipeline::max_ops_in_flight`]
+/// ops beyond what a backup acknowledged are in flight to it. The default is
+/// [`MAX_ENTRIES_PER_PREPARE`] and [`MAX_OPS_IN_FLIGHT`].
+///
+/// A batch must fit one transport frame: with the order book (at most about 5.2 KiB per
+/// entry) the default 512 entries stay below 3 MiB, well inside the TCP transport's 8 MiB
+/// frames; a service with larger commands should lower the batch.
+///
+/// ```
+/// use just_hungry_core::protocol::Pipeline;
+/// let p = Pipeline::new(64, 256).unwrap(); // 64 ops per Prepare, 256 in flight
+/// assert_eq!((p.max_entries_per_prepare(), p.max_ops_in_flight()), (64, 256));
+/// assert!(Pipeline::new(0, 256).is_err()); // an empty batch sends nothing
+/// assert!(Pipeline::new(512, 64).is_err()); // a batch larger than the window
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pipeline {
+    max_entries_per_prepare: usize,
+    max_ops_in_flight: u64,
+}
+
+/// Why [`Pipeline::new`] refused its values.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PipelineError {
+    /// The batch size is 0 or larger than the window.
+    #[error("max_entries_per_prepare must be in 1..=max_ops_in_flight ({window}), not {batch}")]
+    Batch {
+        /// The batch size asked for.
+        batch: usize,
+        /// The window asked for.
+        window: u64,
+    },
+    /// The window is 0 (nothing could ever be sent) or above [`MAX_PIPELINE_WINDOW`].
+    #[error("max_ops_in_flight must be in 1..={max}, not {window}")]
+    Window {
+        /// The window asked for.
+        window: u64,
+        /// [`MAX_PIPELINE_WINDOW`].
+        max: u64,
+    },
+}
+
+impl Pipeline {
+    /// At most `max_entries_per_prepare` entries per `Prepare` and `max_ops_in_flight` ops
+    /// unacknowledged per backup. Refused: a window of 0 or above [`MAX_PIPELINE_WINDOW`], a
+    /// batch of 0 or larger than the window. `Pipeline::new(1, 1)` is stop-and-wait.
+    pub fn new(
+        max_entries_per_prepare: usize,
+        max_ops_in_flight: u64,
+    ) -> Result<Self, PipelineError> {
+        if max_ops_in_flight == 0 || max_ops_in_flight > MAX_PIPELINE_WINDOW {
+            return Err(PipelineError::Window {
+                window: max_ops_in_flight,
+                max: MAX_PIPELINE_WINDOW,
+            });
+        }
+        if max_entries_per_prepare == 0 || max_entries_per_prepare as u64 > max_ops_in_flight {
+            return Err(PipelineError::Batch {
+                batch: max_entries_per_prepare,
+                window: max_ops_in_flight,
+            });
+        }
+        Ok(Pipeline {
+            max_entries_per_prepare,
+            max_ops_in_flight,
+        })
+    }
+
+    /// The most log entries in one `Prepare`.
+    pub fn max_entries_per_prepare(&self) -> usize {
+        self.max_entries_per_prepare
+    }
+
+    /// The most ops sent to one backup or learner beyond what it acknowledged.
+    pub fn max_ops_in_flight(&self) -> u64 {
+        self.max_ops_in_flight
+    }
+}
+
+impl Default for Pipeline {
+    fn default() -> Self {
+        Pipeline {
+            max_entries_per_prepare: MAX_ENTRIES_PER_PREPARE,
+            max_ops_in_flight: MAX_OPS_IN_FLIGHT,
+        }
+    }
+}
+
+/// How many snapshot chunks a primary sends a joining replica per retransmission interval, by
+/// default: the default of [`Transfer::chunks_per_tick`].
+pub const DEFAULT_CHUNKS_PER_TICK: u32 = 8;
+
+/// How a primary streams its state to a joining replica (a learner): chunks of at most
+/// [`Transfer::chunk_bytes`], at most [`Transfer::chunks_per_tick`] of them each
+/// [`Timing::retransmit_interval`], so a large state does not land in the transport's queue at
+/// once (the TCP transport drops frames beyond 32 MiB queued to one peer). Once every chunk
+/// is sent and the learner has not acknowledged within a retransmission interval, the stream
+/// starts again from chunk 0 (the learner keeps the chunks it holds).
+///
+/// With the defaults (1 MiB, 8 chunks, 100 ms) a primary streams at most 80 MiB/s to one
+/// learner. A backup of a new view that needs a full snapshot gets its chunks at once, as
+/// before (that happens at a view change, when nothing else is served).
+///
+/// ```
+/// use just_hungry_core::protocol::Transfer;
+/// assert!(Transfer::new(64 * 1024, 16).is_ok());
+/// assert!(Transfer::new(0, 16).is_err());
+/// assert!(Transfer::new(64 * 1024, 0).is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    chunk_bytes: usize,
+    chunks_per_tick: u32,
+}
+
+/// Why [`Transfer::new`] refused its values.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TransferError {
+    /// The chunk size is 0 or above [`MAX_CHUNK_BYTES`] (which receivers refuse).
+    #[error("chunk_bytes must be in 1..={max}, not {chunk_bytes}")]
+    ChunkBytes {
+        /// The size asked for.
+        chunk_bytes: usize,
+        /// [`MAX_CHUNK_BYTES`].
+        max: usize,
+    },
+    /// The pace is 0 (nothing would be sent) or above [`MAX_CHUNKS`].
+    #[error("chunks_per_tick must be in 1..={max}, not {chunks_per_tick}")]
+    ChunksPerTick {
+        /// The pace asked for.
+        chunks_per_tick: u32,
+        /// [`MAX_CHUNKS`].
+        max: u32,
+    },
+}
+
+impl Transfer {
+    /// Chunks of at most `chunk_bytes` (1 to [`MAX_CHUNK_BYTES`]), `chunks_per_tick` (1 to
+    /// [`MAX_CHUNKS`]) of them per retransmission interval. A snapshot of more than
+    /// [`MAX_CHUNKS`] chunks is refused by receivers: keep `chunk_bytes` large enough.
+    pub fn new(chunk_bytes: usize, chunks_per_tick: u32) -> Result<Self, TransferError> {
+        if chunk_bytes == 0 || chunk_bytes > MAX_CHUNK_BYTES {
+            return Err(TransferError::ChunkBytes {
+                chunk_bytes,
+                max: MAX_CHUNK_BYTES,
+            });
+        }
+        if chunks_per_tick == 0 || chunks_per_tick > MAX_CHUNKS {
+            return Err(TransferError::ChunksPerTick {
+                chunks_per_tick,
+                max: MAX_CHUNKS,
+            });
+        }
+        Ok(Transfer {
+            chunk_bytes,
+            chunks_per_tick,
+        })
+    }
+
+    /// The most bytes in one chunk.
+    pub fn chunk_bytes(&self) -> usize {
+        self.chunk_bytes
+    }
+
+    /// The most chunks sent to one learner per retransmission interval.
+    pub fn chunks_per_tick(&self) -> u32 {
+        self.chunks_per_tick
+    }
+}
+
+impl Default for Transfer {
+    fn default() -> Self {
+        Transfer {
+            chunk_bytes: MAX_CHUNK_BYTES,
+            chunks_per_tick: DEFAULT_CHUNKS_PER_TICK,
+        }
+    }
+}
 
 /// Timing of the failure detector and retransmissions. The same values must be given to every
 /// node of a cluster.

@@ -25,9 +25,8 @@ use crate::protocol::messages::{
 };
 use crate::protocol::replicated::{ClientTableLimits, ReplicatedState, Seen};
 use crate::protocol::{
-    FRONTEND_NAME, MAX_BUFFERED_ENTRIES, MAX_CHUNK_BYTES, MAX_CHUNKS, MAX_ENTRIES_PER_PREPARE,
-    MAX_OPS_IN_FLIGHT, MAX_PENDING_WRITES, MAX_RECENT_ENTRIES, Node, Output, Timing,
-    replica_registry_name,
+    FRONTEND_NAME, MAX_BUFFERED_ENTRIES, MAX_CHUNK_BYTES, MAX_CHUNKS, MAX_PENDING_WRITES,
+    MAX_RECENT_ENTRIES, Node, Output, Pipeline, Timing, Transfer, replica_registry_name,
 };
 use crate::state_machine::StateMachine;
 
@@ -47,6 +46,11 @@ pub struct ReplicaConfig {
     pub timing: Timing,
     /// Bounds of the client table, used if this replica bootstraps a cluster.
     pub client_table: ClientTableLimits,
+    /// Batch size and pipelining window of the primary (default: [`Pipeline::default`]).
+    pub pipeline: Pipeline,
+    /// Chunk size and pace of the snapshots the primary streams to joining replicas
+    /// (default: [`Transfer::default`]).
+    pub transfer: Transfer,
 }
 
 /// A snapshot being received chunk by chunk.
@@ -78,6 +82,8 @@ struct Peer {
     force_snapshot: bool,
     /// A learner's snapshot, kept until it is restored.
     snapshot: Option<(OpNumber, Arc<Vec<u8>>)>,
+    /// A learner: the next snapshot chunk to send (chunks are paced, [`Transfer`]).
+    next_chunk: u32,
 }
 
 impl Peer {
@@ -93,6 +99,7 @@ impl Peer {
             tracked_in: None,
             force_snapshot: false,
             snapshot: None,
+            next_chunk: 0,
         }
     }
 }
@@ -369,13 +376,14 @@ impl<S: StateMachine> Replica<S> {
             return;
         };
         tracing::info!(node = %self.config.id, backup = %id, op = %applied, bytes = bytes.len(), "state transfer: sending snapshot to backup");
-        for chunk in snapshot_chunks(&bytes) {
+        let chunk_bytes = self.config.transfer.chunk_bytes();
+        for index in 0..chunk_count(bytes.len(), chunk_bytes) {
             self.send(
                 address.clone(),
                 Message::StartView {
                     view: view.clone(),
                     op: applied,
-                    chunk,
+                    chunk: snapshot_chunk(&bytes, index, chunk_bytes),
                 },
             );
         }
@@ -655,10 +663,11 @@ impl<S: StateMachine> Replica<S> {
         if p.view != view || p.backups.contains_key(&learner.id) || learner.id == self.config.id {
             return;
         }
-        if let Some(peer) = p.learners.get(&learner.id)
-            && (peer.started
-                || now.saturating_since(peer.last_sent_at) < self.config.timing.retransmit_interval)
-        {
+        // A learner already known is being streamed its snapshot (the tick goes on with it and
+        // starts again when it is not acknowledged) or follows the log. Taking a new snapshot
+        // for each repeated request would restart a transfer that takes longer than the
+        // front-end's repeat interval for ever (found at 1,000,000 orders).
+        if p.learners.contains_key(&learner.id) {
             return;
         }
         let bytes = match self.state.snapshot() {
@@ -670,19 +679,35 @@ impl<S: StateMachine> Replica<S> {
         };
         tracing::info!(node = %self.config.id, learner = %learner.id, op = %applied, bytes = bytes.len(), "join: streaming a snapshot to the newcomer");
         let mut peer = Peer::new(learner.address.clone(), now);
-        peer.snapshot = Some((applied, bytes.clone()));
+        peer.snapshot = Some((applied, bytes));
         peer.acked = applied;
         peer.sent = applied;
-        p.learners.insert(learner.id, peer);
-        for chunk in snapshot_chunks(&bytes) {
-            self.send(
-                learner.address.clone(),
-                Message::Learn {
-                    view,
-                    op: applied,
-                    chunk,
-                },
-            );
+        p.learners.insert(learner.id.clone(), peer);
+        self.send_learner_chunks(now, &learner.id);
+    }
+
+    /// Sends a learner the next [`Transfer::chunks_per_tick`] chunks of its snapshot.
+    fn send_learner_chunks(&mut self, now: Time, id: &ReplicaId) {
+        let transfer = self.config.transfer;
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
+        let view = p.view;
+        let Some(peer) = p.learners.get_mut(id) else {
+            return;
+        };
+        let Some((op, bytes)) = peer.snapshot.clone() else {
+            return;
+        };
+        let count = chunk_count(bytes.len(), transfer.chunk_bytes());
+        let from = peer.next_chunk.min(count);
+        let to = from.saturating_add(transfer.chunks_per_tick()).min(count);
+        peer.next_chunk = to;
+        peer.last_sent_at = now;
+        let address = peer.address.clone();
+        for index in from..to {
+            let chunk = snapshot_chunk(&bytes, index, transfer.chunk_bytes());
+            self.send(address.clone(), Message::Learn { view, op, chunk });
         }
     }
 
@@ -701,16 +726,18 @@ impl<S: StateMachine> Replica<S> {
         }
         let view = p.view;
         let last_op = p.last_op;
+        let window = self.config.pipeline.max_ops_in_flight();
+        let batch = self.config.pipeline.max_entries_per_prepare() as u64;
         let mut sends = Vec::new();
         let mut lost_learners = Vec::new();
         for (id, peer) in p.backups.iter_mut().chain(p.learners.iter_mut()) {
             if !peer.started {
                 continue;
             }
-            let upto = last_op.min(OpNumber(peer.acked.0 + MAX_OPS_IN_FLIGHT));
+            let upto = last_op.min(OpNumber(peer.acked.0.saturating_add(window)));
             let mut from = peer.sent.max(peer.acked).next();
             while from <= upto {
-                let to = OpNumber((from.0 + MAX_ENTRIES_PER_PREPARE as u64 - 1).min(upto.0));
+                let to = OpNumber((from.0 + batch - 1).min(upto.0));
                 match entries_between(&p.recent, &p.log, from, to) {
                     Some(entries) => sends.push((peer.address.clone(), entries)),
                     None => {
@@ -940,8 +967,9 @@ impl<S: StateMachine> Replica<S> {
             return None;
         }
         let incoming = self.incoming.take()?;
-        let bytes: Vec<u8> = incoming.chunks.into_iter().flatten().flatten().collect();
-        match ReplicatedState::<S>::restore(&bytes) {
+        // Restored from the chunks as they are, each freed once decoded: no gathered copy.
+        let chunks: Vec<Vec<u8>> = incoming.chunks.into_iter().flatten().collect();
+        match ReplicatedState::<S>::restore_from_chunks(chunks) {
             Ok(state) if state.applied() == op => Some(state),
             Ok(state) => {
                 tracing::info!(node = %self.config.id, expected = %op, got = %state.applied(), "refused a snapshot at the wrong op");
@@ -986,9 +1014,19 @@ impl<S: StateMachine> Replica<S> {
                     }
                 }
             }
+            let chunk_bytes = self.config.transfer.chunk_bytes();
             for (id, peer) in p.learners.iter_mut() {
                 let stale = now.saturating_since(peer.last_sent_at) >= timing.retransmit_interval;
-                if !peer.started && stale {
+                let count = peer
+                    .snapshot
+                    .as_ref()
+                    .map_or(0, |(_, bytes)| chunk_count(bytes.len(), chunk_bytes));
+                if !peer.started && peer.next_chunk < count {
+                    // The stream goes on.
+                    resend_learners.push(id.clone());
+                } else if !peer.started && stale {
+                    // Every chunk was sent and the learner has not restored: again from 0.
+                    peer.next_chunk = 0;
                     resend_learners.push(id.clone());
                 } else if peer.acked < peer.sent && stale {
                     peer.sent = peer.acked;
@@ -1000,7 +1038,7 @@ impl<S: StateMachine> Replica<S> {
             self.send_start_view(now, &id);
         }
         for id in resend_learners {
-            self.resend_learner_snapshot(now, &id);
+            self.send_learner_chunks(now, &id);
         }
         if let (Some(fe), Some(view)) =
             (self.frontend.clone(), self.primary.as_ref().map(|p| p.view))
@@ -1011,24 +1049,6 @@ impl<S: StateMachine> Replica<S> {
             }
         }
         self.report_caught_up(now);
-    }
-
-    fn resend_learner_snapshot(&mut self, now: Time, id: &ReplicaId) {
-        let Some(p) = self.primary.as_mut() else {
-            return;
-        };
-        let view = p.view;
-        let Some(peer) = p.learners.get_mut(id) else {
-            return;
-        };
-        let Some((op, bytes)) = peer.snapshot.clone() else {
-            return;
-        };
-        peer.last_sent_at = now;
-        let to = peer.address.clone();
-        for chunk in snapshot_chunks(&bytes) {
-            self.send(to.clone(), Message::Learn { view, op, chunk });
-        }
     }
 
     fn on_ping_timer(&mut self, now: Time) {
@@ -1204,18 +1224,21 @@ fn entries_between<C: Clone>(
     (next == to.next()).then_some(out)
 }
 
-/// Splits a snapshot into chunks of at most [`MAX_CHUNK_BYTES`].
-fn snapshot_chunks<C>(bytes: &[u8]) -> Vec<TransferChunk<C>> {
-    let count = bytes.len().div_ceil(MAX_CHUNK_BYTES).max(1) as u32;
-    (0..count)
-        .map(|index| {
-            let start = index as usize * MAX_CHUNK_BYTES;
-            let end = (start + MAX_CHUNK_BYTES).min(bytes.len());
-            TransferChunk::Snapshot {
-                index,
-                count,
-                bytes: bytes[start..end].to_vec(),
-            }
-        })
-        .collect()
+/// How many chunks of at most `chunk_bytes` a snapshot of `len` bytes takes (at least 1).
+fn chunk_count(len: usize, chunk_bytes: usize) -> u32 {
+    u32::try_from(len.div_ceil(chunk_bytes.max(1)).max(1)).unwrap_or(u32::MAX)
+}
+
+/// Chunk `index` of a snapshot cut in chunks of at most `chunk_bytes`.
+fn snapshot_chunk<C>(bytes: &[u8], index: u32, chunk_bytes: usize) -> TransferChunk<C> {
+    let count = chunk_count(bytes.len(), chunk_bytes);
+    let start = (index as usize)
+        .saturating_mul(chunk_bytes)
+        .min(bytes.len());
+    let end = start.saturating_add(chunk_bytes).min(bytes.len());
+    TransferChunk::Snapshot {
+        index,
+        count,
+        bytes: bytes[start..end].to_vec(),
+    }
 }

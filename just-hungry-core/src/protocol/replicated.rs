@@ -148,12 +148,37 @@ pub struct ReplicatedState<S: StateMachine> {
     applied: OpNumber,
 }
 
+/// The layout of a snapshot, as the encoding of one value (what [`ReplicatedState::snapshot`]
+/// writes piece by piece; a test checks that they agree).
+#[cfg(test)]
 #[derive(Serialize, Deserialize)]
 #[serde(bound = "")]
 struct SnapshotRef<'a, R: Clone + Serialize + serde::de::DeserializeOwned> {
     applied: OpNumber,
     clients: std::borrow::Cow<'a, ClientTable<R>>,
     service: Vec<u8>,
+}
+
+/// Reads consecutive chunks as one stream, dropping each chunk once read.
+struct ChunkReader {
+    chunks: std::collections::VecDeque<Vec<u8>>,
+    position: usize,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while let Some(front) = self.chunks.front() {
+            if self.position < front.len() {
+                let n = buf.len().min(front.len() - self.position);
+                buf[..n].copy_from_slice(&front[self.position..self.position + n]);
+                self.position += n;
+                return Ok(n);
+            }
+            self.chunks.pop_front();
+            self.position = 0;
+        }
+        Ok(0)
+    }
 }
 
 impl<S: StateMachine> ReplicatedState<S> {
@@ -207,24 +232,56 @@ impl<S: StateMachine> ReplicatedState<S> {
         reply
     }
 
-    /// The whole state as bytes.
+    /// The whole state as bytes: the encoding of `SnapshotRef` (op, client table, then the
+    /// service's snapshot as a length-prefixed byte string), built in one buffer: the service
+    /// encodes straight into it ([`StateMachine::snapshot_into`]) after room for the longest
+    /// length prefix, which is then written and the bytes moved up in place.
     pub fn snapshot(&self) -> Result<Vec<u8>, CodecError> {
-        codec::encode(&SnapshotRef::<S::Reply> {
-            applied: self.applied,
-            clients: std::borrow::Cow::Borrowed(&self.clients),
-            service: self.service.snapshot()?,
-        })
+        const MAX_PREFIX: usize = 9; // a bincode varint of a u64
+        let mut out = codec::encode(&(self.applied, &self.clients))?;
+        let mark = out.len();
+        out.resize(mark + MAX_PREFIX, 0);
+        self.service.snapshot_into(&mut out)?;
+        let len = out.len() - mark - MAX_PREFIX;
+        let prefix = codec::encode(&(len as u64))?;
+        out[mark..mark + prefix.len()].copy_from_slice(&prefix);
+        out.copy_within(mark + MAX_PREFIX.., mark + prefix.len());
+        out.truncate(out.len() - (MAX_PREFIX - prefix.len()));
+        Ok(out)
     }
 
     /// Rebuilds a state from [`ReplicatedState::snapshot`] bytes.
     pub fn restore(bytes: &[u8]) -> Result<Self, CodecError> {
-        let parts: SnapshotRef<'static, S::Reply> = codec::decode(bytes)?;
-        let mut clients = parts.clients.into_owned();
+        Self::restore_from_chunks(vec![bytes.to_vec()])
+    }
+
+    /// Rebuilds a state from [`ReplicatedState::snapshot`] bytes cut in consecutive chunks,
+    /// without gathering them: each chunk is freed as soon as it has been decoded, and the
+    /// service decodes from the chunks ([`StateMachine::restore_from_reader`]).
+    pub fn restore_from_chunks(chunks: Vec<Vec<u8>>) -> Result<Self, CodecError> {
+        let mut reader = ChunkReader {
+            chunks: chunks.into(),
+            position: 0,
+        };
+        let applied: OpNumber = codec::decode_from_reader(&mut reader)?;
+        let mut clients: ClientTable<S::Reply> = codec::decode_from_reader(&mut reader)?;
+        let len: u64 = codec::decode_from_reader(&mut reader)?;
+        let service = {
+            let mut bytes = std::io::BufReader::new(std::io::Read::take(&mut reader, len));
+            let service = S::restore_from_reader(&mut bytes)?;
+            if bytes.into_inner().limit() != 0 {
+                return Err(CodecError::Decode(
+                    "the service's snapshot is shorter than its length prefix".into(),
+                ));
+            }
+            service
+        };
+        codec::expect_end(&mut reader)?;
         clients.rebuild_index();
         Ok(ReplicatedState {
-            service: S::restore(&parts.service)?,
+            service,
             clients,
-            applied: parts.applied,
+            applied,
         })
     }
 
@@ -239,5 +296,64 @@ impl<S: StateMachine> ReplicatedState<S> {
             ]
             .concat(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ClientId, RequestId};
+    use crate::orders::{OrderBook, OrderCommand};
+
+    fn state_with_orders(n: u64) -> ReplicatedState<OrderBook> {
+        let mut state = ReplicatedState::new(
+            OrderBook::synthetic(300, 17, 1),
+            ClientTableLimits::default(),
+        );
+        for seq in 1..=n {
+            let _reply = state.apply(&Entry {
+                op: OpNumber(seq),
+                request: RequestId {
+                    client: ClientId(5 + seq % 3),
+                    seq,
+                },
+                time: Time(seq),
+                command: OrderCommand::PlaceOrder {
+                    postcode: "SW1A 1AA".into(),
+                    items: vec![format!("dish {seq}")],
+                },
+            });
+        }
+        state
+    }
+
+    #[test]
+    fn snapshot_is_the_encoding_of_its_layout_and_restores_from_any_chunking() {
+        let state = state_with_orders(20);
+        let bytes = state.snapshot().unwrap();
+        let layout = codec::encode(&SnapshotRef::<<OrderBook as StateMachine>::Reply> {
+            applied: state.applied,
+            clients: std::borrow::Cow::Borrowed(&state.clients),
+            service: state.service.snapshot().unwrap(),
+        })
+        .unwrap();
+        assert_eq!(bytes, layout);
+        for size in [1, 7, 64, 1000, bytes.len()] {
+            let chunks: Vec<Vec<u8>> = bytes.chunks(size).map(<[u8]>::to_vec).collect();
+            let back = ReplicatedState::<OrderBook>::restore_from_chunks(chunks).unwrap();
+            assert_eq!(back.digest(), state.digest());
+            assert_eq!(back.applied(), OpNumber(20));
+        }
+    }
+
+    #[test]
+    fn truncated_or_extended_snapshots_are_refused() {
+        let bytes = state_with_orders(3).snapshot().unwrap();
+        for cut in [1, bytes.len() / 2, bytes.len() - 1] {
+            assert!(ReplicatedState::<OrderBook>::restore(&bytes[..cut]).is_err());
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(ReplicatedState::<OrderBook>::restore(&longer).is_err());
     }
 }

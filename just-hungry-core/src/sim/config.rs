@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::protocol::Timing;
 use crate::protocol::client::ClientConfig;
+use crate::protocol::{Timing, Transfer};
 
 /// The network's behaviour. Probabilities are in thousandths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +76,9 @@ pub struct SimConfig {
     /// protocol then promises nothing else, rule 4). The methods ([`Sim::crash_replica`](super::Sim::crash_replica)...)
     /// always do as they are told.
     pub protect_last_member: bool,
+    /// How primaries stream snapshots to joining replicas (a small chunk size makes the
+    /// simulator's small states travel in many chunks).
+    pub transfer: Transfer,
 }
 
 impl Default for SimConfig {
@@ -94,6 +97,7 @@ impl Default for SimConfig {
             recovery_grace: Duration::from_secs(7),
             drain: Duration::from_secs(5),
             protect_last_member: true,
+            transfer: Transfer::default(),
         }
     }
 }

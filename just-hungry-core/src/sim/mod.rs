@@ -317,6 +317,8 @@ impl Sim {
             registry: Address::new(REGISTRY_ADDRESS),
             timing: self.config.timing,
             client_table: ClientTableLimits::default(),
+            pipeline: Default::default(),
+            transfer: self.config.transfer,
         };
         Replica::new(config, OrderBook::with_predefined_history(), self.now)
     }
