@@ -229,8 +229,15 @@ impl Children {
         } else {
             name
         };
+        // Replicas check postcodes offline: a measurement never reaches the internet.
+        let offline: &[&str] = if binary_name == "replica" {
+            &["--validator", "offline"]
+        } else {
+            &[]
+        };
         let child = Command::new(binary(binary_name)?)
             .args(args)
+            .args(offline)
             .env("JUST_HUNGRY_REGISTRY", registry)
             .env(
                 "RUST_LOG",

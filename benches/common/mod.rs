@@ -12,14 +12,20 @@ pub mod latency;
 pub mod load;
 pub mod orders;
 
-/// The runtime every network bench runs in: tokio's multi-threaded scheduler with one worker
-/// per core, as the binaries use (`#[tokio::main]`). Every node of a cluster, its clients and
-/// the floor's relays share it.
+/// The runtime every network bench runs in: tokio's current-thread scheduler, as the binaries
+/// and `loadgen` use by default (it beat the multi-threaded one in every loadgen pair on these
+/// 2-core machines, docs/PERFORMANCE.md), or the multi-threaded one with a worker per core when
+/// `JUST_HUNGRY_BENCH_RUNTIME=multi-thread`. Every node of a cluster, its clients and the
+/// floor's relays share it, so a figure and its floor always run on the same scheduler.
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
+    let mut builder = match std::env::var("JUST_HUNGRY_BENCH_RUNTIME").as_deref() {
+        Ok("multi-thread") => tokio::runtime::Builder::new_multi_thread(),
+        Ok("current-thread") | Err(_) => tokio::runtime::Builder::new_current_thread(),
+        Ok(other) => {
+            panic!("JUST_HUNGRY_BENCH_RUNTIME={other}: expected current-thread or multi-thread")
+        }
+    };
+    builder.enable_all().build().expect("a tokio runtime")
 }
 
 /// Whether criterion was asked not to measure: to check the benches (`-- --test`, also what
