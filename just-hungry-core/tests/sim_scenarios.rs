@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use just_hungry_core::orders::{OrderBook, OrderCommand, OrderId};
-use just_hungry_core::protocol::messages::{Entry, Message, ReplicaRole};
+use just_hungry_core::protocol::messages::{Entry, Message, ReplicaRole, TransferChunk};
 use just_hungry_core::protocol::replicated::{ClientTableLimits, ReplicatedState};
 use just_hungry_core::sim::{EventType, POSTCODES, Sim, SimConfig};
 use just_hungry_core::{Address, ClientId, OpNumber, RequestId, Time, View};
@@ -396,6 +396,56 @@ fn delayed_duplicate_applied_after_a_newer_request_does_not_let_that_one_apply_t
         1
     );
     assert_eq!(state.clients().records()[&client].seq, 7);
+}
+
+/// "View change", state transfer: a backup promoted after its primary's crash brings the other
+/// backup of the same view up to date with the ops it lacks (a suffix of the new primary's
+/// latest entries), not with a full snapshot of the state; both end with the same orders.
+#[test]
+fn promoted_backup_sends_the_other_backup_a_suffix_not_a_snapshot() {
+    let mut sim = settled(31, 3, 1);
+    let before = active(&sim);
+    let orders: Vec<OrderId> = (0..3).map(|i| write_ok(&mut sim, 0, i)).collect();
+    let backups: Vec<Address> = before.backups.iter().map(|m| m.address.clone()).collect();
+    sim.hold(&backups[0], &backups[1]);
+    sim.hold(&backups[1], &backups[0]);
+    sim.crash_primary();
+    let changed = sim
+        .run_while(ms(2000), |s| {
+            s.frontend()
+                .current
+                .is_some_and(|v| v.number > before.number)
+        })
+        .unwrap();
+    assert!(changed, "the front-end failed the primary over");
+    // Long enough for the first StartView, shorter than a retransmission interval.
+    sim.run_for(sim.config().timing.retransmit_interval / 2)
+        .unwrap();
+    sim.stop_holding(&backups[0], &backups[1]);
+    sim.stop_holding(&backups[1], &backups[0]);
+    let held = sim.take_held();
+    let first = held
+        .iter()
+        .find_map(|m| match m.message() {
+            Ok(Message::StartView { chunk, .. }) => Some(chunk),
+            _ => None,
+        })
+        .expect("the new primary sent the other backup the view's state");
+    assert!(
+        matches!(first, TransferChunk::Suffix { .. }),
+        "the new primary sent a snapshot, not a suffix"
+    );
+    for message in held {
+        sim.inject(message);
+    }
+    sim.run_for(ms(2000)).unwrap();
+    let after = active(&sim);
+    assert!(after.number > before.number);
+    for member in after.members() {
+        let held = sim.replica(slot(&sim, &member.id)).orders;
+        assert!(orders.iter().all(|o| held.contains(o)), "{member:?}");
+    }
+    sim.finish().unwrap();
 }
 
 /// "View change", joining (regression): a replica restarted while its join transfer is under

@@ -144,6 +144,11 @@ pub struct Replica<S: StateMachine> {
     state: ReplicatedState<S>,
     /// The view in which the state was last installed by a primary (StartView or Learn).
     state_view: ViewNumber,
+    /// A backup's or learner's latest applied entries, contiguous and ending at
+    /// `state.applied()` (emptied whenever a snapshot replaces the state). Once promoted, it
+    /// brings the other backups of the same `state_view` up to date with a suffix instead of
+    /// a full snapshot.
+    followed: VecDeque<Entry<S::Command>>,
     /// A learner: the view and the primary it learns from.
     learning: Option<(ViewNumber, Address)>,
     buffer: BTreeMap<OpNumber, Entry<S::Command>>,
@@ -171,6 +176,7 @@ impl<S: StateMachine> Replica<S> {
             role: ReplicaRole::Idle,
             state,
             state_view: ViewNumber(0),
+            followed: VecDeque::new(),
             learning: None,
             buffer: BTreeMap::new(),
             incoming: None,
@@ -272,6 +278,15 @@ impl<S: StateMachine> Replica<S> {
         let mut recent = VecDeque::new();
         let mut pending = BTreeMap::new();
         let mut tracked: BTreeMap<ReplicaId, (OpNumber, ViewNumber)> = BTreeMap::new();
+        let followed = std::mem::take(&mut self.followed);
+        // A backup promoted: its latest applied entries can bring every other backup of the
+        // same stream (the same `state_view`) up to date with a suffix. A backup's state is a
+        // prefix of that stream; it lags this one by at most the pipelining window when it
+        // kept up, and if it lags more (or is ahead) the suffix does not fit it and the
+        // retransmission sends a snapshot (`force_snapshot`).
+        let promoted_from = (self.primary.is_none()
+            && followed.back().map(|e| e.op) == Some(self.state.applied()))
+        .then_some(self.state_view);
         if let Some(previous) = self.primary.take() {
             recent = previous.recent;
             for entry in previous.log {
@@ -299,6 +314,14 @@ impl<S: StateMachine> Replica<S> {
             if let Some((acked, tracked_in)) = tracked.get(&member.id) {
                 peer.acked = *acked;
                 peer.tracked_in = Some(*tracked_in);
+            } else if let (Some(since), Some(first)) = (promoted_from, followed.front()) {
+                let window = self.config.pipeline.max_ops_in_flight();
+                let from = OpNumber(first.op.0.saturating_sub(1))
+                    .max(OpNumber(applied.0.saturating_sub(window)));
+                // A lower bound of what it holds: nothing is committed on its account until
+                // it confirms (StartViewOk carries its op).
+                peer.acked = from;
+                peer.tracked_in = Some(since);
             }
             backups.insert(member.id.clone(), peer);
         }
@@ -313,7 +336,11 @@ impl<S: StateMachine> Replica<S> {
             last_op: applied,
             backups,
             learners: BTreeMap::new(),
-            recent,
+            recent: if promoted_from.is_some() {
+                followed
+            } else {
+                recent
+            },
             pending,
             reads: VecDeque::new(),
             view_snapshot: None,
@@ -781,6 +808,7 @@ impl<S: StateMachine> Replica<S> {
         }
         while let Some(entry) = self.buffer.remove(&self.state.applied().next()) {
             self.state.apply(&entry);
+            push_recent(&mut self.followed, entry);
         }
         let op = self.state.applied();
         self.buffer.retain(|k, _| *k > op);
@@ -834,6 +862,7 @@ impl<S: StateMachine> Replica<S> {
                 for entry in entries {
                     if entry.op > self.state.applied() {
                         self.state.apply(&entry);
+                        push_recent(&mut self.followed, entry);
                     }
                 }
                 self.install_view(from, view);
@@ -847,6 +876,7 @@ impl<S: StateMachine> Replica<S> {
                     self.receive_chunk(view.number, op, Some(view.clone()), index, count, bytes)
                 {
                     self.state = state;
+                    self.followed.clear();
                     tracing::info!(node = %me, view = %view.number, op = %op, "state transfer: snapshot installed, our data is overwritten with the cluster's");
                     self.install_view(from, view);
                 }
@@ -912,6 +942,7 @@ impl<S: StateMachine> Replica<S> {
         };
         if let Some(state) = self.receive_chunk(view, op, None, index, count, bytes) {
             self.state = state;
+            self.followed.clear();
             self.role = ReplicaRole::Learner;
             self.learning = Some((view, from.clone()));
             self.state_view = view;
