@@ -4,7 +4,10 @@
 //!   of N replicas (one registry, one front-end) on the in-memory transport or TCP on
 //!   127.0.0.1; C clients each place [`ORDERS_PER_CLIENT`] orders per iteration, concurrently.
 //! - `floor/tcp/r{N}/c{C}`: the same hops and frame sizes with no protocol
-//!   (`common/floor.rs`), run right after its pair so both see the same machine load.
+//!   (`common/floor.rs`), every client multiplexed over one connection to the relay; and
+//!   `floor_per_client/tcp/r{N}/c{C}`, the same with a connection per client, as the
+//!   replicated path's clients have. Both run right after their pair, so all see the same
+//!   machine load.
 //!
 //! Criterion reports time per iteration and orders per second; each bench also prints its
 //! requests' latency percentiles (`common/latency.rs`). `cargo run --example bench_ratios`
@@ -18,7 +21,7 @@ use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_
 use tokio::runtime::Runtime;
 
 use common::cluster::{ReplicatedCluster, Transport};
-use common::floor::Floor;
+use common::floor::{ClientLinks, Floor};
 use common::load::{self, Caller};
 use common::orders::HopSizes;
 
@@ -28,6 +31,10 @@ const REPLICAS: [usize; 3] = [1, 3, 5];
 const CLIENTS: [usize; 3] = [1, 16, 64];
 /// Orders each client places per iteration.
 const ORDERS_PER_CLIENT: u64 = 16;
+/// The most orders one cluster takes before the bench starts a fresh one (between samples,
+/// untimed): about 25 MB of bench orders, half of what an order book may hold
+/// (`MAX_ORDER_BOOK_BYTES`), however fast the path gets.
+const ORDERS_PER_TARGET: u64 = 300_000;
 
 /// What one bench loads.
 enum Target {
@@ -37,8 +44,8 @@ enum Target {
 
 impl Target {
     /// One caller per client: each cluster client has its own endpoint; the floor's callers
-    /// share one connection per hop, multiplexed by request id.
-    fn callers(&self, clients: usize) -> Vec<Caller> {
+    /// share one connection to the relay or have one each ([`ClientLinks`]).
+    async fn callers(&self, clients: usize) -> Vec<Caller> {
         match self {
             Target::Replicated(cluster) => cluster
                 .clients()
@@ -46,8 +53,11 @@ impl Target {
                 .cloned()
                 .map(Caller::Order)
                 .collect(),
-            Target::Floor(floor) => (0..clients)
-                .map(|_| Caller::Floor(floor.client()))
+            Target::Floor(floor) => floor
+                .clients(clients)
+                .await
+                .into_iter()
+                .map(Caller::Floor)
                 .collect(),
         }
     }
@@ -73,24 +83,29 @@ where
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Elements(clients as u64 * ORDERS_PER_CLIENT));
+    let started = async || {
+        let target = start().await;
+        let callers = target.callers(clients).await;
+        // One round trip each, so every connection is open before timing starts.
+        load::drive(&callers, 1, &mut Vec::new()).await;
+        (target, callers)
+    };
     let mut target: Option<(Target, Vec<Caller>)> = None;
+    let mut placed = 0;
     let mut latencies = Vec::new();
     benches.bench_function(id, |b| {
-        let (_, callers) = target.get_or_insert_with(|| {
-            runtime.block_on(async {
-                let target = start().await;
-                let callers = target.callers(clients);
-                // One round trip each, so every connection is open before timing starts.
-                load::drive(&callers, 1, &mut Vec::new()).await;
-                (target, callers)
-            })
-        });
         b.iter_custom(|iters| {
-            runtime.block_on(load::drive(
-                callers,
-                iters * ORDERS_PER_CLIENT,
-                &mut latencies,
-            ))
+            let orders = iters * ORDERS_PER_CLIENT;
+            // A fresh target before the book could fill up, outside the timed region.
+            if placed + orders * clients as u64 > ORDERS_PER_TARGET
+                && let Some((old, _)) = target.take()
+            {
+                runtime.block_on(old.shutdown());
+                placed = 0;
+            }
+            placed += orders * clients as u64;
+            let (_, callers) = target.get_or_insert_with(|| runtime.block_on(started()));
+            runtime.block_on(load::drive(callers, orders, &mut latencies))
         });
     });
     benches.finish();
@@ -115,14 +130,16 @@ fn replication(c: &mut Criterion) {
                     ))
                 });
             }
-            bench(
-                c,
-                &runtime,
-                "floor",
-                &format!("tcp/{shape}"),
-                clients,
-                async || Target::Floor(Floor::start(replicas, sizes).await),
-            );
+            for links in [ClientLinks::Shared, ClientLinks::PerClient] {
+                bench(
+                    c,
+                    &runtime,
+                    links.group(),
+                    &format!("tcp/{shape}"),
+                    clients,
+                    async || Target::Floor(Floor::start(replicas, sizes, links).await),
+                );
+            }
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Prints the replication benches' figures as ratios to their floor, from criterion's latest
 //! results (`target/criterion/**/new/{benchmark,estimates}.json`) and the benches' latency
 //! files (`target/criterion/latency/`), as Markdown tables: every `place_order/T/rN/cC` next to
-//! `floor/tcp/rN/cC`, then the issue's targets. Run after `cargo bench --bench replication`:
+//! `floor/tcp/rN/cC` (clients multiplexed over one connection to the relay), then the issue's
+//! targets; then the same against `floor_per_client/tcp/rN/cC` (a connection per client, as
+//! the replicated path's clients have). Run after `cargo bench --bench replication`:
 //!
 //! ```sh
 //! cargo run --example bench_ratios            # or: -- path/to/criterion
@@ -102,19 +104,37 @@ fn main() {
             }
         });
     let all = load(&home);
-    let none = Figures::default();
-    let floor = |shape: &str| all.get(&format!("floor/tcp/{shape}")).unwrap_or(&none);
-    let pairs: Vec<(&str, &Figures)> = all
-        .iter()
-        .filter_map(|(id, f)| id.strip_prefix("place_order/").map(|rest| (rest, f)))
-        .collect();
-    if pairs.is_empty() {
+    if !all.keys().any(|id| id.starts_with("place_order/")) {
         eprintln!(
             "no place_order results under {}: run `cargo bench --bench replication` first",
             home.display()
         );
         std::process::exit(2);
     }
+    for floor_group in ["floor", "floor_per_client"] {
+        if all
+            .keys()
+            .any(|id| id.starts_with(&format!("{floor_group}/")))
+        {
+            println!("## Against `{floor_group}`");
+            println!();
+            print_against(&all, floor_group);
+            println!();
+        }
+    }
+}
+
+/// The table of every `place_order` bench against `floor_group/tcp/...`, then the targets.
+fn print_against(all: &BTreeMap<String, Figures>, floor_group: &str) {
+    let none = Figures::default();
+    let floor = |shape: &str| {
+        all.get(&format!("{floor_group}/tcp/{shape}"))
+            .unwrap_or(&none)
+    };
+    let pairs: Vec<(&str, &Figures)> = all
+        .iter()
+        .filter_map(|(id, f)| id.strip_prefix("place_order/").map(|rest| (rest, f)))
+        .collect();
     println!(
         "| bench | orders/s | floor/s | × floor | p50 µs | p99 µs | floor p50 µs | p50 × floor |"
     );

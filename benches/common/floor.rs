@@ -6,8 +6,11 @@
 //!         <==       <==         <==  (the primary answers once every backup has echoed)
 //! ```
 //!
-//! Each hop pair has one connection (`TCP_NODELAY`), carrying every client's messages tagged
-//! with a request id in their first 8 bytes; frames are length-prefixed with tokio-util's
+//! Each hop pair past the relay has one connection (`TCP_NODELAY`), carrying every client's
+//! messages tagged with a request id in their first 8 bytes. The clients reach the relay in one
+//! of two ways ([`ClientLinks`]): multiplexed over one shared connection (the cheapest relay
+//! one can write), or each over a connection of its own, as the replicated path's clients do
+//! (each has its own endpoint). Frames are length-prefixed with tokio-util's
 //! `LengthDelimitedCodec`, as the real transport's are. Each connection has a reader and a
 //! writer task; a writer feeds every queued frame, then flushes once (as the real transport's
 //! writers do). The primary is one task that owns the table of requests waiting for backups.
@@ -64,13 +67,40 @@ impl Tasks {
     }
 }
 
+/// How the floor's clients reach its relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientLinks {
+    /// Every client over one connection, multiplexed by request id: `floor/...`.
+    Shared,
+    /// Each client over a connection of its own, as the replicated path's clients:
+    /// `floor_per_client/...`.
+    PerClient,
+}
+
+impl ClientLinks {
+    /// The bench group of the floor with these links.
+    pub fn group(self) -> &'static str {
+        match self {
+            ClientLinks::Shared => "floor",
+            ClientLinks::PerClient => "floor_per_client",
+        }
+    }
+}
+
+/// Bits of the relay's tag that carry the client's own tag; the bits above name its
+/// connection.
+const CLIENT_TAG_BITS: u32 = 48;
+
 /// A running floor: a relay, a primary and `replicas - 1` backups.
 pub struct Floor {
     tasks: Tasks,
-    client: FloorClient,
+    links: ClientLinks,
+    relay: SocketAddr,
+    request_bytes: usize,
 }
 
-/// The clients' side of the floor: one connection to the relay, shared by every caller.
+/// One connection to the relay, with its callers' requests in flight; cloned, its clones share
+/// the connection.
 #[derive(Clone)]
 pub struct FloorClient {
     to_relay: mpsc::Sender<Bytes>,
@@ -144,8 +174,8 @@ async fn listen() -> (TcpListener, SocketAddr) {
 }
 
 impl Floor {
-    /// Starts the floor of `replicas` replicas and connects its client side.
-    pub async fn start(replicas: usize, sizes: HopSizes) -> Floor {
+    /// Starts the floor of `replicas` replicas, its clients linked to the relay by `links`.
+    pub async fn start(replicas: usize, sizes: HopSizes, links: ClientLinks) -> Floor {
         let tasks = Tasks::default();
         let mut backups = Vec::new();
         for _ in 1..replicas {
@@ -157,11 +187,37 @@ impl Floor {
         tasks.spawn(primary(listener, backups, sizes, tasks.clone()));
         let (listener, relay_address) = listen().await;
         tasks.spawn(relay(listener, primary_address, sizes, tasks.clone()));
+        Floor {
+            tasks,
+            links,
+            relay: relay_address,
+            request_bytes: sizes.request,
+        }
+    }
 
-        let (mut replies, to_relay) = open(connect(relay_address).await, &tasks);
+    /// A client for each of `clients` callers: clones of one connection, or a connection each.
+    pub async fn clients(&self, clients: usize) -> Vec<FloorClient> {
+        match self.links {
+            ClientLinks::Shared => {
+                let shared = self.connect().await;
+                vec![shared; clients]
+            }
+            ClientLinks::PerClient => {
+                let mut all = Vec::with_capacity(clients);
+                for _ in 0..clients {
+                    all.push(self.connect().await);
+                }
+                all
+            }
+        }
+    }
+
+    /// Opens a connection to the relay, with the task that routes its replies.
+    async fn connect(&self) -> FloorClient {
+        let (mut replies, to_relay) = open(connect(self.relay).await, &self.tasks);
         let waiting: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>> = Arc::default();
         let answered = waiting.clone();
-        tasks.spawn(async move {
+        self.tasks.spawn(async move {
             while let Some(Ok(reply)) = replies.next().await {
                 let done = tag(&reply).and_then(|tag| {
                     answered
@@ -174,20 +230,12 @@ impl Floor {
                 }
             }
         });
-        Floor {
-            tasks,
-            client: FloorClient {
-                to_relay,
-                waiting,
-                next_tag: Arc::new(AtomicU64::new(0)),
-                request_bytes: sizes.request,
-            },
+        FloorClient {
+            to_relay,
+            waiting,
+            next_tag: Arc::new(AtomicU64::new(0)),
+            request_bytes: self.request_bytes,
         }
-    }
-
-    /// The client side, for every caller.
-    pub fn client(&self) -> FloorClient {
-        self.client.clone()
     }
 
     /// Stops every task (which closes every connection).
@@ -292,22 +340,45 @@ async fn forward_into(
 }
 
 /// A front-end-like relay: client requests go to the primary as `Forward`-sized frames, the
-/// primary's answers back to the client.
+/// primary's answers back to the client's connection. Each connection's requests are tagged
+/// with its number above the client's own tag ([`CLIENT_TAG_BITS`]).
 async fn relay(listener: TcpListener, primary: SocketAddr, sizes: HopSizes, tasks: Tasks) {
     let (mut answers, to_primary) = open(connect(primary).await, &tasks);
-    let (mut requests, to_client) = open(accept(&listener).await, &tasks);
+    let (joined, mut joining) = mpsc::unbounded_channel::<mpsc::Sender<Bytes>>();
     tasks.spawn(async move {
-        while let Some(Ok(answer)) = answers.next().await {
-            let Some(tag) = tag(&answer) else { continue };
-            if to_client.send(frame(tag, sizes.response)).await.is_err() {
-                return;
+        let mut to_clients: Vec<mpsc::Sender<Bytes>> = Vec::new();
+        loop {
+            tokio::select! {
+                // A connection is announced before its first request is read: take it first.
+                biased;
+                Some(to_client) = joining.recv() => to_clients.push(to_client),
+                answer = answers.next() => {
+                    let Some(Ok(answer)) = answer else { return };
+                    let Some(tag) = tag(&answer) else { continue };
+                    let connection = (tag >> CLIENT_TAG_BITS) as usize;
+                    let Some(to_client) = to_clients.get(connection) else { continue };
+                    let own = tag & ((1 << CLIENT_TAG_BITS) - 1);
+                    if to_client.send(frame(own, sizes.response)).await.is_err() {
+                        return;
+                    }
+                }
             }
         }
     });
-    while let Some(Ok(request)) = requests.next().await {
-        let Some(tag) = tag(&request) else { continue };
-        if to_primary.send(frame(tag, sizes.forward)).await.is_err() {
+    for connection in 0u64.. {
+        let (mut requests, to_client) = open(accept(&listener).await, &tasks);
+        if joined.send(to_client).is_err() {
             return;
         }
+        let to_primary = to_primary.clone();
+        tasks.spawn(async move {
+            while let Some(Ok(request)) = requests.next().await {
+                let Some(tag) = tag(&request) else { continue };
+                let tagged = (connection << CLIENT_TAG_BITS) | tag;
+                if to_primary.send(frame(tagged, sizes.forward)).await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 }
