@@ -227,6 +227,59 @@ proptest! {
     }
 }
 
+/// Snapshot chunks of the multi-chunk property: a snapshot of the simulator's order book (about
+/// 1 KB) travels in a few dozen chunks, three per retransmission interval, so chunks are lost,
+/// duplicated and reordered and transfers span view changes, crashes and restarts.
+const SMALL_CHUNK_BYTES: usize = 48;
+const SMALL_CHUNKS_PER_TICK: u32 = 3;
+
+proptest! {
+    #![proptest_config(Config {
+        cases: cases(),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
+        max_shrink_iters: 0,
+        ..Config::default()
+    })]
+
+    /// The same runs with every snapshot streamed in many small chunks.
+    #[test]
+    fn seeded_runs_with_multi_chunk_transfers_keep_every_invariant(seed in any::<u64>()) {
+        init_logging();
+        let (mut config, actions) = seeded_run(seed);
+        config.transfer = just_hungry_core::protocol::Transfer::new(
+            SMALL_CHUNK_BYTES,
+            SMALL_CHUNKS_PER_TICK,
+        )
+        .expect("a valid transfer");
+        if let Err(message) = run_case(seed, config, &actions) {
+            prop_assert!(
+                false,
+                "{message}\n  replay: JUST_HUNGRY_SIM_CHUNK_BYTES={SMALL_CHUNK_BYTES} \
+                 JUST_HUNGRY_SIM_CHUNKS_PER_TICK={SMALL_CHUNKS_PER_TICK} \
+                 JUST_HUNGRY_SIM_SEED={seed} cargo test -p just-hungry-core --test sim_props replay_seed"
+            );
+        }
+    }
+}
+
+/// `seeded_run(seed)`, with snapshots cut into chunks of `JUST_HUNGRY_SIM_CHUNK_BYTES` bytes,
+/// `JUST_HUNGRY_SIM_CHUNKS_PER_TICK` per retransmission interval, when those are set (the
+/// default transfer otherwise): multi-chunk transfers under faults.
+fn seeded_run_from_env(seed: u64) -> (SimConfig, Vec<Action>) {
+    let (mut config, actions) = seeded_run(seed);
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse().ok());
+    if let Some(chunk_bytes) = var("JUST_HUNGRY_SIM_CHUNK_BYTES") {
+        let per_tick = var("JUST_HUNGRY_SIM_CHUNKS_PER_TICK")
+            .unwrap_or(just_hungry_core::protocol::DEFAULT_CHUNKS_PER_TICK as usize);
+        config.transfer = just_hungry_core::protocol::Transfer::new(
+            chunk_bytes,
+            u32::try_from(per_tick).unwrap_or(u32::MAX),
+        )
+        .expect("a valid JUST_HUNGRY_SIM_CHUNK_BYTES and JUST_HUNGRY_SIM_CHUNKS_PER_TICK");
+    }
+    (config, actions)
+}
+
 /// Replays the run generated from `JUST_HUNGRY_SIM_SEED` (a few fixed seeds when unset) and,
 /// on failure, prints its client history as JSON lines.
 #[test]
@@ -241,7 +294,7 @@ fn replay_seed() {
         Err(_) => vec![1, 2, 3],
     };
     for seed in seeds {
-        let (config, actions) = seeded_run(seed);
+        let (config, actions) = seeded_run_from_env(seed);
         let started = Instant::now();
         let mut sim = Sim::new(seed, config.clone());
         let outcome = actions
@@ -283,7 +336,7 @@ fn sweep_seeds() {
     let mut failures = Vec::new();
     let mut unavailable = 0;
     for seed in start..start + n {
-        let (config, actions) = seeded_run(seed);
+        let (config, actions) = seeded_run_from_env(seed);
         let protected = config.protect_last_member;
         match sim::run(seed, config, &actions) {
             Ok(report) => {

@@ -303,6 +303,9 @@ pub enum Message<S: StateMachine> {
     Learn {
         /// The primary's view.
         view: ViewNumber,
+        /// The incarnation the snapshot is for: a restarted replica at the same address
+        /// ignores the chunks of its predecessors' snapshots.
+        learner: ReplicaId,
         /// The op the snapshot is at.
         op: OpNumber,
         /// One snapshot chunk.

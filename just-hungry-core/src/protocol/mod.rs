@@ -283,6 +283,19 @@ impl Default for Timing {
 }
 
 impl Timing {
+    /// How often the front-end repeats its request to bring a live replica outside the view
+    /// up to date (`AddLearner`), while it stays outside.
+    pub fn learner_request_interval(&self) -> Duration {
+        self.retransmit_interval * 5
+    }
+
+    /// How long a primary keeps a learner (and its snapshot) that the front-end no longer asks
+    /// for: four repeats of [`Timing::learner_request_interval`] missed. Such a learner has
+    /// died, restarted as another incarnation, or joined a view.
+    pub fn learner_expiry(&self) -> Duration {
+        self.learner_request_interval() * 4
+    }
+
     /// How often a node renews its registry lease: well within `autoclean`.
     pub fn lease_renewal(&self) -> Duration {
         (self.autoclean / 4).max(Duration::from_millis(10))

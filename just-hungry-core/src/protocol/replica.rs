@@ -84,6 +84,9 @@ struct Peer {
     snapshot: Option<(OpNumber, Arc<Vec<u8>>)>,
     /// A learner: the next snapshot chunk to send (chunks are paced, [`Transfer`]).
     next_chunk: u32,
+    /// A learner: when the front-end last asked for it (`AddLearner`); it is forgotten after
+    /// [`Timing::learner_expiry`] without a request.
+    requested_at: Time,
 }
 
 impl Peer {
@@ -100,6 +103,7 @@ impl Peer {
             force_snapshot: false,
             snapshot: None,
             next_chunk: 0,
+            requested_at: now,
         }
     }
 }
@@ -694,9 +698,13 @@ impl<S: StateMachine> Replica<S> {
         // starts again when it is not acknowledged) or follows the log. Taking a new snapshot
         // for each repeated request would restart a transfer that takes longer than the
         // front-end's repeat interval for ever (found at 1,000,000 orders).
-        if p.learners.contains_key(&learner.id) {
+        if let Some(known) = p.learners.get_mut(&learner.id) {
+            known.requested_at = now;
             return;
         }
+        // A name has one live incarnation: the others were streamed to a process that is gone.
+        p.learners
+            .retain(|id, _| id.name != learner.id.name || *id == learner.id);
         let bytes = match self.state.snapshot() {
             Ok(bytes) => Arc::new(bytes),
             Err(e) => {
@@ -734,7 +742,15 @@ impl<S: StateMachine> Replica<S> {
         let address = peer.address.clone();
         for index in from..to {
             let chunk = snapshot_chunk(&bytes, index, transfer.chunk_bytes());
-            self.send(address.clone(), Message::Learn { view, op, chunk });
+            self.send(
+                address.clone(),
+                Message::Learn {
+                    view,
+                    learner: id.clone(),
+                    op,
+                    chunk,
+                },
+            );
         }
     }
 
@@ -908,9 +924,15 @@ impl<S: StateMachine> Replica<S> {
         &mut self,
         from: Address,
         view: ViewNumber,
+        learner: ReplicaId,
         op: OpNumber,
         chunk: TransferChunk<S::Command>,
     ) {
+        if learner != self.config.id {
+            // Meant for an earlier incarnation at this address: mixing its chunks with ours
+            // would restart our own transfer at every one of them.
+            return;
+        }
         if view < self.view_number()
             || !matches!(self.role, ReplicaRole::Idle | ReplicaRole::Learner)
         {
@@ -1045,6 +1067,14 @@ impl<S: StateMachine> Replica<S> {
                     }
                 }
             }
+            let me = &self.config.id;
+            p.learners.retain(|id, peer| {
+                let wanted = now.saturating_since(peer.requested_at) < timing.learner_expiry();
+                if !wanted {
+                    tracing::info!(node = %me, learner = %id, "join: forgetting a learner the front-end no longer asks for");
+                }
+                wanted
+            });
             let chunk_bytes = self.config.transfer.chunk_bytes();
             for (id, peer) in p.learners.iter_mut() {
                 let stale = now.saturating_since(peer.last_sent_at) >= timing.retransmit_interval;
@@ -1145,7 +1175,12 @@ impl<S: StateMachine> Node<S> for Replica<S> {
             Message::PrepareOk { view, replica, op } => self.on_prepare_ok(now, view, replica, op),
             Message::StartView { view, op, chunk } => self.on_start_view(from, view, op, chunk),
             Message::StartViewOk { view, replica, op } => self.on_start_view_ok(view, replica, op),
-            Message::Learn { view, op, chunk } => self.on_learn(from, view, op, chunk),
+            Message::Learn {
+                view,
+                learner,
+                op,
+                chunk,
+            } => self.on_learn(from, view, learner, op, chunk),
             other => {
                 tracing::debug!(node = %self.config.id, from = %from, kind = other.kind(), "ignored message not for a replica");
             }

@@ -523,7 +523,7 @@ impl<S: StateMachine> ViewManager<S> {
 
     /// Asks the primary to bring live replicas outside the view up to date.
     fn request_learners(&mut self, now: Time, view: &View) {
-        let retry = self.config.timing.retransmit_interval * 5;
+        let retry = self.config.timing.learner_request_interval();
         let mut asks = Vec::new();
         for k in self.replicas.values() {
             if view.contains(&k.id) || !self.is_alive(k, now) {

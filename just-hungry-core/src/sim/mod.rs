@@ -867,7 +867,12 @@ fn summary(message: &Message<OrderBook>) -> String {
             format!("StartView {} {op} {}", view.number, chunk(c))
         }
         Message::StartViewOk { view, replica, op } => format!("StartViewOk {view} {replica} {op}"),
-        Message::Learn { view, op, chunk: c } => format!("Learn {view} {op} {}", chunk(c)),
+        Message::Learn {
+            view,
+            learner,
+            op,
+            chunk: c,
+        } => format!("Learn {view} {learner} {op} {}", chunk(c)),
         Message::Forward { view, request } => format!("Forward {view} {}", request.id),
         Message::Response(r) => format!("Response {} {:?}", r.id, r.outcome),
         Message::Request(r) => format!("Request {}", r.id),
