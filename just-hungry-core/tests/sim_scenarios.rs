@@ -494,6 +494,85 @@ fn newcomer_restarted_during_its_transfer_still_catches_up_and_joins() {
     sim.finish().unwrap();
 }
 
+/// "View change", joining: two newcomers learn at once; when the first joins (a view change of
+/// the same primary), the second's transfer goes on where it was, with the same snapshot,
+/// instead of starting over with a new one.
+#[test]
+fn a_learner_keeps_its_transfer_when_another_newcomer_joins_first() {
+    init_logging();
+    let mut sim = Sim::new(
+        41,
+        SimConfig {
+            replicas: 1,
+            clients: 1,
+            transfer: just_hungry_core::protocol::Transfer::new(16, 3).unwrap(),
+            ..SimConfig::default()
+        },
+    );
+    let formed = sim
+        .run_while(Duration::from_secs(10), |s| s.frontend().active.is_some())
+        .unwrap();
+    assert!(formed, "the first replica bootstraps a view");
+    let primary = active(&sim).primary.address.clone();
+    write_ok(&mut sim, 0, 1);
+    // The first newcomer starts early, so it joins while the second's transfer is under way;
+    // the second's chunks are held (delivered at the end) to see what was sent.
+    let first = sim.add_replica();
+    sim.run_for(ms(400)).unwrap();
+    let second = sim.add_replica();
+    let second_address = sim.replica_address(second);
+    sim.hold(&primary, &second_address);
+    let first_id = sim.replica(first).id.expect("running");
+    let joined = sim
+        .run_while(Duration::from_secs(5), |s| {
+            s.frontend().active.is_some_and(|v| v.contains(&first_id))
+        })
+        .unwrap();
+    assert!(joined, "the first newcomer joined");
+    // An op after the view change: a new snapshot would be at a later op.
+    write_ok(&mut sim, 0, 2);
+    sim.run_for(ms(500)).unwrap();
+    sim.stop_holding(&primary, &second_address);
+    let held = sim.take_held();
+    // (view, op, chunk index) of every chunk streamed to the second newcomer, in order.
+    let learns: Vec<(u64, u64, u32)> = held
+        .iter()
+        .filter_map(|m| match m.message() {
+            Ok(Message::Learn {
+                view,
+                op,
+                chunk: TransferChunk::Snapshot { index, .. },
+                ..
+            }) => Some((view.0, op.0, index)),
+            _ => None,
+        })
+        .collect();
+    let first_view = learns.first().expect("chunks for the second newcomer").0;
+    let carried_on = learns
+        .iter()
+        .find(|(view, _, _)| *view > first_view)
+        .expect("chunks sent after the view change");
+    assert!(
+        learns.iter().all(|(_, op, _)| *op == learns[0].1),
+        "one snapshot, not a new one: {learns:?}"
+    );
+    assert_ne!(
+        carried_on.2, 0,
+        "the stream went on where it was, not from chunk 0: {learns:?}"
+    );
+    for message in held {
+        sim.inject(message);
+    }
+    let second_id = sim.replica(second).id.expect("running");
+    let joined = sim
+        .run_while(Duration::from_secs(5), |s| {
+            s.frontend().active.is_some_and(|v| v.contains(&second_id))
+        })
+        .unwrap();
+    assert!(joined, "the second newcomer joined");
+    sim.finish().unwrap();
+}
+
 /// "View change", joining: the snapshot streams in many small chunks, a few per retransmission
 /// interval, while clients keep writing and the network drops, duplicates and reorders
 /// messages (chunks included). The newcomer restores it, catches up and joins; the simulator
@@ -506,7 +585,7 @@ fn chunked_transfer_with_writes_and_lost_duplicated_reordered_chunks_completes()
         SimConfig {
             replicas: 2,
             clients: 2,
-            transfer: just_hungry_core::protocol::Transfer::new(48, 3).unwrap(),
+            transfer: just_hungry_core::protocol::Transfer::new(16, 3).unwrap(),
             ..SimConfig::default()
         },
     );

@@ -203,6 +203,13 @@ pub enum Message<S: StateMachine> {
         /// Where it is reached.
         address: Address,
     },
+    /// The registry holds `name` for one more lease: the answer to [`Message::Register`]. A node
+    /// whose registration is not acknowledged registers again after a retransmission interval,
+    /// not a whole lease renewal, so it is found again soon after the registry comes back.
+    Registered {
+        /// The name registered.
+        name: String,
+    },
     /// Asks where `name` is.
     Lookup {
         /// The well-known name.
@@ -306,6 +313,9 @@ pub enum Message<S: StateMachine> {
         /// The incarnation the snapshot is for: a restarted replica at the same address
         /// ignores the chunks of its predecessors' snapshots.
         learner: ReplicaId,
+        /// The primary streaming it. A primary that stays primary through view changes keeps
+        /// streaming the same snapshot; the learner keeps the chunks it has of it.
+        primary: ReplicaId,
         /// The op the snapshot is at.
         op: OpNumber,
         /// One snapshot chunk.
@@ -318,6 +328,7 @@ impl<S: StateMachine> Message<S> {
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Register { .. } => "Register",
+            Message::Registered { .. } => "Registered",
             Message::Lookup { .. } => "Lookup",
             Message::LookupReply { .. } => "LookupReply",
             Message::Request(_) => "Request",

@@ -84,12 +84,18 @@ impl<S: StateMachine> Node<S> for Registry<S> {
                     }
                     None if full => {
                         tracing::info!(node = %self.name, entry = %name, "refused registration: registry full");
+                        return;
                     }
                     None => {
                         tracing::info!(node = %self.name, entry = %name, address = %address, "registered");
-                        self.entries.insert(name, Lease { address, expires });
+                        self.entries
+                            .insert(name.clone(), Lease { address, expires });
                     }
                 }
+                self.outputs.push_back(Output::Send {
+                    to: from,
+                    message: Message::Registered { name },
+                });
             }
             Message::Lookup { name } => {
                 let address = self.lookup(now, &name).cloned();

@@ -59,6 +59,9 @@ struct IncomingSnapshot {
     op: OpNumber,
     /// The view being started, or `None` for a learner's transfer.
     start_view: Option<View>,
+    /// A learner's transfer: the primary streaming it. Its chunks belong together whatever
+    /// view they name (a primary keeps its learners' snapshots through its view changes).
+    source: Option<ReplicaId>,
     chunks: Vec<Option<Vec<u8>>>,
     received: u32,
 }
@@ -153,8 +156,8 @@ pub struct Replica<S: StateMachine> {
     /// brings the other backups of the same `state_view` up to date with a suffix instead of
     /// a full snapshot.
     followed: VecDeque<Entry<S::Command>>,
-    /// A learner: the view and the primary it learns from.
-    learning: Option<(ViewNumber, Address)>,
+    /// A learner: the view, and the primary it learns from.
+    learning: Option<(ViewNumber, Member)>,
     buffer: BTreeMap<OpNumber, Entry<S::Command>>,
     incoming: Option<IncomingSnapshot>,
     primary: Option<Primary<S>>,
@@ -256,6 +259,18 @@ impl<S: StateMachine> Replica<S> {
             self.role = ReplicaRole::AwaitingState;
         } else {
             self.step_down(&view);
+            // The next view of the primary we learn from: it stayed primary from one to the
+            // other, so its stream of ops goes on, and it keeps streaming to us in the new
+            // view. (Across a gap in view numbers it may have followed another primary in
+            // between, whose ops we lack: then we start over.)
+            let same_primary = self.role == ReplicaRole::Learner
+                && matches!(&self.learning, Some((v, primary))
+                    if primary.id == view.primary.id && view.number == v.next());
+            if same_primary {
+                self.learning = Some((view.number, view.primary.clone()));
+                self.state_view = view.number;
+                self.buffer.clear();
+            }
             let still_learning = matches!(self.learning, Some((v, _)) if v == view.number);
             if !still_learning {
                 self.learning = None;
@@ -282,6 +297,7 @@ impl<S: StateMachine> Replica<S> {
         let mut recent = VecDeque::new();
         let mut pending = BTreeMap::new();
         let mut tracked: BTreeMap<ReplicaId, (OpNumber, ViewNumber)> = BTreeMap::new();
+        let mut learners = BTreeMap::new();
         let followed = std::mem::take(&mut self.followed);
         // A backup promoted: its latest applied entries can bring every other backup of the
         // same stream (the same `state_view`) up to date with a suffix. A backup's state is a
@@ -306,6 +322,19 @@ impl<S: StateMachine> Replica<S> {
                 if peer.started {
                     tracked.insert(id.clone(), (peer.acked, previous.view));
                 }
+            }
+            // Learners that do not join this view stay learners of the same primary: their
+            // snapshot streams on where it was, or they go on following the log, in the new
+            // view (they move to it when the front-end tells them). Ops sent in the old view
+            // are sent again.
+            for (id, mut peer) in previous.learners {
+                if view.contains(&id) {
+                    continue;
+                }
+                peer.sent = peer.acked;
+                peer.last_reported_at = None;
+                peer.behind_since = peer.started.then_some(now);
+                learners.insert(id, peer);
             }
         }
         let applied = self.state.applied();
@@ -339,7 +368,7 @@ impl<S: StateMachine> Replica<S> {
             log: VecDeque::new(),
             last_op: applied,
             backups,
-            learners: BTreeMap::new(),
+            learners,
             recent: if promoted_from.is_some() {
                 followed
             } else {
@@ -747,6 +776,7 @@ impl<S: StateMachine> Replica<S> {
                 Message::Learn {
                     view,
                     learner: id.clone(),
+                    primary: self.config.id.clone(),
                     op,
                     chunk,
                 },
@@ -888,9 +918,15 @@ impl<S: StateMachine> Replica<S> {
                 count,
                 bytes,
             } => {
-                if let Some(state) =
-                    self.receive_chunk(view.number, op, Some(view.clone()), index, count, bytes)
-                {
+                if let Some(state) = self.receive_chunk(
+                    view.number,
+                    op,
+                    Some(view.clone()),
+                    None,
+                    index,
+                    count,
+                    bytes,
+                ) {
                     self.state = state;
                     self.followed.clear();
                     tracing::info!(node = %me, view = %view.number, op = %op, "state transfer: snapshot installed, our data is overwritten with the cluster's");
@@ -925,6 +961,7 @@ impl<S: StateMachine> Replica<S> {
         from: Address,
         view: ViewNumber,
         learner: ReplicaId,
+        primary: ReplicaId,
         op: OpNumber,
         chunk: TransferChunk<S::Command>,
     ) {
@@ -962,11 +999,18 @@ impl<S: StateMachine> Replica<S> {
         else {
             return;
         };
-        if let Some(state) = self.receive_chunk(view, op, None, index, count, bytes) {
+        let source = Some(primary.clone());
+        if let Some(state) = self.receive_chunk(view, op, None, source, index, count, bytes) {
             self.state = state;
             self.followed.clear();
             self.role = ReplicaRole::Learner;
-            self.learning = Some((view, from.clone()));
+            self.learning = Some((
+                view,
+                Member {
+                    id: primary,
+                    address: from.clone(),
+                },
+            ));
             self.state_view = view;
             self.buffer.clear();
             tracing::info!(node = %me, view = %view, op = %op, "state transfer: snapshot received, our pre-defined data is overwritten; following the primary's log");
@@ -981,12 +1025,18 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
-    /// Stores one snapshot chunk; returns the restored state once every chunk arrived.
+    /// Stores one snapshot chunk; returns the restored state once every chunk arrived. A
+    /// `StartView` snapshot (`start_view`) is one view's; a learner's (`source`, its primary)
+    /// is one primary's at one op, whatever view its chunks name: a primary keeps one snapshot
+    /// per learner through its view changes, and the same state at the same op encodes to the
+    /// same bytes (every map is a `BTreeMap`).
+    #[allow(clippy::too_many_arguments)]
     fn receive_chunk(
         &mut self,
         view: ViewNumber,
         op: OpNumber,
         start_view: Option<View>,
+        source: Option<ReplicaId>,
         index: u32,
         count: u32,
         bytes: Vec<u8>,
@@ -996,16 +1046,20 @@ impl<S: StateMachine> Replica<S> {
             return None;
         }
         let same = self.incoming.as_ref().is_some_and(|i| {
-            i.view == view
-                && i.op == op
+            i.op == op
                 && i.chunks.len() == count as usize
-                && i.start_view.is_some() == start_view.is_some()
+                && match (&i.start_view, &start_view) {
+                    (Some(_), Some(_)) => i.view == view,
+                    (None, None) => i.source.is_some() && i.source == source,
+                    _ => false,
+                }
         });
         if !same {
             self.incoming = Some(IncomingSnapshot {
                 view,
                 op,
                 start_view,
+                source,
                 chunks: vec![None; count as usize],
                 received: 0,
             });
@@ -1072,8 +1126,18 @@ impl<S: StateMachine> Replica<S> {
                 let wanted = now.saturating_since(peer.requested_at) < timing.learner_expiry();
                 if !wanted {
                     tracing::info!(node = %me, learner = %id, "join: forgetting a learner the front-end no longer asks for");
+                    return false;
                 }
-                wanted
+                // A learner that follows the log but stopped acknowledging it (it left for
+                // another view, or is cut off) starts over when the front-end asks again.
+                let silent = peer.started
+                    && peer
+                        .behind_since
+                        .is_some_and(|t| now.saturating_since(t) >= timing.backup_timeout);
+                if silent {
+                    tracing::info!(node = %me, learner = %id, "join: dropping a learner that stopped acknowledging the log");
+                }
+                !silent
             });
             let chunk_bytes = self.config.transfer.chunk_bytes();
             for (id, peer) in p.learners.iter_mut() {
@@ -1115,7 +1179,8 @@ impl<S: StateMachine> Replica<S> {
     fn on_ping_timer(&mut self, now: Time) {
         let timing = self.config.timing;
         if now >= self.next_register {
-            self.next_register = now + timing.lease_renewal();
+            // Again after a retransmission interval unless acknowledged (`Registered`).
+            self.next_register = now + timing.retransmit_interval;
             let registry = self.config.registry.clone();
             self.send(
                 registry,
@@ -1158,6 +1223,9 @@ impl<S: StateMachine> Node<S> for Replica<S> {
     fn handle_message(&mut self, now: Time, from: Address, message: Message<S>) {
         self.now = self.now.max(now);
         match message {
+            Message::Registered { name } if name == replica_registry_name(&self.config.id.name) => {
+                self.next_register = now + self.config.timing.lease_renewal();
+            }
             Message::LookupReply { name, address } if name == FRONTEND_NAME => {
                 if let Some(address) = address
                     && self.frontend.as_ref() != Some(&address)
@@ -1178,9 +1246,10 @@ impl<S: StateMachine> Node<S> for Replica<S> {
             Message::Learn {
                 view,
                 learner,
+                primary,
                 op,
                 chunk,
-            } => self.on_learn(from, view, learner, op, chunk),
+            } => self.on_learn(from, view, learner, primary, op, chunk),
             other => {
                 tracing::debug!(node = %self.config.id, from = %from, kind = other.kind(), "ignored message not for a replica");
             }

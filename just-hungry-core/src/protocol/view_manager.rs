@@ -701,6 +701,9 @@ impl<S: StateMachine> Node<S> for ViewManager<S> {
             Message::SuspectBackup { view, backup } => self.on_suspect_backup(now, view, backup),
             Message::Request(request) => self.on_request(now, from, request),
             Message::Response(response) => self.on_response(response),
+            Message::Registered { name } if name == FRONTEND_NAME => {
+                self.next_register = now + self.config.timing.lease_renewal();
+            }
             other => {
                 tracing::debug!(node = %self.config.name, from = %from, kind = other.kind(), "ignored message not for a front-end");
             }
@@ -736,7 +739,8 @@ impl<S: StateMachine> Node<S> for ViewManager<S> {
 
     fn handle_timeout(&mut self, now: Time) {
         if now >= self.next_register {
-            self.next_register = now + self.config.timing.lease_renewal();
+            // Again after a retransmission interval unless acknowledged (`Registered`).
+            self.next_register = now + self.config.timing.retransmit_interval;
             let registry = self.config.registry.clone();
             self.send(
                 registry,

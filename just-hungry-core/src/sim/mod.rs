@@ -872,6 +872,7 @@ fn summary(message: &Message<OrderBook>) -> String {
             learner,
             op,
             chunk: c,
+            ..
         } => format!("Learn {view} {learner} {op} {}", chunk(c)),
         Message::Forward { view, request } => format!("Forward {view} {}", request.id),
         Message::Response(r) => format!("Response {} {:?}", r.id, r.outcome),
