@@ -203,6 +203,31 @@ proptest! {
     }
 }
 
+/// Snapshot chunks of the multi-chunk property: a snapshot of the simulator's order book (about
+/// 1 KB) travels in a few dozen chunks, three per retransmission interval, so chunks are lost,
+/// duplicated and reordered and transfers span view changes, crashes and restarts.
+const SMALL_CHUNK_BYTES: usize = 48;
+const SMALL_CHUNKS_PER_TICK: u32 = 3;
+
+/// Runs the run generated from `seed`, its snapshots cut into `chunks` (bytes, chunks per
+/// retransmission interval) when given; a failure says what broke and how to replay it.
+fn run_seeded(seed: u64, chunks: Option<(usize, u32)>) -> Result<(), String> {
+    let (mut config, actions) = seeded_run(seed);
+    let mut replay = String::new();
+    if let Some((bytes, per_tick)) = chunks {
+        config.transfer =
+            just_hungry_core::protocol::Transfer::new(bytes, per_tick).expect("a valid transfer");
+        replay = format!(
+            "JUST_HUNGRY_SIM_CHUNK_BYTES={bytes} JUST_HUNGRY_SIM_CHUNKS_PER_TICK={per_tick} "
+        );
+    }
+    run_case(seed, config, &actions).map(|_| ()).map_err(|message| {
+        format!(
+            "{message}\n  replay: {replay}JUST_HUNGRY_SIM_SEED={seed} cargo test -p just-hungry-core --test sim_props replay_seed"
+        )
+    })
+}
+
 proptest! {
     #![proptest_config(Config {
         cases: cases(),
@@ -217,47 +242,17 @@ proptest! {
     #[test]
     fn seeded_runs_keep_every_invariant(seed in any::<u64>()) {
         init_logging();
-        let (config, actions) = seeded_run(seed);
-        if let Err(message) = run_case(seed, config, &actions) {
-            prop_assert!(
-                false,
-                "{message}\n  replay: JUST_HUNGRY_SIM_SEED={seed} cargo test -p just-hungry-core --test sim_props replay_seed"
-            );
+        if let Err(message) = run_seeded(seed, None) {
+            prop_assert!(false, "{message}");
         }
     }
-}
-
-/// Snapshot chunks of the multi-chunk property: a snapshot of the simulator's order book (about
-/// 1 KB) travels in a few dozen chunks, three per retransmission interval, so chunks are lost,
-/// duplicated and reordered and transfers span view changes, crashes and restarts.
-const SMALL_CHUNK_BYTES: usize = 48;
-const SMALL_CHUNKS_PER_TICK: u32 = 3;
-
-proptest! {
-    #![proptest_config(Config {
-        cases: cases(),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
-        max_shrink_iters: 0,
-        ..Config::default()
-    })]
 
     /// The same runs with every snapshot streamed in many small chunks.
     #[test]
     fn seeded_runs_with_multi_chunk_transfers_keep_every_invariant(seed in any::<u64>()) {
         init_logging();
-        let (mut config, actions) = seeded_run(seed);
-        config.transfer = just_hungry_core::protocol::Transfer::new(
-            SMALL_CHUNK_BYTES,
-            SMALL_CHUNKS_PER_TICK,
-        )
-        .expect("a valid transfer");
-        if let Err(message) = run_case(seed, config, &actions) {
-            prop_assert!(
-                false,
-                "{message}\n  replay: JUST_HUNGRY_SIM_CHUNK_BYTES={SMALL_CHUNK_BYTES} \
-                 JUST_HUNGRY_SIM_CHUNKS_PER_TICK={SMALL_CHUNKS_PER_TICK} \
-                 JUST_HUNGRY_SIM_SEED={seed} cargo test -p just-hungry-core --test sim_props replay_seed"
-            );
+        if let Err(message) = run_seeded(seed, Some((SMALL_CHUNK_BYTES, SMALL_CHUNKS_PER_TICK))) {
+            prop_assert!(false, "{message}");
         }
     }
 }
