@@ -448,6 +448,35 @@ fn promoted_backup_sends_the_other_backup_a_suffix_not_a_snapshot() {
     sim.finish().unwrap();
 }
 
+/// Name server (regression): a registry cut off for longer than its autoclean forgets every
+/// entry. Once it is back, the nodes register again within a retransmission interval (their
+/// registrations are acknowledged, and retried until they are), so a replica started then
+/// finds the front-end and joins at once, not after the next lease renewal (up to 5 s).
+#[test]
+fn nodes_register_again_soon_after_a_registry_outage_longer_than_autoclean() {
+    let mut sim = settled(43, 2, 1);
+    let registry = Address::new(just_hungry_core::sim::REGISTRY_ADDRESS);
+    sim.isolate(&registry);
+    // Long enough for every entry to expire. With this seed the nodes' next lease renewal
+    // after the heal is more than 2 s away: with registrations renewed only then, this test
+    // fails (checked).
+    sim.run_for(sim.config().timing.autoclean + ms(1_300))
+        .unwrap();
+    sim.heal();
+    let newcomer = sim.add_replica();
+    let id = sim.replica(newcomer).id.expect("running");
+    let joined = sim
+        .run_while(Duration::from_secs(2), |s| {
+            s.frontend().active.is_some_and(|v| v.contains(&id))
+        })
+        .unwrap();
+    assert!(
+        joined,
+        "a replica started after the registry came back joined within 2 s"
+    );
+    sim.finish().unwrap();
+}
+
 /// "View change", joining (regression): a replica restarted while its join transfer is under
 /// way may restore the snapshot sent to its previous incarnation, older than its own. The
 /// primary must not take that for its own snapshot, or it would stream the log from after its
