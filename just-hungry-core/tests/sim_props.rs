@@ -212,15 +212,10 @@ const SMALL_CHUNKS_PER_TICK: u32 = 3;
 /// Runs the run generated from `seed`, its snapshots cut into `chunks` (bytes, chunks per
 /// retransmission interval) when given; a failure says what broke and how to replay it.
 fn run_seeded(seed: u64, chunks: Option<(usize, u32)>) -> Result<(), String> {
-    let (mut config, actions) = seeded_run(seed);
-    let mut replay = String::new();
-    if let Some((bytes, per_tick)) = chunks {
-        config.transfer =
-            just_hungry_core::protocol::Transfer::new(bytes, per_tick).expect("a valid transfer");
-        replay = format!(
-            "JUST_HUNGRY_SIM_CHUNK_BYTES={bytes} JUST_HUNGRY_SIM_CHUNKS_PER_TICK={per_tick} "
-        );
-    }
+    let (config, actions) = seeded_run_with_chunks(seed, chunks);
+    let replay = chunks.map_or_else(String::new, |(bytes, per_tick)| {
+        format!("JUST_HUNGRY_SIM_CHUNK_BYTES={bytes} JUST_HUNGRY_SIM_CHUNKS_PER_TICK={per_tick} ")
+    });
     run_case(seed, config, &actions).map(|_| ()).map_err(|message| {
         format!(
             "{message}\n  replay: {replay}JUST_HUNGRY_SIM_SEED={seed} cargo test -p just-hungry-core --test sim_props replay_seed"
@@ -257,22 +252,27 @@ proptest! {
     }
 }
 
-/// `seeded_run(seed)`, with snapshots cut into chunks of `JUST_HUNGRY_SIM_CHUNK_BYTES` bytes,
-/// `JUST_HUNGRY_SIM_CHUNKS_PER_TICK` per retransmission interval, when those are set (the
-/// default transfer otherwise): multi-chunk transfers under faults.
-fn seeded_run_from_env(seed: u64) -> (SimConfig, Vec<Action>) {
+/// `seeded_run(seed)`, its snapshots cut into `chunks` (bytes, chunks per retransmission
+/// interval) when given, the default transfer otherwise.
+fn seeded_run_with_chunks(seed: u64, chunks: Option<(usize, u32)>) -> (SimConfig, Vec<Action>) {
     let (mut config, actions) = seeded_run(seed);
-    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.trim().parse().ok());
-    if let Some(chunk_bytes) = var("JUST_HUNGRY_SIM_CHUNK_BYTES") {
-        let per_tick = var("JUST_HUNGRY_SIM_CHUNKS_PER_TICK")
-            .unwrap_or(just_hungry_core::protocol::DEFAULT_CHUNKS_PER_TICK as usize);
-        config.transfer = just_hungry_core::protocol::Transfer::new(
-            chunk_bytes,
-            u32::try_from(per_tick).unwrap_or(u32::MAX),
-        )
-        .expect("a valid JUST_HUNGRY_SIM_CHUNK_BYTES and JUST_HUNGRY_SIM_CHUNKS_PER_TICK");
+    if let Some((bytes, per_tick)) = chunks {
+        config.transfer = just_hungry_core::protocol::Transfer::new(bytes, per_tick)
+            .expect("valid chunks (JUST_HUNGRY_SIM_CHUNK_BYTES, JUST_HUNGRY_SIM_CHUNKS_PER_TICK)");
     }
     (config, actions)
+}
+
+/// The chunks `replay_seed` and `sweep_seeds` cut snapshots into: `JUST_HUNGRY_SIM_CHUNK_BYTES`
+/// bytes, `JUST_HUNGRY_SIM_CHUNKS_PER_TICK` per retransmission interval, when the first is set.
+fn chunks_from_env() -> Option<(usize, u32)> {
+    fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
+        std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+    }
+    let bytes = var("JUST_HUNGRY_SIM_CHUNK_BYTES")?;
+    let per_tick = var("JUST_HUNGRY_SIM_CHUNKS_PER_TICK")
+        .unwrap_or(just_hungry_core::protocol::DEFAULT_CHUNKS_PER_TICK);
+    Some((bytes, per_tick))
 }
 
 /// Replays the run generated from `JUST_HUNGRY_SIM_SEED` (a few fixed seeds when unset) and,
@@ -289,7 +289,7 @@ fn replay_seed() {
         Err(_) => vec![1, 2, 3],
     };
     for seed in seeds {
-        let (config, actions) = seeded_run_from_env(seed);
+        let (config, actions) = seeded_run_with_chunks(seed, chunks_from_env());
         let started = Instant::now();
         let mut sim = Sim::new(seed, config.clone());
         let outcome = actions
@@ -331,7 +331,7 @@ fn sweep_seeds() {
     let mut failures = Vec::new();
     let mut unavailable = 0;
     for seed in start..start + n {
-        let (config, actions) = seeded_run_from_env(seed);
+        let (config, actions) = seeded_run_with_chunks(seed, chunks_from_env());
         let protected = config.protect_last_member;
         match sim::run(seed, config, &actions) {
             Ok(report) => {

@@ -35,15 +35,21 @@ fn init_logging() {
 /// A cluster of `replicas` replicas and `clients` clients, run until every replica is a
 /// member of the active view.
 fn settled(seed: u64, replicas: usize, clients: usize) -> Sim {
-    init_logging();
-    let mut sim = Sim::new(
+    settled_with(
         seed,
         SimConfig {
             replicas,
             clients,
             ..SimConfig::default()
         },
-    );
+    )
+}
+
+/// A cluster configured by `config`, run until every replica is a member of the active view.
+fn settled_with(seed: u64, config: SimConfig) -> Sim {
+    init_logging();
+    let replicas = config.replicas;
+    let mut sim = Sim::new(seed, config);
     let all_joined = sim
         .run_while(Duration::from_secs(10), |s| {
             s.frontend()
@@ -53,6 +59,14 @@ fn settled(seed: u64, replicas: usize, clients: usize) -> Sim {
         .unwrap();
     assert!(all_joined, "the cluster did not form: {:?}", sim.frontend());
     sim
+}
+
+/// Runs until replica `id` is a member of the active view, for at most `limit`; whether it is.
+fn joined_within(sim: &mut Sim, id: &just_hungry_core::ReplicaId, limit: Duration) -> bool {
+    sim.run_while(limit, |s| {
+        s.frontend().active.is_some_and(|v| v.contains(id))
+    })
+    .unwrap()
 }
 
 fn active(sim: &Sim) -> View {
@@ -465,13 +479,8 @@ fn nodes_register_again_soon_after_a_registry_outage_longer_than_autoclean() {
     sim.heal();
     let newcomer = sim.add_replica();
     let id = sim.replica(newcomer).id.expect("running");
-    let joined = sim
-        .run_while(Duration::from_secs(2), |s| {
-            s.frontend().active.is_some_and(|v| v.contains(&id))
-        })
-        .unwrap();
     assert!(
-        joined,
+        joined_within(&mut sim, &id, Duration::from_secs(2)),
         "a replica started after the registry came back joined within 2 s"
     );
     sim.finish().unwrap();
@@ -528,8 +537,7 @@ fn newcomer_restarted_during_its_transfer_still_catches_up_and_joins() {
 /// instead of starting over with a new one.
 #[test]
 fn a_learner_keeps_its_transfer_when_another_newcomer_joins_first() {
-    init_logging();
-    let mut sim = Sim::new(
+    let mut sim = settled_with(
         41,
         SimConfig {
             replicas: 1,
@@ -538,10 +546,6 @@ fn a_learner_keeps_its_transfer_when_another_newcomer_joins_first() {
             ..SimConfig::default()
         },
     );
-    let formed = sim
-        .run_while(Duration::from_secs(10), |s| s.frontend().active.is_some())
-        .unwrap();
-    assert!(formed, "the first replica bootstraps a view");
     let primary = active(&sim).primary.address.clone();
     write_ok(&mut sim, 0, 1);
     // The first newcomer starts early, so it joins while the second's transfer is under way;
@@ -552,12 +556,10 @@ fn a_learner_keeps_its_transfer_when_another_newcomer_joins_first() {
     let second_address = sim.replica_address(second);
     sim.hold(&primary, &second_address);
     let first_id = sim.replica(first).id.expect("running");
-    let joined = sim
-        .run_while(Duration::from_secs(5), |s| {
-            s.frontend().active.is_some_and(|v| v.contains(&first_id))
-        })
-        .unwrap();
-    assert!(joined, "the first newcomer joined");
+    assert!(
+        joined_within(&mut sim, &first_id, Duration::from_secs(5)),
+        "the first newcomer joined"
+    );
     // An op after the view change: a new snapshot would be at a later op.
     write_ok(&mut sim, 0, 2);
     sim.run_for(ms(500)).unwrap();
@@ -593,12 +595,10 @@ fn a_learner_keeps_its_transfer_when_another_newcomer_joins_first() {
         sim.inject(message);
     }
     let second_id = sim.replica(second).id.expect("running");
-    let joined = sim
-        .run_while(Duration::from_secs(5), |s| {
-            s.frontend().active.is_some_and(|v| v.contains(&second_id))
-        })
-        .unwrap();
-    assert!(joined, "the second newcomer joined");
+    assert!(
+        joined_within(&mut sim, &second_id, Duration::from_secs(5)),
+        "the second newcomer joined"
+    );
     sim.finish().unwrap();
 }
 
@@ -608,8 +608,7 @@ fn a_learner_keeps_its_transfer_when_another_newcomer_joins_first() {
 /// checks every invariant after every event, and `finish` checks convergence.
 #[test]
 fn chunked_transfer_with_writes_and_lost_duplicated_reordered_chunks_completes() {
-    init_logging();
-    let mut sim = Sim::new(
+    let mut sim = settled_with(
         23,
         SimConfig {
             replicas: 2,
@@ -618,14 +617,6 @@ fn chunked_transfer_with_writes_and_lost_duplicated_reordered_chunks_completes()
             ..SimConfig::default()
         },
     );
-    let formed = sim
-        .run_while(Duration::from_secs(10), |s| {
-            s.frontend()
-                .active
-                .is_some_and(|v| v.members().count() == 2)
-        })
-        .unwrap();
-    assert!(formed);
     let mut acked = Vec::new();
     for i in 0..6 {
         acked.push(write_ok(&mut sim, i % 2, i % POSTCODES.len()));

@@ -5,8 +5,48 @@ use std::time::Duration;
 
 use crate::ids::{Address, Time};
 use crate::protocol::messages::Message;
-use crate::protocol::{Node, Output};
+use crate::protocol::{Node, Output, Timing};
 use crate::state_machine::StateMachine;
+
+/// When a node (replica or front-end) sends its next `Register`: a lease renewal after the
+/// registry acknowledged the last one (`Registered`), a retransmission interval after one it
+/// has not, so a node is found again soon after its registry comes back.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RegistrationSchedule {
+    next: Time,
+}
+
+impl RegistrationSchedule {
+    /// The first `Register` is due at once.
+    pub(crate) fn new(now: Time) -> Self {
+        RegistrationSchedule { next: now }
+    }
+
+    /// Whether a `Register` is due at `now`. If so, the one after is due a retransmission
+    /// interval later, unless the registry acknowledges this one first.
+    pub(crate) fn due(&mut self, now: Time, timing: &Timing) -> bool {
+        if now < self.next {
+            return false;
+        }
+        self.next = now + timing.retransmit_interval;
+        true
+    }
+
+    /// The registry acknowledged: the next `Register` renews the lease.
+    pub(crate) fn acknowledged(&mut self, now: Time, timing: &Timing) {
+        self.next = now + timing.lease_renewal();
+    }
+
+    /// The registry could not be reached: try again within a retransmission interval.
+    pub(crate) fn retry_soon(&mut self, now: Time, timing: &Timing) {
+        self.next = self.next.min(now + timing.retransmit_interval);
+    }
+
+    /// When the next `Register` is due.
+    pub(crate) fn next(&self) -> Time {
+        self.next
+    }
+}
 
 /// The most names the registry holds; registrations beyond are ignored (and logged).
 pub const MAX_REGISTRY_ENTRIES: usize = 10_000;

@@ -23,6 +23,7 @@ use crate::protocol::messages::{
     ClientRequest, ClientResponse, Entry, Message, Operation, Outcome, Ping, ReplicaRole,
     ServiceError, TransferChunk,
 };
+use crate::protocol::registry::RegistrationSchedule;
 use crate::protocol::replicated::{ClientTableLimits, ReplicatedState, Seen};
 use crate::protocol::{
     FRONTEND_NAME, MAX_BUFFERED_ENTRIES, MAX_CHUNK_BYTES, MAX_CHUNKS, MAX_PENDING_WRITES,
@@ -53,15 +54,22 @@ pub struct ReplicaConfig {
     pub transfer: Transfer,
 }
 
+/// Whose snapshot is being received, which decides the chunks that belong together.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum SnapshotOf {
+    /// The state of a view being started (`StartView`): chunks naming that view.
+    View(ViewNumber),
+    /// A learner's snapshot (`Learn`), streamed by this primary: its chunks belong together
+    /// whatever view they name, as a primary keeps one snapshot per learner through its view
+    /// changes (the same state at the same op encodes to the same bytes: every map is a
+    /// `BTreeMap`).
+    Primary(ReplicaId),
+}
+
 /// A snapshot being received chunk by chunk.
 struct IncomingSnapshot {
-    view: ViewNumber,
+    of: SnapshotOf,
     op: OpNumber,
-    /// The view being started, or `None` for a learner's transfer.
-    start_view: Option<View>,
-    /// A learner's transfer: the primary streaming it. Its chunks belong together whatever
-    /// view they name (a primary keeps its learners' snapshots through its view changes).
-    source: Option<ReplicaId>,
     chunks: Vec<Option<Vec<u8>>>,
     received: u32,
 }
@@ -163,7 +171,7 @@ pub struct Replica<S: StateMachine> {
     primary: Option<Primary<S>>,
     outputs: VecDeque<Output<S>>,
     next_ping: Time,
-    next_register: Time,
+    registration: RegistrationSchedule,
     next_tick: Time,
     pings_since_lookup: u32,
     /// The time of the latest input, for work done when outputs are polled.
@@ -190,7 +198,7 @@ impl<S: StateMachine> Replica<S> {
             primary: None,
             outputs: VecDeque::new(),
             next_ping: now,
-            next_register: now,
+            registration: RegistrationSchedule::new(now),
             next_tick: now,
             pings_since_lookup: 0,
             now,
@@ -918,15 +926,8 @@ impl<S: StateMachine> Replica<S> {
                 count,
                 bytes,
             } => {
-                if let Some(state) = self.receive_chunk(
-                    view.number,
-                    op,
-                    Some(view.clone()),
-                    None,
-                    index,
-                    count,
-                    bytes,
-                ) {
+                let of = SnapshotOf::View(view.number);
+                if let Some(state) = self.receive_chunk(of, op, index, count, bytes) {
                     self.state = state;
                     self.followed.clear();
                     tracing::info!(node = %me, view = %view.number, op = %op, "state transfer: snapshot installed, our data is overwritten with the cluster's");
@@ -999,8 +1000,8 @@ impl<S: StateMachine> Replica<S> {
         else {
             return;
         };
-        let source = Some(primary.clone());
-        if let Some(state) = self.receive_chunk(view, op, None, source, index, count, bytes) {
+        let of = SnapshotOf::Primary(primary.clone());
+        if let Some(state) = self.receive_chunk(of, op, index, count, bytes) {
             self.state = state;
             self.followed.clear();
             self.role = ReplicaRole::Learner;
@@ -1025,18 +1026,12 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
-    /// Stores one snapshot chunk; returns the restored state once every chunk arrived. A
-    /// `StartView` snapshot (`start_view`) is one view's; a learner's (`source`, its primary)
-    /// is one primary's at one op, whatever view its chunks name: a primary keeps one snapshot
-    /// per learner through its view changes, and the same state at the same op encodes to the
-    /// same bytes (every map is a `BTreeMap`).
-    #[allow(clippy::too_many_arguments)]
+    /// Stores one chunk of the snapshot `of` at `op`; returns the restored state once every
+    /// chunk arrived. A chunk of another snapshot starts over.
     fn receive_chunk(
         &mut self,
-        view: ViewNumber,
+        of: SnapshotOf,
         op: OpNumber,
-        start_view: Option<View>,
-        source: Option<ReplicaId>,
         index: u32,
         count: u32,
         bytes: Vec<u8>,
@@ -1045,21 +1040,14 @@ impl<S: StateMachine> Replica<S> {
             tracing::info!(node = %self.config.id, index, count, "refused a malformed snapshot chunk");
             return None;
         }
-        let same = self.incoming.as_ref().is_some_and(|i| {
-            i.op == op
-                && i.chunks.len() == count as usize
-                && match (&i.start_view, &start_view) {
-                    (Some(_), Some(_)) => i.view == view,
-                    (None, None) => i.source.is_some() && i.source == source,
-                    _ => false,
-                }
-        });
+        let same = self
+            .incoming
+            .as_ref()
+            .is_some_and(|i| i.of == of && i.op == op && i.chunks.len() == count as usize);
         if !same {
             self.incoming = Some(IncomingSnapshot {
-                view,
+                of,
                 op,
-                start_view,
-                source,
                 chunks: vec![None; count as usize],
                 received: 0,
             });
@@ -1178,9 +1166,7 @@ impl<S: StateMachine> Replica<S> {
 
     fn on_ping_timer(&mut self, now: Time) {
         let timing = self.config.timing;
-        if now >= self.next_register {
-            // Again after a retransmission interval unless acknowledged (`Registered`).
-            self.next_register = now + timing.retransmit_interval;
+        if self.registration.due(now, &timing) {
             let registry = self.config.registry.clone();
             self.send(
                 registry,
@@ -1224,7 +1210,7 @@ impl<S: StateMachine> Node<S> for Replica<S> {
         self.now = self.now.max(now);
         match message {
             Message::Registered { name } if name == replica_registry_name(&self.config.id.name) => {
-                self.next_register = now + self.config.timing.lease_renewal();
+                self.registration.acknowledged(now, &self.config.timing);
             }
             Message::LookupReply { name, address } if name == FRONTEND_NAME => {
                 if let Some(address) = address
@@ -1272,7 +1258,11 @@ impl<S: StateMachine> Node<S> for Replica<S> {
     }
 
     fn next_timeout(&self) -> Option<Time> {
-        Some(self.next_ping.min(self.next_register).min(self.next_tick))
+        Some(
+            self.next_ping
+                .min(self.registration.next())
+                .min(self.next_tick),
+        )
     }
 
     fn poll_output(&mut self) -> Option<Output<S>> {

@@ -23,6 +23,7 @@ use crate::protocol::messages::{
     ClientRequest, ClientResponse, ClusterStatus, Message, Operation, Outcome, Ping, ReplicaRole,
     ReplicaStatus, ServiceError,
 };
+use crate::protocol::registry::RegistrationSchedule;
 use crate::protocol::view_store::ViewRecord;
 use crate::protocol::{FRONTEND_NAME, MAX_PENDING_REQUESTS, Node, Output, Timing};
 use crate::state_machine::StateMachine;
@@ -105,7 +106,7 @@ pub struct ViewManager<S: StateMachine> {
     unavailable: Option<String>,
     outputs: VecDeque<Output<S>>,
     next_tick: Time,
-    next_register: Time,
+    registration: RegistrationSchedule,
 }
 
 impl<S: StateMachine> ViewManager<S> {
@@ -134,7 +135,7 @@ impl<S: StateMachine> ViewManager<S> {
             unavailable: None,
             outputs: VecDeque::new(),
             next_tick: now,
-            next_register: now,
+            registration: RegistrationSchedule::new(now),
         };
         if let Some(record) = stored {
             tracing::info!(node = %vm.config.name, view = %record.current, active = record.current_active, "front-end resumes from its stored view");
@@ -702,7 +703,7 @@ impl<S: StateMachine> Node<S> for ViewManager<S> {
             Message::Request(request) => self.on_request(now, from, request),
             Message::Response(response) => self.on_response(response),
             Message::Registered { name } if name == FRONTEND_NAME => {
-                self.next_register = now + self.config.timing.lease_renewal();
+                self.registration.acknowledged(now, &self.config.timing);
             }
             other => {
                 tracing::debug!(node = %self.config.name, from = %from, kind = other.kind(), "ignored message not for a front-end");
@@ -715,9 +716,7 @@ impl<S: StateMachine> Node<S> for ViewManager<S> {
             // The registry is not up yet (or restarting): register again after one
             // retransmit interval rather than a whole lease renewal, or clients could not find
             // this front-end for seconds.
-            self.next_register = self
-                .next_register
-                .min(now + self.config.timing.retransmit_interval);
+            self.registration.retry_soon(now, &self.config.timing);
             return;
         }
         // A refused or reset connection to a replica is evidence that it died: fail it over
@@ -738,9 +737,7 @@ impl<S: StateMachine> Node<S> for ViewManager<S> {
     }
 
     fn handle_timeout(&mut self, now: Time) {
-        if now >= self.next_register {
-            // Again after a retransmission interval unless acknowledged (`Registered`).
-            self.next_register = now + self.config.timing.retransmit_interval;
+        if self.registration.due(now, &self.config.timing) {
             let registry = self.config.registry.clone();
             self.send(
                 registry,
@@ -760,7 +757,7 @@ impl<S: StateMachine> Node<S> for ViewManager<S> {
     }
 
     fn next_timeout(&self) -> Option<Time> {
-        Some(self.next_tick.min(self.next_register))
+        Some(self.next_tick.min(self.registration.next()))
     }
 
     fn poll_output(&mut self) -> Option<Output<S>> {

@@ -263,22 +263,39 @@ type Validated<S> = (
 /// Validations still waiting (on the network, say), polled by the node's loop.
 type Validations<S> = FuturesUnordered<BoxFuture<'static, Validated<S>>>;
 
-/// The event loop of one node.
+/// Runs one node until it stops. The node lives in a [`ReleasedOffLoop`], so if the task is
+/// aborted ([`NodeHandle::crash`]) its memory is freed on a thread of its own.
 async fn drive<S: StateMachine, N: Driven<S>, T: Transport>(
     node: N,
+    transport: T,
+    effects: Effects<S>,
+    shutdown: watch::Receiver<bool>,
+    report_requests: mpsc::Receiver<oneshot::Sender<NodeReport>>,
+    clock: Clock,
+) {
+    let mut owned = ReleasedOffLoop(Some(node));
+    if let Some(node) = owned.0.as_mut() {
+        run_loop(node, transport, effects, shutdown, report_requests, clock).await;
+    }
+    // Stopped gracefully: the node is released here, in order.
+    drop(owned.0.take());
+}
+
+/// The event loop of one node.
+async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
+    node: &mut N,
     mut transport: T,
     mut effects: Effects<S>,
     mut shutdown: watch::Receiver<bool>,
     mut report_requests: mpsc::Receiver<oneshot::Sender<NodeReport>>,
     clock: Clock,
 ) {
-    let mut node = Owned(Some(node));
     let mut validations: Validations<S> = FuturesUnordered::new();
     let mut buffer = Vec::new();
     node.handle_timeout(clock.now());
     loop {
         if let Err(e) = act(
-            &mut *node,
+            node,
             &transport,
             &mut effects,
             &mut validations,
@@ -300,10 +317,10 @@ async fn drive<S: StateMachine, N: Driven<S>, T: Transport>(
             Some(reply) = report_requests.recv() => { let _ = reply.send(node.report()); }
             event = transport.recv() => {
                 let Some(event) = event else { break };
-                feed(&mut *node, &clock, event);
+                feed(node, &clock, event);
                 for _ in 1..MAX_EVENTS_PER_BATCH {
                     match transport.try_recv() {
-                        Some(event) => feed(&mut *node, &clock, event),
+                        Some(event) => feed(node, &clock, event),
                         None => break,
                     }
                 }
@@ -320,37 +337,17 @@ async fn drive<S: StateMachine, N: Driven<S>, T: Transport>(
     }
     drop(validations);
     tracing::info!(node = %node.name(), "stopped");
-    // Stopped gracefully: the node is released here, in order.
-    drop(node.0.take());
 }
 
-/// Owns a node for its event loop. When the loop's task is aborted ([`NodeHandle::crash`]),
-/// the node's memory is released on a thread of its own, as the kernel releases a killed
-/// process's at no cost to the others: freeing a large replicated state (hundreds of
-/// thousands of orders take tens of milliseconds) would otherwise stall every node sharing the
-/// runtime's threads, and delay the very failover a crash is meant to exercise.
-struct Owned<N: Send + 'static>(Option<N>);
+/// Holds a node for its event loop. Dropped still holding it, which happens only when the
+/// loop's task is aborted ([`NodeHandle::crash`]), it frees the node on a thread of its own,
+/// as the kernel frees a killed process's memory at no cost to the others: freeing a large
+/// replicated state (hundreds of thousands of orders take tens of milliseconds) would
+/// otherwise stall every node sharing the runtime's threads, and delay the very failover a
+/// crash is meant to exercise.
+struct ReleasedOffLoop<N: Send + 'static>(Option<N>);
 
-impl<N: Send + 'static> std::ops::Deref for Owned<N> {
-    type Target = N;
-
-    fn deref(&self) -> &N {
-        // Only `drive` takes the node out, after its last use.
-        self.0
-            .as_ref()
-            .expect("the node is owned until its loop ends")
-    }
-}
-
-impl<N: Send + 'static> std::ops::DerefMut for Owned<N> {
-    fn deref_mut(&mut self) -> &mut N {
-        self.0
-            .as_mut()
-            .expect("the node is owned until its loop ends")
-    }
-}
-
-impl<N: Send + 'static> Drop for Owned<N> {
+impl<N: Send + 'static> Drop for ReleasedOffLoop<N> {
     fn drop(&mut self) {
         if let Some(node) = self.0.take() {
             // If no thread can be started, the closure (and the node) is dropped here.
