@@ -222,3 +222,92 @@ pub struct Member {
     /// Its transport address.
     pub address: Address,
 }
+
+/// What a node is in the cluster, as its certificate (or, on a plaintext link, its hello)
+/// says: the part of an [`Identity`] that decides which messages it may send
+/// ([`crate::protocol::trust`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum NodeRole {
+    /// The name server.
+    Registry,
+    /// The front-end (view manager and request router).
+    Frontend,
+    /// A replica (primary, backup or newcomer).
+    Replica,
+    /// A client of the service.
+    Client,
+}
+
+impl NodeRole {
+    /// Every role, in a fixed order.
+    pub const ALL: [NodeRole; 4] = [
+        NodeRole::Registry,
+        NodeRole::Frontend,
+        NodeRole::Replica,
+        NodeRole::Client,
+    ];
+
+    /// The role's name as it is written in certificates, hellos and logs: `registry`,
+    /// `frontend`, `replica`, `client`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::Registry => "registry",
+            NodeRole::Frontend => "frontend",
+            NodeRole::Replica => "replica",
+            NodeRole::Client => "client",
+        }
+    }
+}
+
+impl fmt::Display for NodeRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that names no [`NodeRole`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a role: expected registry, frontend, replica or client")]
+pub struct UnknownRole(pub String);
+
+impl std::str::FromStr for NodeRole {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        NodeRole::ALL
+            .into_iter()
+            .find(|role| role.as_str() == s)
+            .ok_or_else(|| UnknownRole(s.to_owned()))
+    }
+}
+
+/// Who sent a message, as the transport established it: over TLS, the role and name in the
+/// peer's certificate, checked against the cluster's CA; on an in-process network, the name
+/// and role the endpoint was attached with; on a plaintext TCP link (`--insecure-plaintext`),
+/// what the peer's hello claims, which proves nothing.
+///
+/// The protocol decides what a sender may do from this alone ([`crate::protocol::trust`]),
+/// never from the names a message carries.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Identity {
+    /// What it is.
+    pub role: NodeRole,
+    /// Its node name (`replica-1`, `frontend`, `alice`): for a replica, the name in its
+    /// [`ReplicaId`].
+    pub name: String,
+}
+
+impl Identity {
+    /// An identity.
+    pub fn new(role: NodeRole, name: impl Into<String>) -> Self {
+        Identity {
+            role,
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.role, self.name)
+    }
+}
