@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 use just_hungry::cli::{DEFAULT_REGISTRY, REGISTRY_ENV, TimingArgs, init_logging, shutdown_signal};
-use just_hungry::core::ids::Address;
+use just_hungry::core::ids::{Address, Identity, NodeRole};
 use just_hungry::core::orders::OrderBook;
 use just_hungry::core::protocol::view_manager::FrontEndConfig;
 use just_hungry::core::protocol::view_store::FileViewStore;
@@ -40,8 +40,11 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
     let store = FileViewStore::in_dir(&args.state_dir)?;
-    let transport =
-        TcpTransport::bind(TcpConfig::server(args.listen, "frontend", "frontend")).await?;
+    let transport = TcpTransport::bind(TcpConfig::server(
+        args.listen,
+        Identity::new(NodeRole::Frontend, "frontend"),
+    ))
+    .await?;
     let address = transport.local_address();
     let mut config = FrontEndConfig::new("frontend", address.clone(), Address::new(args.registry));
     config.timing = args.timing.timing();

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use just_hungry::cli::{init_logging, parse_duration, shutdown_signal};
+use just_hungry::core::ids::{Identity, NodeRole};
 use just_hungry::core::orders::OrderBook;
 use just_hungry::core::runtime;
 use just_hungry::core::transport::Transport;
@@ -27,7 +28,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
-    let config = TcpConfig::server(args.listen, "registry", "registry");
+    let config = TcpConfig::server(args.listen, Identity::new(NodeRole::Registry, "registry"));
     let transport = TcpTransport::bind(config).await?;
     tracing::info!(address = %transport.local_address(), autoclean = ?args.autoclean, "registry listening");
     let node = runtime::spawn_registry::<OrderBook, _>(transport, args.autoclean);

@@ -13,7 +13,7 @@ use clap::Parser;
 use just_hungry::cli::{
     DEFAULT_REGISTRY, PostcodeArgs, REGISTRY_ENV, TimingArgs, init_logging, shutdown_signal,
 };
-use just_hungry::core::ids::{Address, ReplicaId};
+use just_hungry::core::ids::{Address, Identity, NodeRole, ReplicaId};
 use just_hungry::core::orders::{OrderBook, OrderValidator};
 use just_hungry::core::protocol::replica::ReplicaConfig;
 use just_hungry::core::protocol::replicated::ClientTableLimits;
@@ -65,7 +65,11 @@ async fn main() -> anyhow::Result<()> {
         .id
         .unwrap_or_else(|| format!("replica-{}", std::process::id()));
     let pipeline = Pipeline::new(args.max_batch, args.window)?;
-    let transport = TcpTransport::bind(TcpConfig::server(args.listen, "replica", &name)).await?;
+    let transport = TcpTransport::bind(TcpConfig::server(
+        args.listen,
+        Identity::new(NodeRole::Replica, name.as_str()),
+    ))
+    .await?;
     let config = ReplicaConfig {
         id: ReplicaId::new(&name, random_u64()),
         address: transport.local_address(),

@@ -641,6 +641,7 @@ fn error_kind(error: &OrderClientError) -> &'static str {
         OrderClientError::Client(ClientError::Unavailable { .. }) => "unavailable",
         OrderClientError::Client(ClientError::Overloaded) => "overloaded",
         OrderClientError::Client(ClientError::Stale { .. }) => "stale",
+        OrderClientError::Client(ClientError::Forbidden { .. }) => "forbidden",
         OrderClientError::Client(ClientError::Busy) => "busy",
         OrderClientError::Client(ClientError::Closed) => "closed",
     }

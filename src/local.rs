@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use just_hungry_core::ids::{Address, ReplicaId};
+use just_hungry_core::ids::{Address, Identity, NodeRole, ReplicaId};
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::client::ClientConfig;
 use just_hungry_core::protocol::replica::ReplicaConfig;
@@ -29,10 +29,11 @@ pub trait Network: Send + Sync + 'static {
     /// The transport of one endpoint.
     type Endpoint: Transport;
 
-    /// A new endpoint for the node called `name`, and the address others reach it at.
+    /// A new endpoint for the node `identity` (its messages carry that identity), and the
+    /// address others reach it at.
     fn endpoint(
         &self,
-        name: &str,
+        identity: &Identity,
     ) -> impl std::future::Future<Output = std::io::Result<(Self::Endpoint, Address)>> + Send;
 
     /// Makes `address` refuse messages from now on (its node was killed).
@@ -47,9 +48,10 @@ pub struct TcpNetwork;
 impl Network for TcpNetwork {
     type Endpoint = TcpTransport;
 
-    async fn endpoint(&self, name: &str) -> std::io::Result<(TcpTransport, Address)> {
+    async fn endpoint(&self, identity: &Identity) -> std::io::Result<(TcpTransport, Address)> {
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        let transport = TcpTransport::bind(TcpConfig::server(listen, "node", name)).await?;
+        let config = TcpConfig::server(listen, identity.clone());
+        let transport = TcpTransport::bind(config).await?;
         let address = transport.local_address();
         Ok((transport, address))
     }
@@ -62,9 +64,10 @@ impl Network for TcpNetwork {
 impl Network for MemNetwork {
     type Endpoint = MemEndpoint;
 
-    async fn endpoint(&self, name: &str) -> std::io::Result<(MemEndpoint, Address)> {
-        let address = Address::new(name);
-        Ok((MemNetwork::endpoint(self, address.clone()), address))
+    async fn endpoint(&self, identity: &Identity) -> std::io::Result<(MemEndpoint, Address)> {
+        let address = Address::new(identity.name.as_str());
+        let endpoint = MemNetwork::endpoint(self, address.clone(), identity.clone());
+        Ok((endpoint, address))
     }
 
     fn crash(&self, address: &Address) {
@@ -105,7 +108,8 @@ impl<S: StateMachine> LocalCluster<S, MemNetwork> {
     pub fn new(timing: Timing) -> Self {
         let network = MemNetwork::new();
         let registry_address = Address::new("registry");
-        let endpoint = MemNetwork::endpoint(&network, registry_address.clone());
+        let identity = Identity::new(NodeRole::Registry, "registry");
+        let endpoint = MemNetwork::endpoint(&network, registry_address.clone(), identity);
         Self::with_registry(network, timing, endpoint, registry_address)
     }
 }
@@ -113,7 +117,9 @@ impl<S: StateMachine> LocalCluster<S, MemNetwork> {
 impl<S: StateMachine, N: Network> LocalCluster<S, N> {
     /// A cluster on `network`, with a running registry, no front-end and no replica yet.
     pub async fn on(network: N, timing: Timing) -> std::io::Result<Self> {
-        let (endpoint, registry_address) = network.endpoint("registry").await?;
+        let (endpoint, registry_address) = network
+            .endpoint(&Identity::new(NodeRole::Registry, "registry"))
+            .await?;
         Ok(Self::with_registry(
             network,
             timing,
@@ -168,7 +174,10 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
 
     /// Starts the front-end (again, after a crash: it resumes from its stored view).
     pub async fn start_frontend(&mut self) -> std::io::Result<()> {
-        let (endpoint, address) = self.network.endpoint("frontend").await?;
+        let (endpoint, address) = self
+            .network
+            .endpoint(&Identity::new(NodeRole::Frontend, "frontend"))
+            .await?;
         let mut config =
             FrontEndConfig::new("frontend", address.clone(), self.registry_address.clone());
         config.timing = self.timing;
@@ -186,7 +195,8 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
         initial: S,
         validator: Arc<dyn CommandValidator<S>>,
     ) -> std::io::Result<ReplicaId> {
-        let (endpoint, address) = self.network.endpoint(name).await?;
+        let identity = Identity::new(NodeRole::Replica, name);
+        let (endpoint, address) = self.network.endpoint(&identity).await?;
         let id = ReplicaId::new(name, self.next_incarnation());
         let config = ReplicaConfig {
             id: id.clone(),
@@ -240,7 +250,8 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
     async fn client_endpoint(&mut self) -> std::io::Result<N::Endpoint> {
         self.next_client += 1;
         let name = format!("client-{}", self.next_client);
-        Ok(self.network.endpoint(&name).await?.0)
+        let identity = Identity::new(NodeRole::Client, name);
+        Ok(self.network.endpoint(&identity).await?.0)
     }
 
     /// Reports of every running replica, by name.

@@ -44,6 +44,7 @@ pub fn entry(op: u64, request: RequestId, command: OrderCommand) -> Entry<OrderC
         op: OpNumber(op),
         request,
         time: Time(1_000_000 + op),
+        owner: "client".into(),
         command,
     }
 }
@@ -100,6 +101,7 @@ impl HopSizes {
             forward: len(&Message::Forward {
                 view: ViewNumber(3),
                 request,
+                owner: "client".into(),
             }),
             prepare: len(&prepare_message(1)),
             prepare_ok: len(&Message::PrepareOk {

@@ -12,15 +12,18 @@
 
 use std::future::Future;
 
-use crate::ids::Address;
+use crate::ids::{Address, Identity};
 
 /// Something that happened on the transport.
 #[derive(Debug)]
 pub enum TransportEvent {
-    /// A payload arrived from `from` (an address a reply can be sent to).
+    /// A payload arrived from `from` (an address a reply can be sent to), sent by `sender`.
     Message {
-        /// The sender.
+        /// Where the sender is reached: replies go there.
         from: Address,
+        /// Who sent it, as the transport established it (see [`Identity`]): the protocol
+        /// decides from this what the sender may do.
+        sender: Identity,
         /// One encoded message.
         payload: Vec<u8>,
     },
@@ -39,6 +42,10 @@ pub enum TransportEvent {
 ///   may drop, as networks do; the protocol retransmits). Duplicates are tolerated.
 /// - `send` never blocks and never panics, whatever the address.
 /// - `recv` returns `None` only once the endpoint is closed for good.
+/// - Every received message carries the sender's [`Identity`] as established by the
+///   transport itself (a certificate, the endpoint it came from), never one the payload or the
+///   peer merely claims, unless the transport documents that it cannot authenticate (the TCP
+///   transport's plaintext mode).
 pub trait Transport: Send + 'static {
     /// The address other nodes reach this endpoint at.
     fn local_address(&self) -> Address;

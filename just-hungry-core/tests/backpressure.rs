@@ -2,13 +2,18 @@
 //! a primary; past that a request is answered `Overloaded` at once, changes nothing, and memory
 //! stays bounded. Retries of a request already held are not new requests and are never refused.
 
-use just_hungry_core::ids::{Address, ClientId, RequestId, Time};
+use just_hungry_core::ids::{Address, ClientId, Identity, NodeRole, RequestId, Time};
 use just_hungry_core::orders::{OrderBook, OrderCommand};
 use just_hungry_core::protocol::messages::{
     ClientRequest, ClientResponse, Message, Operation, Outcome, ServiceError,
 };
 use just_hungry_core::protocol::view_manager::{FrontEndConfig, ViewManager};
 use just_hungry_core::protocol::{MAX_PENDING_REQUESTS, Node, Output};
+
+/// Client `i`'s identity: every client has its own certificate.
+fn client(i: u64) -> Identity {
+    Identity::new(NodeRole::Client, format!("c{i}"))
+}
 
 fn request(client: u64, seq: u64) -> Message<OrderBook> {
     Message::Request(ClientRequest {
@@ -49,7 +54,12 @@ fn past_its_bound_the_front_end_answers_overloaded_and_holds_nothing_more() {
     let mut node = ViewManager::<OrderBook>::new(config, None, Time(1_000));
     let now = Time(1_001);
     for i in 0..MAX_PENDING_REQUESTS as u64 {
-        node.handle_message(now, Address::new(format!("c{i}")), request(i, 1));
+        node.handle_message(
+            now,
+            Address::new(format!("c{i}")),
+            &client(i),
+            request(i, 1),
+        );
     }
     assert!(
         responses(&mut node).is_empty(),
@@ -57,7 +67,7 @@ fn past_its_bound_the_front_end_answers_overloaded_and_holds_nothing_more() {
     );
 
     let late = Address::new("late");
-    node.handle_message(now, late.clone(), request(u64::MAX, 1));
+    node.handle_message(now, late.clone(), &client(u64::MAX), request(u64::MAX, 1));
     let answered = responses(&mut node);
     assert_eq!(answered.len(), 1, "{answered:?}");
     let (to, response) = &answered[0];
@@ -73,10 +83,15 @@ fn past_its_bound_the_front_end_answers_overloaded_and_holds_nothing_more() {
     );
 
     // A retry of a held request is the same request: not refused, not counted twice.
-    node.handle_message(now, Address::new("c7-again"), request(7, 1));
+    node.handle_message(now, Address::new("c7-again"), &client(7), request(7, 1));
     assert!(responses(&mut node).is_empty());
     // Still full for anyone new.
-    node.handle_message(now, late.clone(), request(u64::MAX - 1, 1));
+    node.handle_message(
+        now,
+        late.clone(),
+        &client(u64::MAX - 1),
+        request(u64::MAX - 1, 1),
+    );
     let answered = responses(&mut node);
     assert!(matches!(
         answered.as_slice(),

@@ -23,7 +23,8 @@
 use std::time::Instant;
 
 use just_hungry_core::sim::{
-    self, Action, Actions, FinalReport, Sim, SimConfig, Target, Violation, seeded_run,
+    self, Action, Actions, FinalReport, Sim, SimConfig, Target, Violation, seeded_adversarial_run,
+    seeded_run,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
@@ -114,13 +115,31 @@ fn action() -> impl Strategy<Value = Action> {
     ]
 }
 
+/// An action of a run with an adversary: one in four a forgery (docs/SECURITY.md), the
+/// others as [`action`].
+fn adversarial_action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        3 => action(),
+        1 => (any::<u8>(), any::<u8>(), any::<u8>())
+            .prop_map(|(what, target, tweak)| Action::Forge { what, target, tweak }),
+    ]
+}
+
 fn case() -> impl Strategy<Value = Case> {
+    case_of(action())
+}
+
+fn adversarial_case() -> impl Strategy<Value = Case> {
+    case_of(adversarial_action())
+}
+
+fn case_of(action: impl Strategy<Value = Action>) -> impl Strategy<Value = Case> {
     (
         any::<u64>(),
         3usize..=5,
         2usize..=4,
         prop::bool::weighted(0.75),
-        prop::collection::vec(action(), 50..=300),
+        prop::collection::vec(action, 50..=300),
     )
         .prop_map(
             |(seed, replicas, clients, protect_last_member, actions)| Case {
@@ -135,18 +154,47 @@ fn case() -> impl Strategy<Value = Case> {
 
 /// Runs a case; on a violation, the message a human needs to reproduce and read it.
 fn run_case(seed: u64, config: SimConfig, actions: &[Action]) -> Result<FinalReport, String> {
+    run_case_with(seed, config, actions, |_| Ok(()))
+}
+
+/// As [`run_case`], then `after` checks the finished simulation.
+fn run_case_with(
+    seed: u64,
+    config: SimConfig,
+    actions: &[Action],
+    after: impl FnOnce(&Sim) -> Result<(), String>,
+) -> Result<FinalReport, String> {
     let mut sim = Sim::new(seed, config);
     let outcome = actions
         .iter()
         .try_for_each(|a| sim.apply(*a))
         .and_then(|()| sim.finish());
-    outcome.map_err(|violation| describe(&sim, &violation))
+    let report = outcome.map_err(|violation| describe(&sim, &violation))?;
+    after(&sim).map_err(|message| format!("{message}\n{}", describe_state(&sim)))?;
+    Ok(report)
+}
+
+/// Whatever the adversary forged was refused or changed nothing: no invariant broke (checked
+/// by the run), and every node that can tell a forgery from its sender did refuse some.
+fn forgeries_were_refused(sim: &Sim) -> Result<(), String> {
+    let stats = sim.network_stats();
+    if stats.forged_delivered >= 20 && stats.refused == 0 {
+        return Err(format!(
+            "{} forgeries delivered and none refused",
+            stats.forged_delivered
+        ));
+    }
+    Ok(())
 }
 
 fn describe(sim: &Sim, violation: &Violation) -> String {
+    format!("{violation}\n{}", describe_state(sim))
+}
+
+fn describe_state(sim: &Sim) -> String {
     let frontend = sim.frontend();
     let mut out = format!(
-        "{violation}\n  seed {}, t={} ms, {} events; front-end: alive={} current={:?} last active={:?}\n",
+        "  seed {}, t={} ms, {} events; front-end: alive={} current={:?} last active={:?}\n",
         sim.seed(),
         sim.now().as_millis(),
         sim.events(),
@@ -199,6 +247,48 @@ proptest! {
                 case.clients,
                 case.protect_last_member,
             );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(Config {
+        cases: cases(),
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
+        max_shrink_iters: 4096,
+        ..Config::default()
+    })]
+
+    /// With an adversary on the network forging well-formed messages of every kind under the
+    /// identities it holds (a client certificate, a replica certificate outside the cluster),
+    /// every invariant of PROTOCOL.md still holds after every event and at the end.
+    #[test]
+    fn an_adversary_breaks_no_invariant(case in adversarial_case()) {
+        init_logging();
+        if let Err(message) = run_case_with(case.seed, case.config(), &case.actions.0, forgeries_were_refused) {
+            let actions = &case.actions;
+            prop_assert!(
+                false,
+                "{message}\n  replay: `cargo test -p just-hungry-core --test sim_props an_adversary` \
+                 (the shrunk case is saved in {REGRESSIONS}); as a scenario:\n  \
+                 sim::run({}, SimConfig {{ replicas: {}, clients: {}, protect_last_member: {}, \
+                 ..SimConfig::default() }}, &{actions})",
+                case.seed,
+                case.replicas,
+                case.clients,
+                case.protect_last_member,
+            );
+        }
+    }
+
+    /// The same with runs generated whole from one seed
+    /// (`JUST_HUNGRY_SIM_ADVERSARY=1 JUST_HUNGRY_SIM_SEED=N ... replay_seed` replays one).
+    #[test]
+    fn seeded_adversarial_runs_keep_every_invariant(seed in any::<u64>()) {
+        init_logging();
+        let (config, actions) = seeded_adversarial_run(seed);
+        if let Err(message) = run_case_with(seed, config, &actions, forgeries_were_refused) {
+            prop_assert!(false, "{message}\n  replay: JUST_HUNGRY_SIM_ADVERSARY=1 JUST_HUNGRY_SIM_SEED={seed} cargo test -p just-hungry-core --test sim_props replay_seed");
         }
     }
 }
@@ -289,7 +379,11 @@ fn replay_seed() {
         Err(_) => vec![1, 2, 3],
     };
     for seed in seeds {
-        let (config, actions) = seeded_run_with_chunks(seed, chunks_from_env());
+        let (config, actions) = if std::env::var_os("JUST_HUNGRY_SIM_ADVERSARY").is_some() {
+            seeded_adversarial_run(seed)
+        } else {
+            seeded_run_with_chunks(seed, chunks_from_env())
+        };
         let started = Instant::now();
         let mut sim = Sim::new(seed, config.clone());
         let outcome = actions

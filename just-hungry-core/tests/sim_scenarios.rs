@@ -392,6 +392,7 @@ fn delayed_duplicate_applied_after_a_newer_request_does_not_let_that_one_apply_t
         op: OpNumber(op),
         request: RequestId { client, seq },
         time: Time(op),
+        owner: "client-0".into(),
         command: OrderCommand::PlaceOrder {
             postcode: "SW1A 1AA".into(),
             items: vec![format!("order {seq}")],

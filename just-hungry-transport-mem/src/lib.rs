@@ -5,7 +5,9 @@
 //! several nodes in one program, and for tests.
 //!
 //! A [`MemNetwork`] is a switch: [`MemNetwork::endpoint`] attaches a node under a name (its
-//! address), and a payload sent to a name is delivered to that node's queue, in order. Sending
+//! address) with its [`Identity`], and a payload sent to a name is delivered to that node's
+//! queue, in order, carrying the sender endpoint's identity: in one process the identity an
+//! endpoint was attached with is as authentic as a certificate over TCP. Sending
 //! to a name with no endpoint (never attached, or crashed with [`MemNetwork::crash`] or by
 //! dropping its endpoint) reports [`TransportEvent::Unreachable`] to the sender, as a refused
 //! TCP connection would.
@@ -30,7 +32,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use just_hungry_core::ids::Address;
+use just_hungry_core::ids::{Address, Identity, NodeRole};
 use just_hungry_core::sim::SimRng;
 use just_hungry_core::transport::{Transport, TransportEvent};
 use tokio::sync::mpsc;
@@ -175,8 +177,9 @@ impl MemNetwork {
         self.switch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Attaches a node at `address`, replacing (and so disconnecting) any endpoint there.
-    pub fn endpoint(&self, address: impl Into<Address>) -> MemEndpoint {
+    /// Attaches a node at `address` with `identity`, replacing (and so disconnecting) any
+    /// endpoint there. Every payload it sends is delivered with `identity` as its sender.
+    pub fn endpoint(&self, address: impl Into<Address>, identity: Identity) -> MemEndpoint {
         let address = address.into();
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let mut switch = self.switch();
@@ -191,11 +194,19 @@ impl MemNetwork {
         );
         MemEndpoint {
             address,
+            identity,
             generation,
             network: self.clone(),
             own: sender,
             receiver,
         }
+    }
+
+    /// As [`MemNetwork::endpoint`], for a client named after its address (what tests use).
+    pub fn client_endpoint(&self, address: impl Into<Address>) -> MemEndpoint {
+        let address = address.into();
+        let identity = Identity::new(NodeRole::Client, address.as_str());
+        self.endpoint(address, identity)
     }
 
     /// Detaches the node at `address`: payloads to it are reported unreachable from now on.
@@ -208,11 +219,17 @@ impl MemNetwork {
         self.switch().ports.contains_key(address)
     }
 
-    /// Delivers one payload from `from` to `to` through the network's faults; `false` if
-    /// nobody is attached at `to`.
-    pub fn deliver(&self, from: &Address, to: &Address, payload: Vec<u8>) -> bool {
+    /// Delivers one payload from `from`, sent by `sender`, to `to` through the network's
+    /// faults; `false` if nobody is attached at `to`.
+    pub fn deliver(
+        &self,
+        from: &Address,
+        sender: &Identity,
+        to: &Address,
+        payload: Vec<u8>,
+    ) -> bool {
         let route = self.switch().route(from, to);
-        let (sender, delays) = match route {
+        let (queue, delays) = match route {
             Route::Unreachable => return false,
             Route::Lost => return true,
             Route::Deliver { sender, delays } => (sender, delays),
@@ -220,17 +237,18 @@ impl MemNetwork {
         for delay in delays {
             let event = TransportEvent::Message {
                 from: from.clone(),
+                sender: sender.clone(),
                 payload: payload.clone(),
             };
             if delay.is_zero() {
-                if let Err(mpsc::error::TrySendError::Closed(_)) = sender.try_send(event) {
+                if let Err(mpsc::error::TrySendError::Closed(_)) = queue.try_send(event) {
                     return false;
                 }
             } else {
-                let sender = sender.clone();
+                let queue = queue.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    let _ = sender.try_send(event);
+                    let _ = queue.try_send(event);
                 });
             }
         }
@@ -252,6 +270,7 @@ impl MemNetwork {
 /// One node's endpoint on a [`MemNetwork`]. Dropping it detaches the node.
 pub struct MemEndpoint {
     address: Address,
+    identity: Identity,
     generation: u64,
     network: MemNetwork,
     own: mpsc::Sender<TransportEvent>,
@@ -264,7 +283,10 @@ impl Transport for MemEndpoint {
     }
 
     fn send(&self, to: &Address, payload: Vec<u8>) {
-        if !self.network.deliver(&self.address, to, payload) {
+        if !self
+            .network
+            .deliver(&self.address, &self.identity, to, payload)
+        {
             let _ = self
                 .own
                 .try_send(TransportEvent::Unreachable { to: to.clone() });
@@ -293,14 +315,19 @@ mod tests {
     #[tokio::test]
     async fn delivers_in_order_and_reports_unreachable() {
         let net = MemNetwork::new();
-        let mut a = net.endpoint("a");
-        let mut b = net.endpoint("b");
+        let mut a = net.client_endpoint("a");
+        let mut b = net.client_endpoint("b");
         a.send(&Address::new("b"), vec![1]);
         a.send(&Address::new("b"), vec![2]);
         for expected in [1u8, 2] {
             match b.recv().await {
-                Some(TransportEvent::Message { from, payload }) => {
+                Some(TransportEvent::Message {
+                    from,
+                    sender,
+                    payload,
+                }) => {
                     assert_eq!(from, Address::new("a"));
+                    assert_eq!(sender, Identity::new(NodeRole::Client, "a"));
                     assert_eq!(payload, vec![expected]);
                 }
                 other => panic!("unexpected {other:?}"),
@@ -317,8 +344,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn partitions_are_silent_and_heal() {
         let net = MemNetwork::with_seed(7);
-        let a = net.endpoint("a");
-        let mut b = net.endpoint("b");
+        let a = net.client_endpoint("a");
+        let mut b = net.client_endpoint("b");
         net.partition(&[Address::new("a")], &[Address::new("b")]);
         a.send(&Address::new("b"), vec![1]);
         assert!(b.try_recv().is_none(), "a partitioned payload vanishes");
@@ -332,8 +359,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn faults_drop_duplicate_and_delay_as_configured() {
         let net = MemNetwork::with_seed(42);
-        let a = net.endpoint("a");
-        let mut b = net.endpoint("b");
+        let a = net.client_endpoint("a");
+        let mut b = net.client_endpoint("b");
         net.set_faults(Faults {
             drop: 0.2,
             duplicate: 0.2,
@@ -357,8 +384,8 @@ mod tests {
     #[tokio::test]
     async fn a_new_endpoint_replaces_the_old_and_the_old_drop_does_not_detach_it() {
         let net = MemNetwork::new();
-        let old = net.endpoint("r");
-        let _new = net.endpoint("r");
+        let old = net.client_endpoint("r");
+        let _new = net.client_endpoint("r");
         drop(old);
         assert!(net.is_attached(&Address::new("r")));
     }

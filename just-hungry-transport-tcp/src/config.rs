@@ -4,6 +4,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use just_hungry_core::ids::{Identity, NodeRole};
+
 use crate::wire;
 
 /// How a TCP endpoint behaves. Every limit of the transport is a field here, with a default
@@ -26,11 +28,10 @@ pub struct TcpConfig {
     /// when it differs from the bound address (listening on `0.0.0.0`, or behind a DNS name).
     /// `None`: the bound address. Default `None`.
     pub advertise: Option<String>,
-    /// This endpoint's role, sent in the hello, for the peer's logs (`registry`, `frontend`,
-    /// `replica`, `client`). Default `"node"`.
-    pub role: String,
-    /// This endpoint's name, sent in the hello, for the peer's logs. Default `"node"`.
-    pub name: String,
+    /// Who this endpoint is: its role and node name, sent in the hello. On a plaintext link
+    /// the peer takes it as this endpoint's identity (unauthenticated); over TLS the peer
+    /// checks that it matches the certificate. Default: a client named `node`.
+    pub identity: Identity,
     /// The largest frame (one encoded message) sent or accepted, in bytes. A longer incoming
     /// frame closes its connection as soon as its length prefix is read, before its body; a
     /// longer outgoing message is dropped (logged at warn). At most `u32::MAX`. Default 8 MiB.
@@ -82,8 +83,7 @@ impl Default for TcpConfig {
         TcpConfig {
             listen: None,
             advertise: None,
-            role: "node".into(),
-            name: "node".into(),
+            identity: Identity::new(NodeRole::Client, "node"),
             max_frame_bytes: 8 * 1024 * 1024,
             connect_timeout: Duration::from_secs(1),
             hello_timeout: Duration::from_secs(5),
@@ -102,21 +102,20 @@ impl Default for TcpConfig {
 }
 
 impl TcpConfig {
-    /// A server listening on `listen` (`127.0.0.1:0` for any free port), with default limits.
-    pub fn server(listen: SocketAddr, role: &str, name: &str) -> Self {
+    /// A server listening on `listen` (`127.0.0.1:0` for any free port) as `identity`, with
+    /// default limits.
+    pub fn server(listen: SocketAddr, identity: Identity) -> Self {
         TcpConfig {
             listen: Some(listen),
-            role: role.into(),
-            name: name.into(),
+            identity,
             ..TcpConfig::default()
         }
     }
 
-    /// An endpoint that listens nowhere (role `client`), with default limits.
+    /// An endpoint that listens nowhere, a client named `name`, with default limits.
     pub fn client(name: &str) -> Self {
         TcpConfig {
-            role: "client".into(),
-            name: name.into(),
+            identity: Identity::new(NodeRole::Client, name),
             ..TcpConfig::default()
         }
     }

@@ -13,9 +13,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use just_hungry_core::ids::Address;
-use tokio::io::AsyncReadExt;
+use just_hungry_core::ids::Identity;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
 use crate::listener::Slot;
@@ -30,8 +30,12 @@ pub const REJECT_LINGER: Duration = Duration::from_millis(500);
 /// The most bytes drained from a refused peer before closing anyway.
 pub const REJECT_DRAIN_BYTES: usize = 64 * 1024;
 
-type Reader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
-type Writer = FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>;
+/// The reading half of a connection, plaintext or TLS.
+type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+/// The writing half of a connection, plaintext or TLS.
+type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+type Reader = FramedRead<ReadHalf, LengthDelimitedCodec>;
+type Writer = FramedWrite<WriteHalf, LengthDelimitedCodec>;
 
 /// Why a connection failed: each is reported to the node as the peer being unreachable.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +76,10 @@ enum End {
 
 fn split(stream: TcpStream, max_frame_bytes: usize) -> (Reader, Writer) {
     let (read, write) = stream.into_split();
+    framed(Box::new(read), Box::new(write), max_frame_bytes)
+}
+
+fn framed(read: ReadHalf, write: WriteHalf, max_frame_bytes: usize) -> (Reader, Writer) {
     (
         // Until the handshake is done, frames are limited to a hello's size.
         FramedRead::new(read, wire::frame_codec(MAX_HELLO_BYTES)),
@@ -79,11 +87,13 @@ fn split(stream: TcpStream, max_frame_bytes: usize) -> (Reader, Writer) {
     )
 }
 
-/// Delivers every frame read to the node, `from` the given address, until the connection ends.
+/// Delivers every frame read to the node, `from` the given address and sent by `sender`, until
+/// the connection ends.
 async fn read_frames(
     shared: &Shared,
     reader: &mut Reader,
     from: &Address,
+    sender: &Identity,
     idle_timeout: Option<Duration>,
 ) -> End {
     loop {
@@ -99,7 +109,11 @@ async fn read_frames(
             Some(Err(e)) => return End::Failed(e.into()),
             Some(Ok(frame)) => {
                 tracing::trace!(from = %from, bytes = frame.len(), "frame received");
-                if shared.deliver(from, Vec::from(frame)).await.is_err() {
+                if shared
+                    .deliver(from, sender, Vec::from(frame))
+                    .await
+                    .is_err()
+                {
                     return End::Local;
                 }
             }
@@ -165,15 +179,15 @@ async fn peer_connections(
     failures: &mut u32,
 ) -> Option<ConnectionError> {
     loop {
-        let (mut reader, mut writer) = match connect(shared, to).await {
-            Ok(halves) => halves,
+        let (mut reader, mut writer, peer) = match connect(shared, to).await {
+            Ok(connected) => connected,
             Err(e) => return Some(e),
         };
         *failures = 0;
         let mut wrote = false;
         let end = tokio::select! {
             biased;
-            end = read_frames(shared, &mut reader, to, None) => end,
+            end = read_frames(shared, &mut reader, to, &peer, None) => end,
             end = write_frames(&mut writer, queue, &mut wrote) => end,
         };
         match end {
@@ -216,8 +230,12 @@ async fn probe(shared: &Shared, to: &Address) -> Option<ConnectionError> {
     }
 }
 
-/// Opens a connection to `to` and completes the handshake.
-async fn connect(shared: &Shared, to: &Address) -> Result<(Reader, Writer), ConnectionError> {
+/// Opens a connection to `to` and completes the handshake; returns the halves and the peer's
+/// identity.
+async fn connect(
+    shared: &Shared,
+    to: &Address,
+) -> Result<(Reader, Writer, Identity), ConnectionError> {
     let config = &shared.config;
     let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(to.as_str()))
         .await
@@ -234,9 +252,10 @@ async fn connect(shared: &Shared, to: &Address) -> Result<(Reader, Writer), Conn
     let answer = tokio::time::timeout(config.hello_timeout, handshake)
         .await
         .map_err(|_| ConnectionError::HelloTimeout(config.hello_timeout))??;
-    match wire::decode_handshake(&answer) {
+    let peer = match wire::decode_handshake(&answer) {
         Ok(Handshake::Accept { role, name }) => {
             tracing::debug!(peer = %to, role = %role, name = %name, "connected");
+            wire::claimed_identity(&role, &name).map_err(ConnectionError::BadAnswer)?
         }
         Ok(Handshake::Reject { reason }) => return Err(ConnectionError::Rejected(reason)),
         Ok(Handshake::Hello(_)) => return Err(ConnectionError::BadAnswer("a hello".into())),
@@ -246,11 +265,11 @@ async fn connect(shared: &Shared, to: &Address) -> Result<(Reader, Writer), Conn
             )));
         }
         Err(e) => return Err(ConnectionError::BadAnswer(e.to_string())),
-    }
+    };
     reader
         .decoder_mut()
         .set_max_frame_length(config.max_frame_bytes);
-    Ok((reader, writer))
+    Ok((reader, writer, peer))
 }
 
 // ---- inbound ----
@@ -307,6 +326,13 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
             return refuse(reader, writer, peer, reason).await;
         }
     };
+    let sender = match wire::claimed_identity(&hello.role, &hello.name) {
+        Ok(identity) => identity,
+        Err(e) => {
+            let reason = format!("the hello names no identity: {e}");
+            return refuse(reader, writer, peer, reason).await;
+        }
+    };
     let from = match &hello.listen {
         Some(listen) if wire::is_dialable(listen) && !wire::is_connection_address(listen) => {
             Address::new(listen.clone())
@@ -330,7 +356,7 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
     let idle = Some(config.idle_timeout);
     let end = if hello.listen.is_some() {
         // Replies to a peer that listens go to its listener: this connection only reads.
-        read_frames(shared, &mut reader, &from, idle).await
+        read_frames(shared, &mut reader, &from, &sender, idle).await
     } else {
         let (queue, mut replies) = FrameQueue::new(
             shared.next_id(),
@@ -341,7 +367,7 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
         let mut wrote = false;
         tokio::select! {
             biased;
-            end = read_frames(shared, &mut reader, &from, idle) => end,
+            end = read_frames(shared, &mut reader, &from, &sender, idle) => end,
             end = write_frames(&mut writer, &mut replies, &mut wrote) => end,
         }
     };

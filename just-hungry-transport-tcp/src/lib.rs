@@ -5,6 +5,7 @@
 //! a registry, front-end or replica on it unchanged, one process per node.
 //!
 //! ```
+//! use just_hungry_core::ids::{Identity, NodeRole};
 //! use just_hungry_core::transport::{Transport, TransportEvent};
 //! use just_hungry_transport_tcp::{TcpConfig, TcpTransport};
 //!
@@ -12,13 +13,15 @@
 //! # async fn main() -> std::io::Result<()> {
 //! // A server on an ephemeral port of the loopback interface...
 //! let listen = "127.0.0.1:0".parse().unwrap();
-//! let mut server = TcpTransport::bind(TcpConfig::server(listen, "registry", "registry")).await?;
+//! let me = Identity::new(NodeRole::Registry, "registry");
+//! let mut server = TcpTransport::bind(TcpConfig::server(listen, me)).await?;
 //! // ...and a client that listens nowhere.
 //! let mut client = TcpTransport::connect_only(TcpConfig::client("client-1")).await?;
 //!
 //! client.send(&server.local_address(), b"where is the front-end?".to_vec());
-//! let Some(TransportEvent::Message { from, payload }) = server.recv().await else { panic!() };
+//! let Some(TransportEvent::Message { from, sender, payload }) = server.recv().await else { panic!() };
 //! assert_eq!(payload, b"where is the front-end?");
+//! assert_eq!(sender, Identity::new(NodeRole::Client, "client-1"));
 //! assert!(from.as_str().starts_with("conn:"), "a client is answered over its own connection");
 //!
 //! server.send(&from, b"127.0.0.1:7000".to_vec());

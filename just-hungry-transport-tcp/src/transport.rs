@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use just_hungry_core::ids::Address;
+use just_hungry_core::ids::{Address, Identity};
 use just_hungry_core::runtime::random_u64;
 use just_hungry_core::transport::{Transport, TransportEvent};
 use tokio::net::TcpListener;
@@ -151,14 +151,14 @@ impl TcpTransport {
             io::Error::other("a TCP transport must be created inside a tokio runtime")
         })?;
         let hello = wire::encode_handshake(&Handshake::Hello(Hello {
-            role: config.role.clone(),
-            name: config.name.clone(),
+            role: config.identity.role.as_str().to_owned(),
+            name: config.identity.name.clone(),
             listen,
         }))
         .map_err(|e| invalid(e.to_string()))?;
         let accept = wire::encode_handshake(&Handshake::Accept {
-            role: config.role.clone(),
-            name: config.name.clone(),
+            role: config.identity.role.as_str().to_owned(),
+            name: config.identity.name.clone(),
         })
         .map_err(|e| invalid(e.to_string()))?;
         if hello.len().max(accept.len()) > MAX_HELLO_BYTES {
@@ -341,7 +341,12 @@ impl Shared {
     /// Hands a received payload to the node, waiting while the inbound queue is full (in
     /// frames or bytes): the caller stops reading its socket meanwhile, which is the TCP
     /// backpressure. `Err` once the transport is shut down.
-    pub(crate) async fn deliver(&self, from: &Address, payload: Vec<u8>) -> Result<(), ()> {
+    pub(crate) async fn deliver(
+        &self,
+        from: &Address,
+        sender: &Identity,
+        payload: Vec<u8>,
+    ) -> Result<(), ()> {
         let cost = self.inbound_cost(payload.len());
         let permit = self
             .inbound_budget
@@ -350,6 +355,7 @@ impl Shared {
             .map_err(|_| ())?;
         let event = TransportEvent::Message {
             from: from.clone(),
+            sender: sender.clone(),
             payload,
         };
         self.events.send(event).await.map_err(|_| ())?;

@@ -1,7 +1,9 @@
 //! What travels on a connection: length-prefixed frames, and the handshake that opens it.
 
 use just_hungry_core::codec::{self, CodecError};
+use just_hungry_core::ids::{Identity, NodeRole, UnknownRole};
 use just_hungry_core::protocol::messages::PROTOCOL_VERSION;
+use just_hungry_core::protocol::trust::MAX_NODE_NAME_BYTES;
 use serde::{Deserialize, Serialize};
 use tokio_util::codec::LengthDelimitedCodec;
 
@@ -56,9 +58,10 @@ pub enum Handshake {
     Hello(Hello),
     /// The hello is accepted.
     Accept {
-        /// The acceptor's role, for logs.
+        /// The acceptor's role: its identity's on a plaintext link; over TLS it must match
+        /// the certificate's.
         role: String,
-        /// The acceptor's name, for logs.
+        /// The acceptor's node name, likewise.
         name: String,
     },
     /// The hello is refused; the acceptor closes the connection after this frame.
@@ -71,9 +74,10 @@ pub enum Handshake {
 /// The connecting side's introduction.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
-    /// Its role (`registry`, `frontend`, `replica`, `client`), for logs.
+    /// Its role (`registry`, `frontend`, `replica`, `client`): on a plaintext link, taken as
+    /// its identity's role; over TLS, it must match the certificate's.
     pub role: String,
-    /// Its name, for logs.
+    /// Its node name: taken or checked like `role`.
     pub name: String,
     /// The `host:port` it listens on, if any. Messages arriving on the connection are reported
     /// `from` this address, and replies to it go to that listener over a connection of the
@@ -132,6 +136,18 @@ pub fn decode_handshake(frame: &[u8]) -> Result<Handshake, HandshakeError> {
         });
     }
     codec::decode(&frame.body).map_err(HandshakeError::Malformed)
+}
+
+/// The identity a handshake's `role` and `name` claim, or why they name none.
+pub fn claimed_identity(role: &str, name: &str) -> Result<Identity, String> {
+    let role: NodeRole = role.parse().map_err(|e: UnknownRole| e.to_string())?;
+    if name.is_empty() || name.len() > MAX_NODE_NAME_BYTES {
+        return Err(format!(
+            "a node name must have 1 to {MAX_NODE_NAME_BYTES} bytes, not {}",
+            name.len()
+        ));
+    }
+    Ok(Identity::new(role, name))
 }
 
 /// Whether `address` has the shape `host:port` that the transport connects to: a non-empty

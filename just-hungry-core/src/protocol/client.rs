@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use crate::ids::{Address, ClientId, RequestId, Time};
+use crate::ids::{Address, ClientId, Identity, NodeRole, RequestId, Time};
 use crate::protocol::FRONTEND_NAME;
 use crate::protocol::messages::{ClientRequest, Message, Operation, Outcome, ServiceError};
 use crate::state_machine::StateMachine;
@@ -56,6 +56,13 @@ pub enum ClientError {
     Stale {
         /// The request.
         id: RequestId,
+    },
+    /// The service refused the request for its sender (a client id that another identity
+    /// owns); nothing was applied. Not retried.
+    #[error("request refused: {reason}")]
+    Forbidden {
+        /// The service's reason.
+        reason: String,
     },
     /// The session already has a request in flight.
     #[error("a request is already in flight on this session")]
@@ -185,8 +192,23 @@ impl<S: StateMachine> ClientSession<S> {
         }
     }
 
-    /// A message arrived.
-    pub fn handle_message(&mut self, now: Time, message: Message<S>) {
+    /// This session's client id.
+    pub fn id(&self) -> ClientId {
+        self.id
+    }
+
+    /// A message arrived from `sender`. Only the registry's lookup replies and the
+    /// front-end's responses are taken; anything else, or from anyone else, is ignored.
+    pub fn handle_message(&mut self, now: Time, sender: &Identity, message: Message<S>) {
+        let expected = match &message {
+            Message::LookupReply { .. } => NodeRole::Registry,
+            Message::Response(_) => NodeRole::Frontend,
+            _ => return,
+        };
+        if sender.role != expected {
+            tracing::debug!(sender = %sender, kind = message.kind(), "client ignored a message from a node of the wrong role");
+            return;
+        }
         match message {
             Message::LookupReply { name, address } if name == FRONTEND_NAME => {
                 let moved = address.is_some() && address != self.frontend;
@@ -214,6 +236,9 @@ impl<S: StateMachine> ClientSession<S> {
                     }
                     Outcome::Failed(ServiceError::Stale { id }) => {
                         self.complete(Err(ClientError::Stale { id }))
+                    }
+                    Outcome::Failed(ServiceError::Forbidden { reason }) => {
+                        self.complete(Err(ClientError::Forbidden { reason }))
                     }
                     outcome => self.complete(Ok(outcome)),
                 }

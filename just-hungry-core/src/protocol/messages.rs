@@ -19,6 +19,9 @@ pub struct Entry<C> {
     pub op: OpNumber,
     /// The client request; a retry of it is answered from the client table.
     pub request: RequestId,
+    /// The name of the authenticated client that sent it: the client table binds the request's
+    /// client id to it (a client id is used only by the identity that first wrote with it).
+    pub owner: String,
     /// The primary's clock when it accepted the command.
     pub time: Time,
     /// The command, already validated.
@@ -129,6 +132,13 @@ pub enum ServiceError {
         /// The view the request was sent for.
         view: ViewNumber,
     },
+    /// The sender may not make this request (a client id that another identity owns, too many
+    /// client ids for one identity): nothing was done. Not retried.
+    #[error("request refused: {reason}")]
+    Forbidden {
+        /// Why, for a human.
+        reason: String,
+    },
     /// The request was older than the client's latest one: a delayed duplicate. Not retried.
     #[error("request {id} is older than the client's latest request")]
     Stale {
@@ -236,6 +246,8 @@ pub enum Message<S: StateMachine> {
         view: ViewNumber,
         /// The request.
         request: ClientRequest<S>,
+        /// The name of the authenticated client that sent it (see [`Entry::owner`]).
+        owner: String,
     },
     /// A replica's heartbeat.
     Ping(Ping),

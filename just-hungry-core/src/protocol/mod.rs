@@ -12,6 +12,9 @@
 //!   routing of client requests to the primary;
 //! - [`replica::Replica`]: a primary or backup holding the replicated state;
 //! - [`client::ClientSession`]: one client's retries through failovers.
+//!
+//! Every message comes with its sender's [`Identity`]; [`trust`] says who may send what, and
+//! every role applies it before it acts.
 
 pub mod client;
 pub mod election;
@@ -19,12 +22,13 @@ pub mod messages;
 pub mod registry;
 pub mod replica;
 pub mod replicated;
+pub mod trust;
 pub mod view_manager;
 pub mod view_store;
 
 use std::time::Duration;
 
-use crate::ids::{Address, RequestId, Time};
+use crate::ids::{Address, Identity, RequestId, Time};
 use crate::state_machine::StateMachine;
 use messages::Message;
 use view_store::ViewRecord;
@@ -328,8 +332,10 @@ pub enum Output<S: StateMachine> {
 
 /// A protocol role driven by a runtime or a simulator.
 pub trait Node<S: StateMachine> {
-    /// A message arrived from `from`.
-    fn handle_message(&mut self, now: Time, from: Address, message: Message<S>);
+    /// A message arrived from `from`, sent by `sender` (the identity the transport
+    /// established). The node handles it only if `sender` may send it
+    /// ([`trust`]); otherwise it counts the refusal ([`Node::refused`]) and changes nothing.
+    fn handle_message(&mut self, now: Time, from: Address, sender: &Identity, message: Message<S>);
 
     /// A message to `to` could not be delivered (connection refused or reset).
     fn handle_unreachable(&mut self, now: Time, to: &Address);
@@ -345,4 +351,8 @@ pub trait Node<S: StateMachine> {
 
     /// The node's name, for logs.
     fn name(&self) -> &str;
+
+    /// How many messages the node refused because their sender may not send them
+    /// ([`trust`]).
+    fn refused(&self) -> u64;
 }

@@ -3,8 +3,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use crate::ids::{Address, Time};
+use crate::ids::{Address, Identity, Time};
 use crate::protocol::messages::Message;
+use crate::protocol::trust::{self, Refusals};
 use crate::protocol::{Node, Output, Timing};
 use crate::state_machine::StateMachine;
 
@@ -67,6 +68,7 @@ pub struct Registry<S: StateMachine> {
     autoclean: Duration,
     entries: BTreeMap<String, Lease>,
     outputs: VecDeque<Output<S>>,
+    refusals: Refusals,
 }
 
 impl<S: StateMachine> Registry<S> {
@@ -77,6 +79,7 @@ impl<S: StateMachine> Registry<S> {
             autoclean,
             entries: BTreeMap::new(),
             outputs: VecDeque::new(),
+            refusals: Refusals::default(),
         }
     }
 
@@ -106,7 +109,12 @@ impl<S: StateMachine> Registry<S> {
 }
 
 impl<S: StateMachine> Node<S> for Registry<S> {
-    fn handle_message(&mut self, now: Time, from: Address, message: Message<S>) {
+    fn handle_message(&mut self, now: Time, from: Address, sender: &Identity, message: Message<S>) {
+        if let Err(why) = trust::check(sender, &message) {
+            self.refusals
+                .refuse(&self.name, sender, &from, message.kind(), &why);
+            return;
+        }
         self.expire(now);
         match message {
             Message::Register { name, address } => {
@@ -166,5 +174,9 @@ impl<S: StateMachine> Node<S> for Registry<S> {
 
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn refused(&self) -> u64 {
+        self.refusals.total()
     }
 }

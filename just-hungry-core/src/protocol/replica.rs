@@ -18,13 +18,16 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use crate::ids::{Address, Member, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber};
+use crate::ids::{
+    Address, Identity, Member, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber,
+};
 use crate::protocol::messages::{
     ClientRequest, ClientResponse, Entry, Message, Operation, Outcome, Ping, ReplicaRole,
     ServiceError, TransferChunk,
 };
 use crate::protocol::registry::RegistrationSchedule;
 use crate::protocol::replicated::{ClientTableLimits, ReplicatedState, Seen};
+use crate::protocol::trust::{self, Refusal, Refusals};
 use crate::protocol::{
     FRONTEND_NAME, MAX_BUFFERED_ENTRIES, MAX_CHUNK_BYTES, MAX_CHUNKS, MAX_PENDING_WRITES,
     MAX_RECENT_ENTRIES, Node, Output, Pipeline, Timing, Transfer, replica_registry_name,
@@ -121,6 +124,8 @@ impl Peer {
 
 struct PendingWrite {
     reply_to: Address,
+    /// The identity that sent it ([`Entry::owner`]).
+    owner: String,
     /// `None` while validating.
     op: Option<OpNumber>,
 }
@@ -176,6 +181,18 @@ pub struct Replica<S: StateMachine> {
     pings_since_lookup: u32,
     /// The time of the latest input, for work done when outputs are polled.
     now: Time,
+    /// A `StartView` for a view the front-end has not announced to us yet, kept (the newest
+    /// only) until it does: a view is believed only from the front-end.
+    unconfirmed_start: Option<UnconfirmedStart<S>>,
+    refusals: Refusals,
+}
+
+/// A `StartView` waiting for the front-end to announce its view.
+struct UnconfirmedStart<S: StateMachine> {
+    from: Address,
+    view: View,
+    op: OpNumber,
+    chunk: TransferChunk<S::Command>,
 }
 
 impl<S: StateMachine> Replica<S> {
@@ -202,6 +219,8 @@ impl<S: StateMachine> Replica<S> {
             next_tick: now,
             pings_since_lookup: 0,
             now,
+            unconfirmed_start: None,
+            refusals: Refusals::default(),
         }
     }
 
@@ -249,6 +268,43 @@ impl<S: StateMachine> Replica<S> {
         self.send(to, Message::Response(ClientResponse { id, outcome }));
     }
 
+    // ---- who may send what (beyond the table of `trust`) ----
+
+    /// The checks that need the replica's state: ops (`Prepare`) only from the primary of the
+    /// view they name, as the front-end announced that view to us (a backup), or as the
+    /// primary we learn from (a learner); a snapshot for a learner (`Learn`) only from the
+    /// primary of the view the front-end announced.
+    fn authorize(&self, sender: &Identity, message: &Message<S>) -> Result<(), Refusal> {
+        let kind = message.kind();
+        match message {
+            Message::Prepare { view, .. } => {
+                let primary = match self.role {
+                    ReplicaRole::Learner => self
+                        .learning
+                        .as_ref()
+                        .filter(|(v, _)| v == view)
+                        .map(|(_, p)| &p.id),
+                    _ => self
+                        .view
+                        .as_ref()
+                        .filter(|v| v.number == *view)
+                        .map(|v| &v.primary.id),
+                };
+                if primary.is_some_and(|p| p.name != sender.name) {
+                    return Err(Refusal::NotFromPrimary { kind, view: *view });
+                }
+            }
+            Message::Learn { view, primary, .. } => {
+                let known = self.view.as_ref().filter(|v| v.number == *view);
+                if known.is_some_and(|v| v.primary.id != *primary) {
+                    return Err(Refusal::NotFromPrimary { kind, view: *view });
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     // ---- views ----
 
     /// The front-end told us of `view`.
@@ -288,6 +344,11 @@ impl<S: StateMachine> Replica<S> {
                 self.role = ReplicaRole::Idle;
             }
             self.view = Some(view);
+        }
+        if let Some(start) = self.unconfirmed_start.take()
+            && self.view.as_ref() == Some(&start.view)
+        {
+            self.on_start_view(start.from, start.view, start.op, start.chunk);
         }
     }
 
@@ -484,7 +545,13 @@ impl<S: StateMachine> Replica<S> {
 
     // ---- the primary's normal operation ----
 
-    fn on_forward(&mut self, from: Address, view: ViewNumber, request: ClientRequest<S>) {
+    fn on_forward(
+        &mut self,
+        from: Address,
+        view: ViewNumber,
+        request: ClientRequest<S>,
+        owner: String,
+    ) {
         let serving = self.role == ReplicaRole::Primary
             && self.primary.as_ref().is_some_and(|p| p.view == view);
         if !serving {
@@ -496,6 +563,30 @@ impl<S: StateMachine> Replica<S> {
             return;
         }
         let id = request.id;
+        let owned_by_another = |o: &str| o != owner;
+        if matches!(request.operation, Operation::Write(_))
+            && (self
+                .state
+                .clients()
+                .owner(id.client)
+                .is_some_and(owned_by_another)
+                || self.primary.as_ref().is_some_and(|p| {
+                    p.pending
+                        .get(&id)
+                        .is_some_and(|w| owned_by_another(&w.owner))
+                }))
+        {
+            // A client id is used only by the identity that first wrote with it: another's
+            // write would take over its retries and its place in the client table.
+            tracing::info!(node = %self.config.id, request = %id, owner = %owner, "refused a write for a client id another identity owns");
+            let reason = format!("client id {} belongs to another identity", id.client.0);
+            self.respond(
+                from,
+                id,
+                Outcome::Failed(ServiceError::Forbidden { reason }),
+            );
+            return;
+        }
         match request.operation {
             Operation::Write(command) => match self.state.clients().check(id) {
                 Seen::Done(reply) => self.respond(from, id, Outcome::Written(reply)),
@@ -517,6 +608,7 @@ impl<S: StateMachine> Replica<S> {
                         id,
                         PendingWrite {
                             reply_to: from,
+                            owner,
                             op: None,
                         },
                     );
@@ -580,10 +672,12 @@ impl<S: StateMachine> Replica<S> {
                 let op = p.last_op.next();
                 write.op = Some(op);
                 p.last_op = op;
+                let owner = write.owner.clone();
                 p.log.push_back(Entry {
                     op,
                     request,
                     time: now,
+                    owner,
                     command,
                 });
                 for peer in p.backups.values_mut().chain(p.learners.values_mut()) {
@@ -895,17 +989,23 @@ impl<S: StateMachine> Replica<S> {
             );
             return;
         }
-        let fresh =
-            view.number > mine || (view.number == mine && self.role == ReplicaRole::AwaitingState);
-        if !fresh {
+        if view.number > mine {
+            // A view is believed only from the front-end (a replica holding a certificate
+            // could otherwise announce a view of its own making): keep this one until the
+            // front-end announces it, and ask the front-end now rather than at the next ping.
+            self.unconfirmed_start = Some(UnconfirmedStart {
+                from,
+                view,
+                op,
+                chunk,
+            });
+            self.next_ping = self.now;
             return;
         }
-        if view.number > mine {
-            // Learning of a newer view stops us serving the old one at once.
-            self.step_down(&view);
-            self.learning = None;
-            self.view = Some(view.clone());
-            self.role = ReplicaRole::AwaitingState;
+        let announced =
+            self.role == ReplicaRole::AwaitingState && self.view.as_ref() == Some(&view);
+        if !announced {
+            return;
         }
         match chunk {
             TransferChunk::Suffix { since, entries } => {
@@ -971,9 +1071,16 @@ impl<S: StateMachine> Replica<S> {
             // would restart our own transfer at every one of them.
             return;
         }
-        if view < self.view_number()
-            || !matches!(self.role, ReplicaRole::Idle | ReplicaRole::Learner)
-        {
+        if view > self.view_number() {
+            // Not announced by the front-end yet: ask it now; the primary sends again.
+            self.next_ping = self.now;
+            return;
+        }
+        let announced = self
+            .view
+            .as_ref()
+            .is_some_and(|v| v.number == view && v.primary.id == primary);
+        if !announced || !matches!(self.role, ReplicaRole::Idle | ReplicaRole::Learner) {
             return;
         }
         let me = self.me().clone();
@@ -1206,8 +1313,15 @@ impl<S: StateMachine> Replica<S> {
 }
 
 impl<S: StateMachine> Node<S> for Replica<S> {
-    fn handle_message(&mut self, now: Time, from: Address, message: Message<S>) {
+    fn handle_message(&mut self, now: Time, from: Address, sender: &Identity, message: Message<S>) {
         self.now = self.now.max(now);
+        if let Err(why) =
+            trust::check(sender, &message).and_then(|()| self.authorize(sender, &message))
+        {
+            self.refusals
+                .refuse(&self.config.id.name, sender, &from, message.kind(), &why);
+            return;
+        }
         match message {
             Message::Registered { name } if name == replica_registry_name(&self.config.id.name) => {
                 self.registration.acknowledged(now, &self.config.timing);
@@ -1223,7 +1337,11 @@ impl<S: StateMachine> Node<S> for Replica<S> {
                 }
             }
             Message::ViewInfo { view: Some(view) } => self.on_view_info(now, view),
-            Message::Forward { view, request } => self.on_forward(from, view, request),
+            Message::Forward {
+                view,
+                request,
+                owner,
+            } => self.on_forward(from, view, request, owner),
             Message::AddLearner { view, learner } => self.on_add_learner(now, view, learner),
             Message::Prepare { view, entries } => self.on_prepare(from, view, entries),
             Message::PrepareOk { view, replica, op } => self.on_prepare_ok(now, view, replica, op),
@@ -1278,6 +1396,10 @@ impl<S: StateMachine> Node<S> for Replica<S> {
 
     fn name(&self) -> &str {
         &self.config.id.name
+    }
+
+    fn refused(&self) -> u64 {
+        self.refusals.total()
     }
 }
 

@@ -50,6 +50,9 @@ pub struct ClientRecord<R> {
     pub reply: R,
     /// When it was applied (primary's clock).
     pub last_active: Time,
+    /// The name of the authenticated client that owns this client id: a write for it from
+    /// another identity is refused ([`crate::protocol::messages::ServiceError::Forbidden`]).
+    pub owner: String,
 }
 
 /// `client -> (last request seq, its reply)`, bounded by [`ClientTableLimits`].
@@ -93,8 +96,14 @@ impl<R: Clone> ClientTable<R> {
         }
     }
 
-    /// Records that `request` was applied with `reply` at `time`, then evicts idle clients.
-    fn record(&mut self, request: RequestId, reply: R, time: Time) {
+    /// The name of the identity that owns `client`'s id, if the table remembers the client.
+    pub fn owner(&self, client: ClientId) -> Option<&str> {
+        self.records.get(&client).map(|r| r.owner.as_str())
+    }
+
+    /// Records that `request` of `owner` was applied with `reply` at `time`, then evicts idle
+    /// clients.
+    fn record(&mut self, request: RequestId, reply: R, time: Time, owner: &str) {
         if let Some(old) = self.records.get(&request.client) {
             self.by_activity.remove(&(old.last_active, request.client));
         }
@@ -104,6 +113,7 @@ impl<R: Clone> ClientTable<R> {
                 seq: request.seq,
                 reply,
                 last_active: time,
+                owner: owner.to_owned(),
             },
         );
         self.by_activity.insert((time, request.client));
@@ -227,7 +237,7 @@ impl<S: StateMachine> ReplicatedState<S> {
         // second time. (It stays `Stale`, so it is never applied again either.)
         if matches!(seen, Seen::New) {
             self.clients
-                .record(entry.request, reply.clone(), entry.time);
+                .record(entry.request, reply.clone(), entry.time, &entry.owner);
         }
         reply
     }
@@ -318,6 +328,7 @@ mod tests {
                     seq,
                 },
                 time: Time(seq),
+                owner: "client".into(),
                 command: OrderCommand::PlaceOrder {
                     postcode: "SW1A 1AA".into(),
                     items: vec![format!("dish {seq}")],

@@ -17,13 +17,17 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use crate::ids::{Address, Member, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber};
+use crate::ids::NodeRole;
+use crate::ids::{
+    Address, Identity, Member, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber,
+};
 use crate::protocol::election::{Candidate, MostUpToDate, PrimaryElection};
 use crate::protocol::messages::{
     ClientRequest, ClientResponse, ClusterStatus, Message, Operation, Outcome, Ping, ReplicaRole,
     ReplicaStatus, ServiceError,
 };
 use crate::protocol::registry::RegistrationSchedule;
+use crate::protocol::trust::{self, Refusal, Refusals};
 use crate::protocol::view_store::ViewRecord;
 use crate::protocol::{FRONTEND_NAME, MAX_PENDING_REQUESTS, Node, Output, Timing};
 use crate::state_machine::StateMachine;
@@ -87,6 +91,8 @@ struct Known {
 
 struct PendingRequest<S: StateMachine> {
     client: Address,
+    /// The identity that sent it: the client table binds its client id to this name.
+    owner: String,
     request: ClientRequest<S>,
     arrived: Time,
     /// The view and time it was last forwarded in.
@@ -107,6 +113,7 @@ pub struct ViewManager<S: StateMachine> {
     outputs: VecDeque<Output<S>>,
     next_tick: Time,
     registration: RegistrationSchedule,
+    refusals: Refusals,
 }
 
 impl<S: StateMachine> ViewManager<S> {
@@ -136,6 +143,7 @@ impl<S: StateMachine> ViewManager<S> {
             outputs: VecDeque::new(),
             next_tick: now,
             registration: RegistrationSchedule::new(now),
+            refusals: Refusals::default(),
         };
         if let Some(record) = stored {
             tracing::info!(node = %vm.config.name, view = %record.current, active = record.current_active, "front-end resumes from its stored view");
@@ -597,9 +605,73 @@ impl<S: StateMachine> ViewManager<S> {
         );
     }
 
+    // ---- who may send what (beyond the table of `trust`) ----
+
+    /// The checks that need the front-end's state: a primary's reports only from the primary
+    /// of the view they name, a response only from a primary requests are routed to, a client
+    /// request's retry only from the identity that sent the request.
+    fn authorize(&self, sender: &Identity, message: &Message<S>) -> Result<(), Refusal> {
+        let kind = message.kind();
+        let primary_of = |record: Option<&ViewRecord>, number: ViewNumber| {
+            record.is_some_and(|r| {
+                r.current.number == number && r.current.primary.id.name == sender.name
+            })
+        };
+        match message {
+            // A report about another view than the current one is stale and ignored by its
+            // handler; one about the current view must come from its primary.
+            Message::ViewStarted { view } | Message::SuspectBackup { view, .. } => {
+                let current = self
+                    .record
+                    .as_ref()
+                    .is_some_and(|r| r.current.number == *view);
+                if current && !primary_of(self.record.as_ref(), *view) {
+                    return Err(Refusal::NotFromPrimary { kind, view: *view });
+                }
+            }
+            Message::CaughtUp { view, .. } => {
+                let forged = self
+                    .active_view()
+                    .is_some_and(|v| v.number == *view && v.primary.id.name != sender.name);
+                if forged {
+                    return Err(Refusal::NotFromPrimary { kind, view: *view });
+                }
+            }
+            Message::Response(_) if sender.role == NodeRole::Replica => {
+                // A primary of the current or the last active view (an answer may cross a
+                // view change); a response from anyone else would answer a client falsely.
+                let routed = self.record.as_ref().is_some_and(|r| {
+                    r.current.primary.id.name == sender.name
+                        || r.last_active
+                            .as_ref()
+                            .is_some_and(|v| v.primary.id.name == sender.name)
+                });
+                if !routed {
+                    let view = self.current_view().map_or(ViewNumber(0), |v| v.number);
+                    return Err(Refusal::NotFromPrimary { kind, view });
+                }
+            }
+            Message::Response(_) => {
+                // A front-end's answer goes to clients, never to another front-end.
+                return Err(Refusal::Role {
+                    kind,
+                    role: sender.role,
+                });
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     // ---- clients ----
 
-    fn on_request(&mut self, now: Time, from: Address, request: ClientRequest<S>) {
+    fn on_request(
+        &mut self,
+        now: Time,
+        from: Address,
+        sender: &Identity,
+        request: ClientRequest<S>,
+    ) {
         if let Operation::Status = request.operation {
             let status = self.cluster_status(now);
             self.send(
@@ -613,6 +685,24 @@ impl<S: StateMachine> ViewManager<S> {
         }
         let id = request.id;
         if let Some(pending) = self.pending.get_mut(&id) {
+            if pending.owner != sender.name {
+                // Another identity's request: answering it here would hand over its reply.
+                let why = Refusal::ForeignClient {
+                    client: id.client.0,
+                };
+                self.refusals
+                    .refuse(&self.config.name, sender, &from, "Request", &why);
+                self.send(
+                    from,
+                    Message::Response(ClientResponse {
+                        id,
+                        outcome: Outcome::Failed(ServiceError::Forbidden {
+                            reason: why.to_string(),
+                        }),
+                    }),
+                );
+                return;
+            }
             pending.client = from.clone();
             pending.forwarded = None;
         } else if self.pending.len() >= MAX_PENDING_REQUESTS {
@@ -629,6 +719,7 @@ impl<S: StateMachine> ViewManager<S> {
                 id,
                 PendingRequest {
                     client: from.clone(),
+                    owner: sender.name.clone(),
                     request,
                     arrived: now,
                     forwarded: None,
@@ -663,15 +754,16 @@ impl<S: StateMachine> ViewManager<S> {
                 };
             if due {
                 p.forwarded = Some((view.number, now));
-                sends.push(p.request.clone());
+                sends.push((p.request.clone(), p.owner.clone()));
             }
         }
-        for request in sends {
+        for (request, owner) in sends {
             self.send(
                 view.primary.address.clone(),
                 Message::Forward {
                     view: view.number,
                     request,
+                    owner,
                 },
             );
         }
@@ -691,7 +783,14 @@ impl<S: StateMachine> ViewManager<S> {
 }
 
 impl<S: StateMachine> Node<S> for ViewManager<S> {
-    fn handle_message(&mut self, now: Time, from: Address, message: Message<S>) {
+    fn handle_message(&mut self, now: Time, from: Address, sender: &Identity, message: Message<S>) {
+        if let Err(why) =
+            trust::check(sender, &message).and_then(|()| self.authorize(sender, &message))
+        {
+            self.refusals
+                .refuse(&self.config.name, sender, &from, message.kind(), &why);
+            return;
+        }
         match message {
             Message::Ping(ping) => self.on_ping(now, ping),
             Message::ViewStarted { view } => {
@@ -700,7 +799,7 @@ impl<S: StateMachine> Node<S> for ViewManager<S> {
             }
             Message::CaughtUp { view, learner } => self.on_caught_up(now, view, learner),
             Message::SuspectBackup { view, backup } => self.on_suspect_backup(now, view, backup),
-            Message::Request(request) => self.on_request(now, from, request),
+            Message::Request(request) => self.on_request(now, from, sender, request),
             Message::Response(response) => self.on_response(response),
             Message::Registered { name } if name == FRONTEND_NAME => {
                 self.registration.acknowledged(now, &self.config.timing);
@@ -766,5 +865,9 @@ impl<S: StateMachine> Node<S> for ViewManager<S> {
 
     fn name(&self) -> &str {
         &self.config.name
+    }
+
+    fn refused(&self) -> u64 {
+        self.refusals.total()
     }
 }

@@ -165,8 +165,8 @@ async fn drive<S: StateMachine, T: Transport>(
                 }
             }
             event = transport.recv() => match event {
-                Some(TransportEvent::Message { payload, from }) => match codec::decode::<Message<S>>(&payload) {
-                    Ok(message) => session.handle_message(clock.now(), message),
+                Some(TransportEvent::Message { payload, from, sender }) => match codec::decode::<Message<S>>(&payload) {
+                    Ok(message) => session.handle_message(clock.now(), &sender, message),
                     Err(e) => tracing::info!(from = %from, error = %e, "client dropped a message that does not decode"),
                 },
                 Some(TransportEvent::Unreachable { to }) => session.handle_unreachable(clock.now(), &to),

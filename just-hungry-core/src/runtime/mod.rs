@@ -59,6 +59,9 @@ pub struct NodeReport {
     pub applied: OpNumber,
     /// A replica: the digest of its replicated state (service and client table).
     pub digest: Option<u64>,
+    /// How many messages the node refused because their sender may not send them
+    /// ([`crate::protocol::trust`]).
+    pub refused: u64,
 }
 
 /// A running node: ask for its report, stop it gracefully or crash it.
@@ -111,6 +114,7 @@ trait Driven<S: StateMachine>: Node<S> + Send + 'static {
             active: false,
             applied: OpNumber(0),
             digest: None,
+            refused: self.refused(),
         }
     }
 
@@ -133,6 +137,7 @@ impl<S: StateMachine> Driven<S> for ViewManager<S> {
             active: self.active_view().is_some(),
             applied: OpNumber(0),
             digest: None,
+            refused: self.refused(),
         }
     }
 }
@@ -146,6 +151,7 @@ impl<S: StateMachine> Driven<S> for Replica<S> {
             active: self.role() == ReplicaRole::Primary,
             applied: self.applied(),
             digest: Some(self.state().digest()),
+            refused: self.refused(),
         }
     }
 
@@ -361,10 +367,14 @@ impl<N: Send + 'static> Drop for ReleasedOffLoop<N> {
 fn feed<S: StateMachine, N: Driven<S>>(node: &mut N, clock: &Clock, event: TransportEvent) {
     let now = clock.now();
     match event {
-        TransportEvent::Message { from, payload } => match codec::decode::<Message<S>>(&payload) {
-            Ok(message) => node.handle_message(now, from, message),
+        TransportEvent::Message {
+            from,
+            sender,
+            payload,
+        } => match codec::decode::<Message<S>>(&payload) {
+            Ok(message) => node.handle_message(now, from, &sender, message),
             Err(e) => {
-                tracing::info!(node = %node.name(), from = %from, error = %e, bytes = payload.len(), "dropped a message that does not decode");
+                tracing::info!(node = %node.name(), from = %from, sender = %sender, error = %e, bytes = payload.len(), "dropped a message that does not decode");
             }
         },
         TransportEvent::Unreachable { to } => node.handle_unreachable(now, &to),

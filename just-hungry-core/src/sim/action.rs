@@ -75,6 +75,16 @@ pub enum Action {
     /// Make the longest network delay this many milliseconds (at least the shortest delay):
     /// long delays rival the ping and failure-detection timings.
     SetMaxDelay(u16),
+    /// The adversary sends forgery `what` (of [`crate::sim::FORGERY_KINDS`]) aimed at node
+    /// `target`, `tweak` choosing its identity and details ([`crate::sim::Sim::forge`]).
+    Forge {
+        /// Which forgery.
+        what: u8,
+        /// Which node it aims at (modulo what exists).
+        target: u8,
+        /// Its identity (even: client, odd: replica) and details.
+        tweak: u8,
+    },
 }
 
 /// A postcode as a client types it, and its canonical form.
@@ -180,6 +190,31 @@ fn random_target(rng: &mut SimRng) -> Target {
     }
 }
 
+/// A random action of a run with an adversary: one in four forges a message, the others are
+/// as [`Action::random`].
+pub fn random_adversarial(rng: &mut SimRng) -> Action {
+    if rng.below(4) == 0 {
+        Action::Forge {
+            what: rng.below(256) as u8,
+            target: rng.below(256) as u8,
+            tweak: rng.below(256) as u8,
+        }
+    } else {
+        Action::random(rng)
+    }
+}
+
+/// The whole run with an adversary generated from one seed: as [`seeded_run`], one action in
+/// four a forgery.
+pub fn seeded_adversarial_run(seed: u64) -> (crate::sim::SimConfig, Vec<Action>) {
+    let (config, actions) = seeded_run(seed);
+    let mut rng = SimRng::new(seed ^ 0x0bad_0bad_0bad_0bad);
+    let actions = (0..actions.len())
+        .map(|_| random_adversarial(&mut rng))
+        .collect();
+    (config, actions)
+}
+
 /// Generates `count` random actions from `seed` (the replay of `JUST_HUNGRY_SIM_SEED`).
 pub fn random_actions(seed: u64, count: usize) -> Vec<Action> {
     let mut rng = SimRng::new(seed ^ 0x5eed_ac71_0a5e_ed00);
@@ -219,6 +254,14 @@ impl fmt::Display for Actions {
                 Action::CutLink(a, b) => {
                     write!(f, "Action::CutLink(Target::{a:?}, Target::{b:?})")?
                 }
+                Action::Forge {
+                    what,
+                    target,
+                    tweak,
+                } => write!(
+                    f,
+                    "Action::Forge {{ what: {what}, target: {target}, tweak: {tweak} }}"
+                )?,
                 other => write!(f, "Action::{other:?}")?,
             }
         }

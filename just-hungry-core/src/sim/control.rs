@@ -77,6 +77,11 @@ impl Sim {
                 self.split(&group);
             }
             Action::Heal => self.heal(),
+            Action::Forge {
+                what,
+                target,
+                tweak,
+            } => self.forge(what, target, tweak)?,
             Action::SetDrop(p) => self.drop_per_mille = p.min(1000),
             Action::SetDuplicate(p) => self.duplicate_per_mille = p.min(1000),
             Action::SetMaxDelay(ms) => self.set_max_delay(u64::from(ms)),
@@ -339,6 +344,7 @@ impl Sim {
             delay,
             Event::Deliver {
                 from: message.from,
+                sender: message.sender,
                 to: message.to,
                 bytes: message.bytes,
             },

@@ -66,6 +66,7 @@
 //! ```
 
 mod action;
+mod adversary;
 mod config;
 mod control;
 mod finish;
@@ -76,8 +77,9 @@ mod rng;
 
 pub use action::{
     Action, Actions, POSTCODES, SimPostcode, Target, WRITE_TARGETS, WriteTarget, random_actions,
-    seeded_run,
+    random_adversarial, seeded_adversarial_run, seeded_run,
 };
+pub use adversary::{ADVERSARY_ADDRESS, ADVERSARY_CLIENT, ADVERSARY_REPLICA, FORGERY_KINDS};
 pub use config::{NetworkConfig, SimConfig};
 pub use history::{EventType, HistoryEvent, OpKind, to_json_lines};
 pub use invariants::{Invariant, Violation};
@@ -89,7 +91,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::Duration;
 
 use crate::codec;
-use crate::ids::{Address, ClientId, ReplicaId, RequestId, Time};
+use crate::ids::{Address, ClientId, Identity, NodeRole, ReplicaId, RequestId, Time};
 use crate::orders::{OrderBook, OrderCommand, OrderHistory, OrderId, validate_offline};
 use crate::postcode;
 use crate::protocol::client::{ClientError, ClientSession, Completion};
@@ -120,8 +122,10 @@ pub const MAX_EVENTS_PER_INSTANT: u64 = 100_000;
 /// [`Sim::inject`] (in any order a scenario needs).
 #[derive(Clone, Debug)]
 pub struct HeldMessage {
-    /// Its sender.
+    /// Its sender's address.
     pub from: Address,
+    /// Its sender's identity, as the network authenticates it.
+    pub sender: Identity,
     /// Its destination.
     pub to: Address,
     /// Its kind ([`Message::kind`]).
@@ -143,12 +147,15 @@ enum NodeRef {
     FrontEnd,
     Replica(usize),
     Client(usize),
+    /// The adversary ([`Action::Forge`]): a peer with identities of its own.
+    Adversary,
 }
 
 #[derive(Debug)]
 enum Event {
     Deliver {
         from: Address,
+        sender: Identity,
         to: Address,
         bytes: Vec<u8>,
     },
@@ -237,6 +244,7 @@ pub struct Sim {
     stats: NetworkStats,
     history: Vec<HistoryEvent>,
     checker: Checker,
+    adversary_received: u64,
 }
 
 impl Sim {
@@ -268,8 +276,11 @@ impl Sim {
             stats: NetworkStats::default(),
             history: Vec::new(),
             checker: Checker::default(),
+            adversary_received: 0,
             config,
         };
+        sim.addresses
+            .insert(Address::new(ADVERSARY_ADDRESS), NodeRef::Adversary);
         sim.addresses
             .insert(Address::new(REGISTRY_ADDRESS), NodeRef::Registry);
         sim.addresses
@@ -451,6 +462,7 @@ impl Sim {
                 s.handle_timeout(now);
                 s.next_timeout()
             }
+            NodeRef::Adversary => None,
         };
         if next.is_some_and(|t| t <= now) {
             return Err(self.violation(
@@ -464,7 +476,12 @@ impl Sim {
     fn handle_event(&mut self, event: Event) -> Result<(), Violation> {
         let now = self.now;
         match event {
-            Event::Deliver { from, to, bytes } => {
+            Event::Deliver {
+                from,
+                sender,
+                to,
+                bytes,
+            } => {
                 let message: Message<OrderBook> = codec::decode(&bytes).map_err(|e| {
                     self.violation(
                         Invariant::WireCodec,
@@ -475,19 +492,31 @@ impl Sim {
                     return Ok(());
                 };
                 tracing::trace!(target: "just_hungry_core::sim", t = now.0, %from, %to, message = %summary(&message), "deliver");
+                let forged = from.as_str() == ADVERSARY_ADDRESS;
+                let refused_before = self.refused();
                 match node {
-                    NodeRef::Registry => self.registry.handle_message(now, from, message),
+                    NodeRef::Registry => self.registry.handle_message(now, from, &sender, message),
                     NodeRef::FrontEnd => match self.frontend.as_mut() {
-                        Some(fe) => fe.handle_message(now, from, message),
+                        Some(fe) => fe.handle_message(now, from, &sender, message),
                         None => return self.lost_to_crash(from, to),
                     },
                     NodeRef::Replica(i) => match self.replicas[i].node.as_mut() {
-                        Some(r) => r.handle_message(now, from, message),
+                        Some(r) => r.handle_message(now, from, &sender, message),
                         None => return self.lost_to_crash(from, to),
                     },
-                    NodeRef::Client(i) => self.clients[i].session.handle_message(now, message),
+                    NodeRef::Client(i) => self.clients[i]
+                        .session
+                        .handle_message(now, &sender, message),
+                    NodeRef::Adversary => {
+                        self.adversary_received += 1;
+                        return Ok(());
+                    }
                 }
                 self.stats.delivered += 1;
+                if forged {
+                    self.stats.forged_delivered += 1;
+                }
+                self.stats.refused += self.refused().saturating_sub(refused_before);
                 self.drain(node)
             }
             Event::Unreachable { node, target } => {
@@ -506,6 +535,7 @@ impl Sim {
                         None => return Ok(()),
                     },
                     NodeRef::Client(i) => self.clients[i].session.handle_unreachable(now, &target),
+                    NodeRef::Adversary => return Ok(()),
                 }
                 self.stats.resets += 1;
                 self.drain(at)
@@ -589,6 +619,7 @@ impl Sim {
                 self.check_replica(i)
             }
             NodeRef::Client(i) => self.drain_client(i),
+            NodeRef::Adversary => Ok(()),
         }
     }
 
@@ -651,9 +682,37 @@ impl Sim {
         Ok(())
     }
 
-    /// Encodes `message` (checking that it round-trips) and puts it on the network.
+    /// The identity the network authenticates for the node at `from` (the adversary sends
+    /// under identities of its own, [`Sim::send_as`]).
+    fn identity_of(&self, from: &Address) -> Identity {
+        match self.addresses.get(from) {
+            Some(NodeRef::Registry) => Identity::new(NodeRole::Registry, REGISTRY_ADDRESS),
+            Some(NodeRef::FrontEnd) => Identity::new(NodeRole::Frontend, FRONTEND_ADDRESS),
+            Some(NodeRef::Replica(i)) => {
+                Identity::new(NodeRole::Replica, self.replicas[*i].name.clone())
+            }
+            Some(NodeRef::Client(_)) | Some(NodeRef::Adversary) | None => {
+                Identity::new(NodeRole::Client, from.as_str())
+            }
+        }
+    }
+
+    /// Encodes `message` (checking that it round-trips) and puts it on the network, sent by
+    /// the node at `from` under its own identity.
     fn send(
         &mut self,
+        from: &Address,
+        to: Address,
+        message: &Message<OrderBook>,
+    ) -> Result<(), Violation> {
+        let sender = self.identity_of(from);
+        self.send_as(sender, from, to, message)
+    }
+
+    /// As [`Sim::send`], under the identity `sender`.
+    fn send_as(
+        &mut self,
+        sender: Identity,
         from: &Address,
         to: Address,
         message: &Message<OrderBook>,
@@ -690,6 +749,7 @@ impl Sim {
         if self.holding.contains(&(from.clone(), to.clone())) {
             self.held.push(HeldMessage {
                 from: from.clone(),
+                sender,
                 to,
                 kind,
                 bytes,
@@ -718,6 +778,7 @@ impl Sim {
                 Duration::from_millis(delay),
                 Event::Deliver {
                     from: from.clone(),
+                    sender: sender.clone(),
                     to: to.clone(),
                     bytes: bytes.clone(),
                 },
@@ -874,7 +935,7 @@ fn summary(message: &Message<OrderBook>) -> String {
             chunk: c,
             ..
         } => format!("Learn {view} {learner} {op} {}", chunk(c)),
-        Message::Forward { view, request } => format!("Forward {view} {}", request.id),
+        Message::Forward { view, request, .. } => format!("Forward {view} {}", request.id),
         Message::Response(r) => format!("Response {} {:?}", r.id, r.outcome),
         Message::Request(r) => format!("Request {}", r.id),
         Message::ViewInfo { view } => {

@@ -74,6 +74,12 @@ pub struct NetworkStats {
     pub lost_to_crash: u64,
     /// Unreachable reports (TCP resets) given to senders.
     pub resets: u64,
+    /// Messages forged by the adversary ([`crate::sim::Action::Forge`]).
+    pub forged: u64,
+    /// Forged messages delivered to a running node.
+    pub forged_delivered: u64,
+    /// Messages the nodes refused ([`crate::protocol::trust`]), over every incarnation.
+    pub refused: u64,
 }
 
 impl Sim {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use just_hungry_core::codec;
-use just_hungry_core::ids::Address;
+use just_hungry_core::ids::{Address, Identity, NodeRole};
 use just_hungry_core::transport::{Transport, TransportEvent};
 use just_hungry_transport_tcp::{
     Handshake, HandshakeFrame, Hello, MAX_HELLO_BYTES, TcpConfig, TcpTransport, decode_handshake,
@@ -34,7 +34,10 @@ pub fn logs() {
 
 /// A server configuration on an ephemeral loopback port.
 pub fn server_config(name: &str) -> TcpConfig {
-    TcpConfig::server("127.0.0.1:0".parse().unwrap(), "test", name)
+    TcpConfig::server(
+        "127.0.0.1:0".parse().unwrap(),
+        Identity::new(NodeRole::Replica, name),
+    )
 }
 
 /// A server with the default limits.
@@ -62,7 +65,7 @@ pub async fn next_event(t: &mut TcpTransport) -> TransportEvent {
 /// The next message, failing the test on any other event or after [`WAIT`].
 pub async fn next_message(t: &mut TcpTransport) -> (Address, Vec<u8>) {
     match next_event(t).await {
-        TransportEvent::Message { from, payload } => (from, payload),
+        TransportEvent::Message { from, payload, .. } => (from, payload),
         other => panic!("expected a message, got {other:?}"),
     }
 }
@@ -135,7 +138,7 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
 /// A hello of this protocol version.
 pub fn hello(listen: Option<&str>) -> Vec<u8> {
     encode_handshake(&Handshake::Hello(Hello {
-        role: "test".into(),
+        role: "client".into(),
         name: "raw".into(),
         listen: listen.map(str::to_owned),
     }))
