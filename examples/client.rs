@@ -52,7 +52,10 @@ async fn main() -> anyhow::Result<ExitCode> {
     if std::env::var_os("RUST_LOG").is_some() {
         init_logging();
     }
-    let transport = TcpTransport::connect_only(TcpConfig::client("client")).await?;
+    let transport = TcpTransport::connect_only(
+        TcpConfig::client("client").for_service::<just_hungry::core::orders::OrderBook>(),
+    )
+    .await?;
     let config = ClientConfig {
         deadline: args.deadline,
         ..ClientConfig::default()

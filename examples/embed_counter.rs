@@ -16,6 +16,7 @@ struct Counter {
 }
 
 impl StateMachine for Counter {
+    const SERVICE: &'static str = "counter";
     type Command = u64; // add this much
     type Reply = u64; // the new value
     type Query = ();

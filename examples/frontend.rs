@@ -40,10 +40,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
     let store = FileViewStore::in_dir(&args.state_dir)?;
-    let transport = TcpTransport::bind(TcpConfig::server(
-        args.listen,
-        Identity::new(NodeRole::Frontend, "frontend"),
-    ))
+    let transport = TcpTransport::bind(
+        TcpConfig::server(args.listen, Identity::new(NodeRole::Frontend, "frontend"))
+            .for_service::<OrderBook>(),
+    )
     .await?;
     let address = transport.local_address();
     let mut config = FrontEndConfig::new("frontend", address.clone(), Address::new(args.registry));

@@ -28,7 +28,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
-    let config = TcpConfig::server(args.listen, Identity::new(NodeRole::Registry, "registry"));
+    let config = TcpConfig::server(args.listen, Identity::new(NodeRole::Registry, "registry"))
+        .for_service::<OrderBook>();
     let transport = TcpTransport::bind(config).await?;
     tracing::info!(address = %transport.local_address(), autoclean = ?args.autoclean, "registry listening");
     let node = runtime::spawn_registry::<OrderBook, _>(transport, args.autoclean);

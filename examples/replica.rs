@@ -15,7 +15,7 @@ use just_hungry::cli::{
 };
 use just_hungry::core::ids::{Address, Identity, NodeRole, ReplicaId};
 use just_hungry::core::orders::{OrderBook, OrderValidator};
-use just_hungry::core::protocol::replica::ReplicaConfig;
+use just_hungry::core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, ReplicaConfig};
 use just_hungry::core::protocol::replicated::ClientTableLimits;
 use just_hungry::core::protocol::{MAX_ENTRIES_PER_PREPARE, MAX_OPS_IN_FLIGHT, Pipeline};
 use just_hungry::core::runtime::{self, random_u64};
@@ -65,10 +65,10 @@ async fn main() -> anyhow::Result<()> {
         .id
         .unwrap_or_else(|| format!("replica-{}", std::process::id()));
     let pipeline = Pipeline::new(args.max_batch, args.window)?;
-    let transport = TcpTransport::bind(TcpConfig::server(
-        args.listen,
-        Identity::new(NodeRole::Replica, name.as_str()),
-    ))
+    let transport = TcpTransport::bind(
+        TcpConfig::server(args.listen, Identity::new(NodeRole::Replica, name.as_str()))
+            .for_service::<OrderBook>(),
+    )
     .await?;
     let config = ReplicaConfig {
         id: ReplicaId::new(&name, random_u64()),
@@ -78,6 +78,7 @@ async fn main() -> anyhow::Result<()> {
         client_table: ClientTableLimits::default(),
         pipeline,
         transfer: Default::default(),
+        max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
     };
     tracing::info!(replica = %name, address = %config.address, "replica listening");
     let initial = if let Some(orders) = args.preload_orders {

@@ -332,7 +332,9 @@ async fn join(
         ]
         .concat(),
     )?;
-    let transport = TcpTransport::connect_only(TcpConfig::client("state-transfer")).await?;
+    let transport =
+        TcpTransport::connect_only(TcpConfig::client("state-transfer").for_service::<OrderBook>())
+            .await?;
     let client = OrderClient::spawn(
         transport,
         Address::new(registry.clone()),
@@ -341,7 +343,8 @@ async fn join(
             ..ClientConfig::default()
         },
     );
-    let status_transport = TcpTransport::connect_only(TcpConfig::client("status")).await?;
+    let status_transport =
+        TcpTransport::connect_only(TcpConfig::client("status").for_service::<OrderBook>()).await?;
     let status_client = OrderClient::spawn(
         status_transport,
         Address::new(registry.clone()),

@@ -12,7 +12,7 @@ use std::time::Duration;
 use just_hungry_core::ids::{Address, Identity, NodeRole, ReplicaId};
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::client::ClientConfig;
-use just_hungry_core::protocol::replica::ReplicaConfig;
+use just_hungry_core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, ReplicaConfig};
 use just_hungry_core::protocol::replicated::ClientTableLimits;
 use just_hungry_core::protocol::view_manager::FrontEndConfig;
 use just_hungry_core::protocol::view_store::MemoryViewStore;
@@ -29,11 +29,12 @@ pub trait Network: Send + Sync + 'static {
     /// The transport of one endpoint.
     type Endpoint: Transport;
 
-    /// A new endpoint for the node `identity` (its messages carry that identity), and the
-    /// address others reach it at.
+    /// A new endpoint for the node `identity` (its messages carry that identity) of service
+    /// `service` ([`StateMachine::SERVICE`]), and the address others reach it at.
     fn endpoint(
         &self,
         identity: &Identity,
+        service: &'static str,
     ) -> impl std::future::Future<Output = std::io::Result<(Self::Endpoint, Address)>> + Send;
 
     /// Makes `address` refuse messages from now on (its node was killed).
@@ -48,9 +49,14 @@ pub struct TcpNetwork;
 impl Network for TcpNetwork {
     type Endpoint = TcpTransport;
 
-    async fn endpoint(&self, identity: &Identity) -> std::io::Result<(TcpTransport, Address)> {
+    async fn endpoint(
+        &self,
+        identity: &Identity,
+        service: &'static str,
+    ) -> std::io::Result<(TcpTransport, Address)> {
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        let config = TcpConfig::server(listen, identity.clone());
+        let mut config = TcpConfig::server(listen, identity.clone());
+        config.service = Some(service.to_owned());
         let transport = TcpTransport::bind(config).await?;
         let address = transport.local_address();
         Ok((transport, address))
@@ -64,7 +70,12 @@ impl Network for TcpNetwork {
 impl Network for MemNetwork {
     type Endpoint = MemEndpoint;
 
-    async fn endpoint(&self, identity: &Identity) -> std::io::Result<(MemEndpoint, Address)> {
+    /// The in-process network carries one service: `service` is not checked.
+    async fn endpoint(
+        &self,
+        identity: &Identity,
+        _service: &'static str,
+    ) -> std::io::Result<(MemEndpoint, Address)> {
         let address = Address::new(identity.name.as_str());
         let endpoint = MemNetwork::endpoint(self, address.clone(), identity.clone());
         Ok((endpoint, address))
@@ -118,7 +129,7 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
     /// A cluster on `network`, with a running registry, no front-end and no replica yet.
     pub async fn on(network: N, timing: Timing) -> std::io::Result<Self> {
         let (endpoint, registry_address) = network
-            .endpoint(&Identity::new(NodeRole::Registry, "registry"))
+            .endpoint(&Identity::new(NodeRole::Registry, "registry"), S::SERVICE)
             .await?;
         Ok(Self::with_registry(
             network,
@@ -176,7 +187,7 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
     pub async fn start_frontend(&mut self) -> std::io::Result<()> {
         let (endpoint, address) = self
             .network
-            .endpoint(&Identity::new(NodeRole::Frontend, "frontend"))
+            .endpoint(&Identity::new(NodeRole::Frontend, "frontend"), S::SERVICE)
             .await?;
         let mut config =
             FrontEndConfig::new("frontend", address.clone(), self.registry_address.clone());
@@ -196,7 +207,7 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
         validator: Arc<dyn CommandValidator<S>>,
     ) -> std::io::Result<ReplicaId> {
         let identity = Identity::new(NodeRole::Replica, name);
-        let (endpoint, address) = self.network.endpoint(&identity).await?;
+        let (endpoint, address) = self.network.endpoint(&identity, S::SERVICE).await?;
         let id = ReplicaId::new(name, self.next_incarnation());
         let config = ReplicaConfig {
             id: id.clone(),
@@ -206,6 +217,7 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
             client_table: ClientTableLimits::default(),
             pipeline: Default::default(),
             transfer: Default::default(),
+            max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
         };
         let handle = runtime::spawn_replica(endpoint, config, initial, validator);
         self.replicas
@@ -251,7 +263,7 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
         self.next_client += 1;
         let name = format!("client-{}", self.next_client);
         let identity = Identity::new(NodeRole::Client, name);
-        Ok(self.network.endpoint(&identity).await?.0)
+        Ok(self.network.endpoint(&identity, S::SERVICE).await?.0)
     }
 
     /// Reports of every running replica, by name.

@@ -124,9 +124,11 @@ impl Drop for Processes {
 }
 
 async fn client(registry: &str) -> OrderClient {
-    let transport = TcpTransport::connect_only(TcpConfig::client("test-client"))
-        .await
-        .expect("client transport");
+    let transport = TcpTransport::connect_only(
+        TcpConfig::client("test-client").for_service::<just_hungry::core::orders::OrderBook>(),
+    )
+    .await
+    .expect("client transport");
     OrderClient::spawn(
         transport,
         Address::new(registry),

@@ -584,6 +584,7 @@ impl OrderBook {
 }
 
 impl StateMachine for OrderBook {
+    const SERVICE: &'static str = "just-hungry/orders";
     type Command = OrderCommand;
     type Reply = Result<OrderId, OrderError>;
     type Query = OrderQuery;

@@ -50,6 +50,11 @@ pub trait StateMachine: Serialize + DeserializeOwned + Send + 'static {
     /// What a read answers.
     type QueryReply: Payload;
 
+    /// The service's name (`just-hungry/orders`): the TCP hello carries it, and a node of
+    /// another service refuses the connection with an error naming both, rather than failing
+    /// to decode its messages. Keep it stable across versions of your service.
+    const SERVICE: &'static str;
+
     /// Applies one command. Deterministic; never panics.
     fn apply(&mut self, context: &ApplyContext, command: &Self::Command) -> Self::Reply;
 

@@ -32,6 +32,10 @@ pub struct TcpConfig {
     /// the peer takes it as this endpoint's identity (unauthenticated); over TLS the peer
     /// checks that it matches the certificate. Default: a client named `node`.
     pub identity: Identity,
+    /// The service this endpoint serves ([`StateMachine::SERVICE`](just_hungry_core::StateMachine::SERVICE)),
+    /// sent in the hello: a peer that serves another refuses the connection (both log why).
+    /// `None` (the default) says nothing and accepts any: for raw transports in tests.
+    pub service: Option<String>,
     /// The largest frame (one encoded message) sent or accepted, in bytes. A longer incoming
     /// frame closes its connection as soon as its length prefix is read, before its body; a
     /// longer outgoing message is dropped (logged at warn). At most `u32::MAX`. Default 8 MiB.
@@ -84,6 +88,7 @@ impl Default for TcpConfig {
             listen: None,
             advertise: None,
             identity: Identity::new(NodeRole::Client, "node"),
+            service: None,
             max_frame_bytes: 8 * 1024 * 1024,
             connect_timeout: Duration::from_secs(1),
             hello_timeout: Duration::from_secs(5),
@@ -118,6 +123,12 @@ impl TcpConfig {
             identity: Identity::new(NodeRole::Client, name),
             ..TcpConfig::default()
         }
+    }
+
+    /// The same configuration, for a node of service `S`.
+    pub fn for_service<S: just_hungry_core::StateMachine>(mut self) -> Self {
+        self.service = Some(S::SERVICE.to_owned());
+        self
     }
 
     /// Refuses values the transport cannot work with.

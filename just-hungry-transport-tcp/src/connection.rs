@@ -253,8 +253,16 @@ async fn connect(
         .await
         .map_err(|_| ConnectionError::HelloTimeout(config.hello_timeout))??;
     let peer = match wire::decode_handshake(&answer) {
-        Ok(Handshake::Accept { role, name }) => {
+        Ok(Handshake::Accept {
+            role,
+            name,
+            service,
+        }) => {
             tracing::debug!(peer = %to, role = %role, name = %name, "connected");
+            if let Some(why) = wire::service_mismatch(config.service.as_deref(), service.as_deref())
+            {
+                return Err(ConnectionError::Rejected(why));
+            }
             wire::claimed_identity(&role, &name).map_err(ConnectionError::BadAnswer)?
         }
         Ok(Handshake::Reject { reason }) => return Err(ConnectionError::Rejected(reason)),
@@ -326,6 +334,9 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
             return refuse(reader, writer, peer, reason).await;
         }
     };
+    if let Some(why) = wire::service_mismatch(config.service.as_deref(), hello.service.as_deref()) {
+        return refuse(reader, writer, peer, why).await;
+    }
     let sender = match wire::claimed_identity(&hello.role, &hello.name) {
         Ok(identity) => identity,
         Err(e) => {

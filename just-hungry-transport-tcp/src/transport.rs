@@ -154,11 +154,13 @@ impl TcpTransport {
             role: config.identity.role.as_str().to_owned(),
             name: config.identity.name.clone(),
             listen,
+            service: config.service.clone(),
         }))
         .map_err(|e| invalid(e.to_string()))?;
         let accept = wire::encode_handshake(&Handshake::Accept {
             role: config.identity.role.as_str().to_owned(),
             name: config.identity.name.clone(),
+            service: config.service.clone(),
         })
         .map_err(|e| invalid(e.to_string()))?;
         if hello.len().max(accept.len()) > MAX_HELLO_BYTES {

@@ -63,6 +63,8 @@ pub enum Handshake {
         role: String,
         /// The acceptor's node name, likewise.
         name: String,
+        /// The service the acceptor serves, if it says.
+        service: Option<String>,
     },
     /// The hello is refused; the acceptor closes the connection after this frame.
     Reject {
@@ -84,6 +86,9 @@ pub struct Hello {
     /// acceptor's own. `None` (a client): they are reported from a synthetic `conn:N` address
     /// and replies travel back over this connection.
     pub listen: Option<String>,
+    /// The service it serves ([`StateMachine::SERVICE`](just_hungry_core::StateMachine::SERVICE)),
+    /// if it says: an acceptor serving another one refuses the connection.
+    pub service: Option<String>,
 }
 
 /// Why a handshake frame was not understood.
@@ -150,6 +155,17 @@ pub fn claimed_identity(role: &str, name: &str) -> Result<Identity, String> {
     Ok(Identity::new(role, name))
 }
 
+/// Why two services cannot talk, or `None` when they can (either side did not say which it
+/// serves, or both serve the same).
+pub fn service_mismatch(ours: Option<&str>, theirs: Option<&str>) -> Option<String> {
+    match (ours, theirs) {
+        (Some(ours), Some(theirs)) if ours != theirs => Some(format!(
+            "this node serves `{ours}`, the peer serves `{theirs}`: nodes of different services cannot talk"
+        )),
+        _ => None,
+    }
+}
+
 /// Whether `address` has the shape `host:port` that the transport connects to: a non-empty
 /// host without `:` (or a bracketed IPv6 literal) and a port in `1..=65535`. A client's own
 /// synthetic address never has it; `conn:N` could, so the transport checks that prefix first.
@@ -181,6 +197,7 @@ mod tests {
             role: "replica".into(),
             name: "r1".into(),
             listen: Some("127.0.0.1:7001".into()),
+            service: Some("just-hungry/orders".into()),
         });
         let bytes = encode_handshake(&hello).unwrap();
         assert!(bytes.len() < MAX_HELLO_BYTES);

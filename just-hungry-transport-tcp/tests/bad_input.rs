@@ -194,3 +194,49 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
     eventually(WAIT, "the slot is freed", || s.inbound_connections() == 0).await;
     assert_serves(&mut s).await;
 }
+
+/// A node of another service (an embedder's key-value cluster, say) is refused at the hello
+/// with an error naming both services, not left to fail decoding every message.
+#[tokio::test]
+async fn a_peer_of_another_service_is_refused_at_the_hello_naming_both() {
+    logs();
+    let mut s = TcpTransport::bind(TcpConfig {
+        service: Some("just-hungry/orders".into()),
+        ..server_config("orders")
+    })
+    .await
+    .unwrap();
+    let mut kv = TcpTransport::connect_only(TcpConfig {
+        service: Some("kv-store".into()),
+        ..TcpConfig::client("kv-client")
+    })
+    .await
+    .unwrap();
+    let to = s.local_address();
+    kv.send(&to, b"get x".to_vec());
+    expect_unreachable(&mut kv, &to).await;
+    assert!(
+        s.try_recv().is_none(),
+        "nothing of the other service is delivered"
+    );
+
+    // What the refused peer reads: the reason, naming both services.
+    let mut stream = TcpStream::connect(to.as_str()).await.unwrap();
+    let hello = just_hungry_transport_tcp::encode_handshake(
+        &just_hungry_transport_tcp::Handshake::Hello(just_hungry_transport_tcp::Hello {
+            role: "client".into(),
+            name: "kv-client".into(),
+            listen: None,
+            service: Some("kv-store".into()),
+        }),
+    )
+    .unwrap();
+    stream.write_all(&frame(&hello)).await.unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    let reason = rejection(&answer);
+    assert!(
+        reason.contains("`just-hungry/orders`") && reason.contains("`kv-store`"),
+        "{reason}"
+    );
+    assert_serves(&mut s).await;
+}

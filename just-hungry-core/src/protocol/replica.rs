@@ -55,7 +55,16 @@ pub struct ReplicaConfig {
     /// Chunk size and pace of the snapshots the primary streams to joining replicas
     /// (default: [`Transfer::default`]).
     pub transfer: Transfer,
+    /// The most bytes of one snapshot this replica holds while receiving it (default
+    /// [`DEFAULT_MAX_SNAPSHOT_BYTES`]): a snapshot that grows past it is dropped, whatever its
+    /// chunks announce, so a sender cannot make a replica hold more. It must exceed the
+    /// largest state the service can reach, client table included.
+    pub max_snapshot_bytes: usize,
 }
+
+/// The default of [`ReplicaConfig::max_snapshot_bytes`]: 256 MiB, well above the order
+/// book's largest state (48 MiB of orders, with the client table).
+pub const DEFAULT_MAX_SNAPSHOT_BYTES: usize = 256 * 1024 * 1024;
 
 /// Whose snapshot is being received, which decides the chunks that belong together.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +84,11 @@ struct IncomingSnapshot {
     op: OpNumber,
     chunks: Vec<Option<Vec<u8>>>,
     received: u32,
+    /// Bytes of the chunks held, at most [`ReplicaConfig::max_snapshot_bytes`].
+    bytes: usize,
+    /// When the last chunk arrived: an incomplete snapshot is dropped after
+    /// [`Timing::learner_expiry`] without one.
+    last_chunk_at: Time,
 }
 
 /// What the primary knows of one backup or learner.
@@ -254,6 +268,12 @@ impl<S: StateMachine> Replica<S> {
     /// The highest op it has applied.
     pub fn applied(&self) -> OpNumber {
         self.state.applied()
+    }
+
+    /// Bytes of the snapshot it is receiving, held until the snapshot is complete: never more
+    /// than [`ReplicaConfig::max_snapshot_bytes`].
+    pub fn incoming_snapshot_bytes(&self) -> usize {
+        self.incoming.as_ref().map_or(0, |i| i.bytes)
     }
 
     fn me(&self) -> &ReplicaId {
@@ -1157,11 +1177,21 @@ impl<S: StateMachine> Replica<S> {
                 op,
                 chunks: vec![None; count as usize],
                 received: 0,
+                bytes: 0,
+                last_chunk_at: self.now,
             });
         }
+        let max = self.config.max_snapshot_bytes;
         let incoming = self.incoming.as_mut()?;
+        incoming.last_chunk_at = self.now;
         let slot = incoming.chunks.get_mut(index as usize)?;
         if slot.is_none() {
+            if incoming.bytes.saturating_add(bytes.len()) > max {
+                tracing::info!(node = %self.config.id, limit = max, "refused a snapshot larger than max_snapshot_bytes: dropped what was received of it");
+                self.incoming = None;
+                return None;
+            }
+            incoming.bytes += bytes.len();
             *slot = Some(bytes);
             incoming.received += 1;
         }
@@ -1188,6 +1218,14 @@ impl<S: StateMachine> Replica<S> {
 
     fn on_tick(&mut self, now: Time) {
         let timing = self.config.timing;
+        if self
+            .incoming
+            .as_ref()
+            .is_some_and(|i| now.saturating_since(i.last_chunk_at) >= timing.learner_expiry())
+        {
+            tracing::info!(node = %self.config.id, "state transfer: dropping an incomplete snapshot whose sender went quiet");
+            self.incoming = None;
+        }
         let role = self.role;
         let mut resend_start_view = Vec::new();
         let mut suspects = Vec::new();

@@ -97,7 +97,7 @@ use crate::postcode;
 use crate::protocol::client::{ClientError, ClientSession, Completion};
 use crate::protocol::messages::{Message, Outcome};
 use crate::protocol::registry::Registry;
-use crate::protocol::replica::{Replica, ReplicaConfig};
+use crate::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, Replica, ReplicaConfig};
 use crate::protocol::replicated::ClientTableLimits;
 use crate::protocol::view_manager::{FrontEndConfig, ViewManager};
 use crate::protocol::view_store::ViewRecord;
@@ -330,6 +330,7 @@ impl Sim {
             client_table: ClientTableLimits::default(),
             pipeline: Default::default(),
             transfer: self.config.transfer,
+            max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
         };
         Replica::new(config, OrderBook::with_predefined_history(), self.now)
     }

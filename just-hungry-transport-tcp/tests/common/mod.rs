@@ -141,6 +141,7 @@ pub fn hello(listen: Option<&str>) -> Vec<u8> {
         role: "client".into(),
         name: "raw".into(),
         listen: listen.map(str::to_owned),
+        service: None,
     }))
     .unwrap()
 }
@@ -151,6 +152,7 @@ pub fn hello_with(magic: u32, version: u32) -> Vec<u8> {
         role: "replica".into(),
         name: "from-elsewhere".into(),
         listen: None,
+        service: None,
     }))
     .unwrap();
     codec::encode(&HandshakeFrame {
