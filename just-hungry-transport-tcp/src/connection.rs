@@ -374,10 +374,12 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
             config.outbound_queue,
             config.outbound_queue_bytes,
         );
-        let _route = shared.add_reply_route(&from, queue);
+        let close = shared.cancel.child_token();
+        let _route = shared.add_reply_route(&from, queue, close.clone());
         let mut wrote = false;
         tokio::select! {
             biased;
+            () = close.cancelled() => End::Local,
             end = read_frames(shared, &mut reader, &from, &sender, idle) => end,
             end = write_frames(&mut writer, &mut replies, &mut wrote) => end,
         }

@@ -59,6 +59,13 @@ struct PendingUnreachable {
     waiting: HashSet<Address>,
 }
 
+/// The reply queue of one inbound connection whose peer listens nowhere, and the token that
+/// closes that connection.
+pub(crate) struct ReplyQueue {
+    queue: FrameQueue,
+    close: CancellationToken,
+}
+
 /// The state every connection task shares with the transport.
 pub(crate) struct Shared {
     pub(crate) config: TcpConfig,
@@ -75,7 +82,7 @@ pub(crate) struct Shared {
     unreachable_ready: Notify,
     pub(crate) peers: Mutex<HashMap<Address, Peer>>,
     /// Reply queues of inbound connections whose peer listens nowhere, by `conn:N` address.
-    replies: Mutex<HashMap<Address, FrameQueue>>,
+    replies: Mutex<HashMap<Address, ReplyQueue>>,
     pub(crate) inbound_connections: Arc<AtomicUsize>,
     next_id: AtomicU64,
     pub(crate) cancel: CancellationToken,
@@ -390,11 +397,24 @@ impl Shared {
     }
 
     fn send_reply(&self, to: &Address, frame: Bytes) {
-        let replies = lock(&self.replies);
-        match replies.get(to).map(|queue| queue.push(frame)) {
+        let mut replies = lock(&self.replies);
+        match replies.get(to).map(|reply| reply.queue.push(frame)) {
             Some(Push::Queued) => {}
             Some(Push::Full) => {
-                tracing::debug!(parent: &self.span, to = %to, "reply queue full: message dropped");
+                // A peer that does not read what it asked for: close its connection rather
+                // than hold its replies (it reconnects and asks again if it is only slow).
+                if let Some(reply) = replies.remove(to) {
+                    reply.close.cancel();
+                }
+                drop(replies);
+                tracing::info!(
+                    parent: &self.span,
+                    to = %to,
+                    frames = self.config.outbound_queue,
+                    bytes = self.config.outbound_queue_bytes,
+                    "closed a connection whose peer does not read its replies (reply queue full)"
+                );
+                self.report_unreachable(to);
             }
             Some(Push::Closed(_)) | None => {
                 drop(replies);
@@ -529,10 +549,16 @@ impl Shared {
         }
     }
 
-    /// Registers the reply queue of inbound connection `from`; the guard removes it.
-    pub(crate) fn add_reply_route(&self, from: &Address, queue: FrameQueue) -> ReplyRoute<'_> {
+    /// Registers the reply queue of inbound connection `from`, which `close` closes when the
+    /// queue overflows; the guard removes it.
+    pub(crate) fn add_reply_route(
+        &self,
+        from: &Address,
+        queue: FrameQueue,
+        close: CancellationToken,
+    ) -> ReplyRoute<'_> {
         let id = queue.id();
-        lock(&self.replies).insert(from.clone(), queue);
+        lock(&self.replies).insert(from.clone(), ReplyQueue { queue, close });
         ReplyRoute {
             shared: self,
             from: from.clone(),
@@ -551,7 +577,10 @@ pub(crate) struct ReplyRoute<'a> {
 impl Drop for ReplyRoute<'_> {
     fn drop(&mut self) {
         let mut replies = lock(&self.shared.replies);
-        if replies.get(&self.from).is_some_and(|q| q.id() == self.id) {
+        if replies
+            .get(&self.from)
+            .is_some_and(|r| r.queue.id() == self.id)
+        {
             replies.remove(&self.from);
         }
     }

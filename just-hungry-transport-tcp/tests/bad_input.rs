@@ -240,3 +240,41 @@ async fn a_peer_of_another_service_is_refused_at_the_hello_naming_both() {
     );
     assert_serves(&mut s).await;
 }
+
+/// A client that asks and never reads cannot make a node hold its replies: once its reply
+/// queue is full, its connection is closed and the node is told it is unreachable.
+#[tokio::test]
+async fn a_reader_that_never_reads_is_disconnected_when_its_replies_fill_their_queue() {
+    logs();
+    let mut s = TcpTransport::bind(TcpConfig {
+        outbound_queue_bytes: 256 * 1024,
+        ..server_config("replier")
+    })
+    .await
+    .unwrap();
+    let mut sleeper = raw_client(&s).await;
+    sleeper.send(Bytes::from(vec![1u8; 8])).await.unwrap();
+    let (from, _) = next_message(&mut s).await;
+    // Far more than the queue and the socket buffers hold; the client reads none of it.
+    let reply = vec![0u8; 64 * 1024];
+    let mut closed = false;
+    for _ in 0..2_000 {
+        s.send(&from, reply.clone());
+        if let Some(just_hungry_core::transport::TransportEvent::Unreachable { to }) = s.try_recv()
+        {
+            assert_eq!(to, from);
+            closed = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    if !closed {
+        expect_unreachable(&mut s, &from).await;
+    }
+    eventually(WAIT, "the connection is closed", || {
+        s.inbound_connections() == 0
+    })
+    .await;
+    drop(sleeper);
+    assert_serves(&mut s).await;
+}
