@@ -65,7 +65,9 @@ async fn main() -> anyhow::Result<()> {
         TransportKind::Mem => {
             story(LocalCluster::on(MemNetwork::new(), Timing::default()).await?).await?
         }
-        TransportKind::Tcp => story(LocalCluster::on(TcpNetwork, Timing::default()).await?).await?,
+        TransportKind::Tcp => {
+            story(LocalCluster::on(TcpNetwork::tls()?, Timing::default()).await?).await?
+        }
     };
     if failures.is_empty() {
         say("all checks passed");

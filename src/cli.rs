@@ -12,6 +12,8 @@ use just_hungry_core::postcode::{
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::messages::ClusterStatus;
 use just_hungry_core::runtime::{OrderClient, OrderClientError};
+use just_hungry_transport_tcp::TcpConfig;
+use just_hungry_transport_tcp::tls::{TlsConfig, TlsError};
 
 /// The environment variable that names the registry's address.
 pub const REGISTRY_ENV: &str = "JUST_HUNGRY_REGISTRY";
@@ -56,6 +58,110 @@ pub async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// The environment variable that names the directory of certificates (`--tls-dir`).
+pub const TLS_DIR_ENV: &str = "JUST_HUNGRY_TLS_DIR";
+
+/// Where the binaries look for their certificates by default: what
+/// `cargo run --example certs` writes.
+pub const DEFAULT_TLS_DIR: &str = "./tls";
+
+/// How a binary secures its links: mutual TLS with certificates of the cluster's CA (the
+/// default), or, only when asked, plaintext.
+#[derive(Args, Clone, Debug)]
+pub struct TlsArgs {
+    /// The directory of certificates (`cargo run --example certs -- --out DIR` writes one):
+    /// `ca.pem`, `<name>.pem`, `<name>.key`.
+    #[arg(long, env = TLS_DIR_ENV, default_value = DEFAULT_TLS_DIR)]
+    pub tls_dir: std::path::PathBuf,
+    /// The cluster's CA certificate (instead of `<tls-dir>/ca.pem`).
+    #[arg(long, requires_all = ["cert", "key"])]
+    pub ca: Option<std::path::PathBuf>,
+    /// This node's certificate (instead of `<tls-dir>/<name>.pem`).
+    #[arg(long, requires_all = ["ca", "key"])]
+    pub cert: Option<std::path::PathBuf>,
+    /// This node's private key (instead of `<tls-dir>/<name>.key`).
+    #[arg(long, requires_all = ["ca", "cert"])]
+    pub key: Option<std::path::PathBuf>,
+    /// No TLS: every link in plaintext, and any process that reaches a port is believed to be
+    /// whoever its hello says. Only for a trusted network; logged as a warning at start.
+    #[arg(long, conflicts_with_all = ["ca", "cert", "key"])]
+    pub insecure_plaintext: bool,
+}
+
+impl TlsArgs {
+    /// The TLS configuration of the node named `name` (its certificate's name), or `None` with
+    /// `--insecure-plaintext` (after logging a warning). Fails with the file and the cause
+    /// when a certificate cannot be loaded, and says how to make them.
+    pub fn load(&self, name: &str) -> Result<Option<TlsConfig>, TlsSetupError> {
+        if self.insecure_plaintext {
+            tracing::warn!(
+                "--insecure-plaintext: links are not encrypted and peers are not authenticated; any process that reaches a port can act as any node"
+            );
+            return Ok(None);
+        }
+        let loaded = match (&self.ca, &self.cert, &self.key) {
+            (Some(ca), Some(cert), Some(key)) => TlsConfig::from_files(ca, cert, key),
+            _ => TlsConfig::from_dir(&self.tls_dir, name),
+        };
+        let tls = loaded.map_err(|source| TlsSetupError {
+            source,
+            dir: self.tls_dir.clone(),
+            name: name.to_owned(),
+        })?;
+        tracing::info!(identity = %tls.identity(), "TLS on: links are encrypted and peers authenticated by the cluster's CA");
+        Ok(Some(tls))
+    }
+
+    /// `config` secured by these options: its identity becomes the certificate's.
+    pub fn apply(&self, mut config: TcpConfig, name: &str) -> Result<TcpConfig, TlsSetupError> {
+        if let Some(tls) = self.load(name)? {
+            config.identity = tls.identity();
+            spawn_reload_on_sighup(tls.clone());
+            config.tls = Some(tls);
+        }
+        Ok(config)
+    }
+}
+
+/// A node's certificate could not be loaded: the cause, and how to make one.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{source}\n  make the certificates with `cargo run --example certs -- --out {} --nodes {name},...` (or pass --insecure-plaintext on a trusted network)",
+    dir.display()
+)]
+pub struct TlsSetupError {
+    /// Why loading failed.
+    pub source: TlsError,
+    /// The directory of certificates looked in.
+    pub dir: std::path::PathBuf,
+    /// The node's name.
+    pub name: String,
+}
+
+/// Reloads `tls` from its files on every SIGHUP (Unix), so a renewed certificate is used
+/// without a restart: new connections present it, open ones keep theirs.
+pub fn spawn_reload_on_sighup(tls: TlsConfig) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => {
+                    tracing::info!(identity = %tls.identity(), "SIGHUP: certificate reloaded")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "SIGHUP: cannot reload the certificate: keeping the current one")
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = tls;
 }
 
 /// Parses a duration such as `20s`, `500ms` or `1m 30s`.

@@ -325,7 +325,7 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport, LoadError> {
             run_on(cluster, options).await
         }
         TransportKind::Tcp => {
-            let cluster = LocalCluster::on(TcpNetwork, options.timing).await?;
+            let cluster = LocalCluster::on(TcpNetwork::tls()?, options.timing).await?;
             run_on(cluster, options).await
         }
     }

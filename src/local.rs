@@ -21,6 +21,7 @@ use just_hungry_core::sim::SimRng;
 use just_hungry_core::state_machine::{CommandValidator, StateMachine};
 use just_hungry_core::transport::Transport;
 use just_hungry_transport_mem::{MemEndpoint, MemNetwork};
+use just_hungry_transport_tcp::tls::DevPki;
 use just_hungry_transport_tcp::{TcpConfig, TcpTransport};
 
 /// Where the nodes of a [`LocalCluster`] are attached: hands out one transport endpoint per
@@ -42,9 +43,38 @@ pub trait Network: Send + Sync + 'static {
 }
 
 /// Real TCP sockets on 127.0.0.1, every node on a free port: the same cluster as on the
-/// in-memory network, over the wire format of the binaries.
-#[derive(Clone, Debug, Default)]
-pub struct TcpNetwork;
+/// in-memory network, over the wire format of the binaries. [`TcpNetwork::tls`] (the
+/// default) secures every link with mutual TLS, each node holding a certificate of a
+/// development CA made for this network; [`TcpNetwork::plaintext`] is the same without TLS
+/// (to measure what TLS costs).
+#[derive(Clone, Debug)]
+pub struct TcpNetwork {
+    pki: Option<Arc<DevPki>>,
+}
+
+/// How long the certificates of a [`TcpNetwork`] are valid.
+pub const LOCAL_CERT_VALIDITY: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl TcpNetwork {
+    /// Mutual TLS on every link, with a fresh development CA.
+    pub fn tls() -> std::io::Result<Self> {
+        let pki = DevPki::generate("local").map_err(std::io::Error::other)?;
+        Ok(TcpNetwork {
+            pki: Some(Arc::new(pki)),
+        })
+    }
+
+    /// Plaintext links: a peer is whoever its hello says.
+    pub fn plaintext() -> Self {
+        TcpNetwork { pki: None }
+    }
+
+    /// The development CA of this network, if it uses TLS (to issue certificates for other
+    /// peers, as the tests of hostile peers do).
+    pub fn pki(&self) -> Option<&DevPki> {
+        self.pki.as_deref()
+    }
+}
 
 impl Network for TcpNetwork {
     type Endpoint = TcpTransport;
@@ -57,6 +87,12 @@ impl Network for TcpNetwork {
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         let mut config = TcpConfig::server(listen, identity.clone());
         config.service = Some(service.to_owned());
+        if let Some(pki) = &self.pki {
+            let tls = pki
+                .config_for(identity, LOCAL_CERT_VALIDITY)
+                .map_err(std::io::Error::other)?;
+            config = config.with_tls(tls);
+        }
         let transport = TcpTransport::bind(config).await?;
         let address = transport.local_address();
         Ok((transport, address))

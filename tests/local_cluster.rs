@@ -200,9 +200,10 @@ async fn bad_orders_are_refused_with_a_clear_error_and_change_nothing() {
 #[tokio::test]
 async fn bad_orders_over_tcp_are_refused_with_a_clear_error_and_change_nothing() {
     let validator = Arc::new(OrderValidator::offline());
-    let mut cluster = LocalCluster::<OrderBook, TcpNetwork>::on(TcpNetwork, Timing::default())
-        .await
-        .unwrap();
+    let mut cluster =
+        LocalCluster::<OrderBook, TcpNetwork>::on(TcpNetwork::tls().unwrap(), Timing::default())
+            .await
+            .unwrap();
     for name in ["replica-1", "replica-2", "replica-3"] {
         let initial = OrderBook::with_predefined_history();
         cluster

@@ -59,9 +59,10 @@ impl ReplicatedCluster {
                 (Nodes::Mem(cluster), clients)
             }
             Transport::Tcp => {
-                let cluster = LocalCluster::on(TcpNetwork, timing)
-                    .await
-                    .expect("a tcp cluster on 127.0.0.1");
+                let cluster =
+                    LocalCluster::on(TcpNetwork::tls().expect("a development CA"), timing)
+                        .await
+                        .expect("a tcp cluster on 127.0.0.1");
                 let (cluster, clients) = populate(cluster, replicas, clients).await;
                 (Nodes::Tcp(cluster), clients)
             }

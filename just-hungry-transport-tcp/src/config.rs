@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use just_hungry_core::ids::{Identity, NodeRole};
 
+use crate::tls::TlsConfig;
 use crate::wire;
 
 /// How a TCP endpoint behaves. Every limit of the transport is a field here, with a default
@@ -36,6 +37,11 @@ pub struct TcpConfig {
     /// sent in the hello: a peer that serves another refuses the connection (both log why).
     /// `None` (the default) says nothing and accepts any: for raw transports in tests.
     pub service: Option<String>,
+    /// Mutual TLS on every connection ([`TlsConfig`]): peers are authenticated by the
+    /// cluster's CA and identified by their certificates, and `identity` must be this
+    /// endpoint's certificate's. `None`: plaintext, where a peer is whoever its hello says
+    /// (for tests and trusted networks only). Default `None`.
+    pub tls: Option<TlsConfig>,
     /// The largest frame (one encoded message) sent or accepted, in bytes. A longer incoming
     /// frame closes its connection as soon as its length prefix is read, before its body; a
     /// longer outgoing message is dropped (logged at warn). At most `u32::MAX`. Default 8 MiB.
@@ -89,6 +95,7 @@ impl Default for TcpConfig {
             advertise: None,
             identity: Identity::new(NodeRole::Client, "node"),
             service: None,
+            tls: None,
             max_frame_bytes: 8 * 1024 * 1024,
             connect_timeout: Duration::from_secs(1),
             hello_timeout: Duration::from_secs(5),
@@ -123,6 +130,13 @@ impl TcpConfig {
             identity: Identity::new(NodeRole::Client, name),
             ..TcpConfig::default()
         }
+    }
+
+    /// The same configuration secured by `tls`: the identity becomes the certificate's.
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.identity = tls.identity();
+        self.tls = Some(tls);
+        self
     }
 
     /// The same configuration, for a node of service `S`.
@@ -161,6 +175,15 @@ impl TcpConfig {
             if value.is_zero() {
                 return invalid(format!("{name} must be longer than zero"));
             }
+        }
+        if let Some(tls) = &self.tls
+            && tls.identity() != self.identity
+        {
+            return invalid(format!(
+                "the configured identity {} is not the certificate's ({})",
+                self.identity,
+                tls.identity()
+            ));
         }
         if let Some(advertise) = &self.advertise
             && !wire::is_dialable(advertise)

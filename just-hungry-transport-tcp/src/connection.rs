@@ -20,6 +20,7 @@ use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
 use crate::listener::Slot;
 use crate::queue::{FrameQueue, FrameReceiver};
+use crate::tls;
 use crate::transport::Shared;
 use crate::wire::{self, CONNECTION_ADDRESS_PREFIX, Handshake, HandshakeError, MAX_HELLO_BYTES};
 
@@ -53,6 +54,9 @@ pub(crate) enum ConnectionError {
     /// The peer refused our hello (another protocol version, typically).
     #[error("{0}")]
     Rejected(String),
+    /// The TLS handshake failed (no certificate, another CA, an expired one, not TLS...).
+    #[error("TLS handshake failed: {0}")]
+    Tls(String),
     /// The peer answered our hello with something else than an accept.
     #[error("the peer answered our hello with {0}")]
     BadAnswer(String),
@@ -106,6 +110,10 @@ async fn read_frames(
         };
         match next {
             None => return End::ByPeer,
+            // A TLS peer that closes without `close_notify` (a killed process, an idle
+            // connection dropped) is a close, as on a plaintext link: not yet evidence of
+            // failure (the outbound side probes the port).
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return End::ByPeer,
             Some(Err(e)) => return End::Failed(e.into()),
             Some(Ok(frame)) => {
                 tracing::trace!(from = %from, bytes = frame.len(), "frame received");
@@ -241,7 +249,24 @@ async fn connect(
         .await
         .map_err(|_| ConnectionError::ConnectTimeout(config.connect_timeout))??;
     stream.set_nodelay(true)?;
-    let (mut reader, mut writer) = split(stream, config.max_frame_bytes);
+    let (mut reader, mut writer, certified) = match &config.tls {
+        None => {
+            let (reader, writer) = split(stream, config.max_frame_bytes);
+            (reader, writer, None)
+        }
+        Some(tls) => {
+            let connecting = tls.connector().connect(tls::server_name(), stream);
+            let secured = tokio::time::timeout(config.hello_timeout, connecting)
+                .await
+                .map_err(|_| ConnectionError::HelloTimeout(config.hello_timeout))?
+                .map_err(|e| ConnectionError::Tls(e.to_string()))?;
+            let identity = tls::peer_identity(secured.get_ref().1)
+                .map_err(|e| ConnectionError::Tls(e.to_string()))?;
+            let (read, write) = tokio::io::split(secured);
+            let (reader, writer) = framed(Box::new(read), Box::new(write), config.max_frame_bytes);
+            (reader, writer, Some(identity))
+        }
+    };
     let handshake = async {
         writer.send(shared.hello.clone()).await?;
         match reader.next().await {
@@ -263,7 +288,17 @@ async fn connect(
             {
                 return Err(ConnectionError::Rejected(why));
             }
-            wire::claimed_identity(&role, &name).map_err(ConnectionError::BadAnswer)?
+            let claimed =
+                wire::claimed_identity(&role, &name).map_err(ConnectionError::BadAnswer)?;
+            match certified {
+                Some(certified) if certified != claimed => {
+                    return Err(ConnectionError::BadAnswer(format!(
+                        "an accept naming {claimed} from a peer whose certificate names {certified}"
+                    )));
+                }
+                Some(certified) => certified,
+                None => claimed,
+            }
         }
         Ok(Handshake::Reject { reason }) => return Err(ConnectionError::Rejected(reason)),
         Ok(Handshake::Hello(_)) => return Err(ConnectionError::BadAnswer("a hello".into())),
@@ -302,7 +337,38 @@ pub(crate) async fn serve_inbound(
 async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
     let config = &shared.config;
     let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = split(stream, config.max_frame_bytes);
+    let (mut reader, mut writer, certified) = match &config.tls {
+        None => {
+            let (reader, writer) = split(stream, config.max_frame_bytes);
+            (reader, writer, None)
+        }
+        Some(tls) => {
+            // A peer that cannot prove an identity of the cluster's CA gets no further: no
+            // hello is read, and nothing it sends reaches the node.
+            let accepting = tls.acceptor().accept(stream);
+            let secured = match tokio::time::timeout(config.hello_timeout, accepting).await {
+                Ok(Ok(secured)) => secured,
+                Ok(Err(e)) => {
+                    tracing::info!(peer = %peer, error = %e, "refused a connection: TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(peer = %peer, limit = ?config.hello_timeout, "refused a connection: no TLS handshake in time");
+                    return;
+                }
+            };
+            let identity = match tls::peer_identity(secured.get_ref().1) {
+                Ok(identity) => identity,
+                Err(e) => {
+                    tracing::info!(peer = %peer, error = %e, "refused a connection: its certificate names no identity");
+                    return;
+                }
+            };
+            let (read, write) = tokio::io::split(secured);
+            let (reader, writer) = framed(Box::new(read), Box::new(write), config.max_frame_bytes);
+            (reader, writer, Some(identity))
+        }
+    };
     let first = match tokio::time::timeout(config.hello_timeout, reader.next()).await {
         Err(_) => {
             let reason = format!("no hello within {:?}", config.hello_timeout);
@@ -337,12 +403,16 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
     if let Some(why) = wire::service_mismatch(config.service.as_deref(), hello.service.as_deref()) {
         return refuse(reader, writer, peer, why).await;
     }
-    let sender = match wire::claimed_identity(&hello.role, &hello.name) {
-        Ok(identity) => identity,
-        Err(e) => {
+    let sender = match (wire::claimed_identity(&hello.role, &hello.name), certified) {
+        (Err(e), _) => {
             let reason = format!("the hello names no identity: {e}");
             return refuse(reader, writer, peer, reason).await;
         }
+        (Ok(claimed), Some(certified)) if claimed != certified => {
+            let reason = format!("the hello names {claimed} but the certificate names {certified}");
+            return refuse(reader, writer, peer, reason).await;
+        }
+        (Ok(claimed), _) => claimed,
     };
     let from = match &hello.listen {
         Some(listen) if wire::is_dialable(listen) && !wire::is_connection_address(listen) => {

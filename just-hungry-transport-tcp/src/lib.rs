@@ -110,6 +110,7 @@ mod config;
 mod connection;
 mod listener;
 mod queue;
+pub mod tls;
 mod transport;
 mod wire;
 

@@ -195,18 +195,30 @@ pub struct Replica<S: StateMachine> {
     pings_since_lookup: u32,
     /// The time of the latest input, for work done when outputs are polled.
     now: Time,
-    /// A `StartView` for a view the front-end has not announced to us yet, kept (the newest
-    /// only) until it does: a view is believed only from the front-end.
-    unconfirmed_start: Option<UnconfirmedStart<S>>,
+    /// A `StartView` or `Learn` for a view the front-end has not announced to us yet, kept
+    /// (the newest only) until it does: a view is believed only from the front-end.
+    unannounced: Option<Unannounced<S>>,
     refusals: Refusals,
 }
 
-/// A `StartView` waiting for the front-end to announce its view.
-struct UnconfirmedStart<S: StateMachine> {
-    from: Address,
-    view: View,
-    op: OpNumber,
-    chunk: TransferChunk<S::Command>,
+/// A state transfer that names a view the front-end has not announced yet.
+enum Unannounced<S: StateMachine> {
+    /// A `StartView` of that view.
+    Start {
+        from: Address,
+        view: View,
+        op: OpNumber,
+        chunk: TransferChunk<S::Command>,
+    },
+    /// A `Learn` chunk of that view.
+    Learn {
+        from: Address,
+        view: ViewNumber,
+        learner: ReplicaId,
+        primary: ReplicaId,
+        op: OpNumber,
+        chunk: TransferChunk<S::Command>,
+    },
 }
 
 impl<S: StateMachine> Replica<S> {
@@ -233,7 +245,7 @@ impl<S: StateMachine> Replica<S> {
             next_tick: now,
             pings_since_lookup: 0,
             now,
-            unconfirmed_start: None,
+            unannounced: None,
             refusals: Refusals::default(),
         }
     }
@@ -365,10 +377,24 @@ impl<S: StateMachine> Replica<S> {
             }
             self.view = Some(view);
         }
-        if let Some(start) = self.unconfirmed_start.take()
-            && self.view.as_ref() == Some(&start.view)
-        {
-            self.on_start_view(start.from, start.view, start.op, start.chunk);
+        match self.unannounced.take() {
+            Some(Unannounced::Start {
+                from,
+                view,
+                op,
+                chunk,
+            }) if self.view.as_ref() == Some(&view) => self.on_start_view(from, view, op, chunk),
+            Some(Unannounced::Learn {
+                from,
+                view,
+                learner,
+                primary,
+                op,
+                chunk,
+            }) if self.view_number() == view => {
+                self.on_learn(from, view, learner, primary, op, chunk)
+            }
+            _ => {}
         }
     }
 
@@ -591,9 +617,17 @@ impl<S: StateMachine> Replica<S> {
                 .owner(id.client)
                 .is_some_and(owned_by_another)
                 || self.primary.as_ref().is_some_and(|p| {
+                    // Writes of this client still validating or replicating.
+                    let of_client = RequestId {
+                        client: id.client,
+                        seq: 0,
+                    }..=RequestId {
+                        client: id.client,
+                        seq: u64::MAX,
+                    };
                     p.pending
-                        .get(&id)
-                        .is_some_and(|w| owned_by_another(&w.owner))
+                        .range(of_client)
+                        .any(|(_, w)| owned_by_another(&w.owner))
                 }))
         {
             // A client id is used only by the identity that first wrote with it: another's
@@ -1013,7 +1047,7 @@ impl<S: StateMachine> Replica<S> {
             // A view is believed only from the front-end (a replica holding a certificate
             // could otherwise announce a view of its own making): keep this one until the
             // front-end announces it, and ask the front-end now rather than at the next ping.
-            self.unconfirmed_start = Some(UnconfirmedStart {
+            self.unannounced = Some(Unannounced::Start {
                 from,
                 view,
                 op,
@@ -1092,7 +1126,16 @@ impl<S: StateMachine> Replica<S> {
             return;
         }
         if view > self.view_number() {
-            // Not announced by the front-end yet: ask it now; the primary sends again.
+            // Not announced by the front-end yet: keep it until it is, and ask the front-end
+            // now rather than at the next ping.
+            self.unannounced = Some(Unannounced::Learn {
+                from,
+                view,
+                learner,
+                primary,
+                op,
+                chunk,
+            });
             self.next_ping = self.now;
             return;
         }

@@ -251,10 +251,14 @@ impl Sim {
             12 => {
                 // A write in the name of a client whose id another identity already owns (an id
                 // nobody owns yet would simply become the adversary's own).
+                // Only ids the primary's table binds: client ids are secret (they travel inside
+                // TLS), so a real adversary could at best replay one it somehow learned after
+                // its owner wrote with it.
                 let owners: Vec<ClientId> = self
                     .replicas
                     .iter()
                     .filter_map(|s| s.node.as_ref())
+                    .filter(|r| r.role() == ReplicaRole::Primary)
                     .flat_map(|r| r.state().clients().records().keys().copied())
                     .filter(|id| id.0 != 0xbad_bad)
                     .collect();
