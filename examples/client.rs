@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use just_hungry::cli::{
-    ClientCommand, DEFAULT_REGISTRY, REGISTRY_ENV, init_logging, parse_duration, run_command,
-    run_shell,
+    ClientCommand, DEFAULT_REGISTRY, REGISTRY_ENV, TlsArgs, init_logging, parse_duration,
+    run_command, run_shell,
 };
 use just_hungry::core::ids::Address;
 use just_hungry::core::protocol::client::ClientConfig;
@@ -25,12 +25,17 @@ struct Args {
     /// Give up on a request after this long (it is retried through failovers until then).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     deadline: Duration,
+    /// The name in this client's certificate (`<tls-dir>/<name>.pem`).
+    #[arg(long, default_value = "client")]
+    name: String,
     /// Print one JSON object per command (one-shot mode).
     #[arg(long)]
     json: bool,
     /// Run one command and exit; without one, an interactive prompt.
     #[command(subcommand)]
     command: Option<OneShot>,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 #[derive(Subcommand)]
@@ -52,10 +57,8 @@ async fn main() -> anyhow::Result<ExitCode> {
     if std::env::var_os("RUST_LOG").is_some() {
         init_logging();
     }
-    let transport = TcpTransport::connect_only(
-        TcpConfig::client("client").for_service::<just_hungry::core::orders::OrderBook>(),
-    )
-    .await?;
+    let tcp = TcpConfig::client(&args.name).for_service::<just_hungry::core::orders::OrderBook>();
+    let transport = TcpTransport::connect_only(args.tls.apply(tcp, &args.name)?).await?;
     let config = ClientConfig {
         deadline: args.deadline,
         ..ClientConfig::default()

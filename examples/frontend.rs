@@ -5,7 +5,9 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use just_hungry::cli::{DEFAULT_REGISTRY, REGISTRY_ENV, TimingArgs, init_logging, shutdown_signal};
+use just_hungry::cli::{
+    DEFAULT_REGISTRY, REGISTRY_ENV, TimingArgs, TlsArgs, init_logging, shutdown_signal,
+};
 use just_hungry::core::ids::{Address, Identity, NodeRole};
 use just_hungry::core::orders::OrderBook;
 use just_hungry::core::protocol::view_manager::FrontEndConfig;
@@ -33,6 +35,8 @@ struct Args {
     force_new_cluster: bool,
     #[command(flatten)]
     timing: TimingArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -40,11 +44,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
     let store = FileViewStore::in_dir(&args.state_dir)?;
-    let transport = TcpTransport::bind(
-        TcpConfig::server(args.listen, Identity::new(NodeRole::Frontend, "frontend"))
-            .for_service::<OrderBook>(),
-    )
-    .await?;
+    let tcp = TcpConfig::server(args.listen, Identity::new(NodeRole::Frontend, "frontend"))
+        .for_service::<OrderBook>();
+    let transport = TcpTransport::bind(args.tls.apply(tcp, "frontend")?).await?;
     let address = transport.local_address();
     let mut config = FrontEndConfig::new("frontend", address.clone(), Address::new(args.registry));
     config.timing = args.timing.timing();

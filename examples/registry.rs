@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
-use just_hungry::cli::{init_logging, parse_duration, shutdown_signal};
+use just_hungry::cli::{TlsArgs, init_logging, parse_duration, shutdown_signal};
 use just_hungry::core::ids::{Identity, NodeRole};
 use just_hungry::core::orders::OrderBook;
 use just_hungry::core::runtime;
@@ -22,6 +22,8 @@ struct Args {
     /// Drop an entry not renewed within this long.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     autoclean: Duration,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -30,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
     init_logging();
     let config = TcpConfig::server(args.listen, Identity::new(NodeRole::Registry, "registry"))
         .for_service::<OrderBook>();
-    let transport = TcpTransport::bind(config).await?;
+    let transport = TcpTransport::bind(args.tls.apply(config, "registry")?).await?;
     tracing::info!(address = %transport.local_address(), autoclean = ?args.autoclean, "registry listening");
     let node = runtime::spawn_registry::<OrderBook, _>(transport, args.autoclean);
     shutdown_signal().await;

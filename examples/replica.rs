@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use clap::Parser;
 use just_hungry::cli::{
-    DEFAULT_REGISTRY, PostcodeArgs, REGISTRY_ENV, TimingArgs, init_logging, shutdown_signal,
+    DEFAULT_REGISTRY, PostcodeArgs, REGISTRY_ENV, TimingArgs, TlsArgs, init_logging,
+    shutdown_signal,
 };
 use just_hungry::core::ids::{Address, Identity, NodeRole, ReplicaId};
 use just_hungry::core::orders::{OrderBook, OrderValidator};
@@ -55,6 +56,8 @@ struct Args {
     timing: TimingArgs,
     #[command(flatten)]
     postcodes: PostcodeArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -65,11 +68,9 @@ async fn main() -> anyhow::Result<()> {
         .id
         .unwrap_or_else(|| format!("replica-{}", std::process::id()));
     let pipeline = Pipeline::new(args.max_batch, args.window)?;
-    let transport = TcpTransport::bind(
-        TcpConfig::server(args.listen, Identity::new(NodeRole::Replica, name.as_str()))
-            .for_service::<OrderBook>(),
-    )
-    .await?;
+    let tcp = TcpConfig::server(args.listen, Identity::new(NodeRole::Replica, name.as_str()))
+        .for_service::<OrderBook>();
+    let transport = TcpTransport::bind(args.tls.apply(tcp, &name)?).await?;
     let config = ReplicaConfig {
         id: ReplicaId::new(&name, random_u64()),
         address: transport.local_address(),

@@ -21,6 +21,7 @@ use just_hungry::core::orders::OrderId;
 use just_hungry::core::protocol::client::ClientConfig;
 use just_hungry::core::protocol::messages::{ClusterStatus, ReplicaRole};
 use just_hungry::core::runtime::OrderClient;
+use just_hungry::tcp::tls::TlsConfig;
 use just_hungry::tcp::{TcpConfig, TcpTransport};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -49,11 +50,40 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-/// Child processes by name, all killed on drop.
+/// Child processes by name, all killed on drop. Every link is mutual TLS: the certificates of
+/// a fresh development CA are made at start in `state_dir/tls` (no key is committed).
 struct Processes {
     registry: String,
     state_dir: PathBuf,
+    tls_dir: PathBuf,
     children: BTreeMap<String, Child>,
+}
+
+/// The nodes the tests start, with a certificate each: these and `replica-1` to
+/// `replica-20`.
+const NODES: &[&str] = &["registry", "frontend", "test-client"];
+
+fn make_certificates(dir: &std::path::Path) {
+    use just_hungry::core::ids::{Identity, NodeRole};
+    use just_hungry::tcp::tls::{DevPki, write_dir};
+    let pki = DevPki::generate("processes").expect("a development CA");
+    let replicas: Vec<String> = (1..=20).map(|i| format!("replica-{i}")).collect();
+    let certs: Vec<_> = NODES
+        .iter()
+        .copied()
+        .chain(replicas.iter().map(String::as_str))
+        .map(|name| {
+            let role = match name {
+                "registry" => NodeRole::Registry,
+                "frontend" => NodeRole::Frontend,
+                n if n.starts_with("replica") => NodeRole::Replica,
+                _ => NodeRole::Client,
+            };
+            pki.issue(&Identity::new(role, name), Duration::from_secs(3600))
+                .expect("a certificate")
+        })
+        .collect();
+    write_dir(dir, &pki.ca_cert_pem, &certs).expect("certificates written");
 }
 
 impl Processes {
@@ -63,9 +93,12 @@ impl Processes {
             std::process::id(),
             free_port()
         ));
+        let tls_dir = state_dir.join("tls");
+        make_certificates(&tls_dir);
         Processes {
             registry: format!("127.0.0.1:{}", free_port()),
             state_dir,
+            tls_dir,
             children: BTreeMap::new(),
         }
     }
@@ -74,6 +107,7 @@ impl Processes {
         let child = Command::new(binary(binary_name))
             .args(args)
             .env("JUST_HUNGRY_REGISTRY", &self.registry)
+            .env("JUST_HUNGRY_TLS_DIR", &self.tls_dir)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -123,15 +157,17 @@ impl Drop for Processes {
     }
 }
 
-async fn client(registry: &str) -> OrderClient {
-    let transport = TcpTransport::connect_only(
-        TcpConfig::client("test-client").for_service::<just_hungry::core::orders::OrderBook>(),
-    )
-    .await
-    .expect("client transport");
+async fn client(procs: &Processes) -> OrderClient {
+    let tls = TlsConfig::from_dir(&procs.tls_dir, "test-client").expect("the client's certificate");
+    let config = TcpConfig::client("test-client")
+        .for_service::<just_hungry::core::orders::OrderBook>()
+        .with_tls(tls);
+    let transport = TcpTransport::connect_only(config)
+        .await
+        .expect("client transport");
     OrderClient::spawn(
         transport,
-        Address::new(registry),
+        Address::new(procs.registry.as_str()),
         ClientConfig {
             deadline: Duration::from_secs(20),
             ..ClientConfig::default()
@@ -215,7 +251,7 @@ async fn kill_9_of_the_primary_and_a_frontend_restart_lose_and_double_nothing() 
     let mut procs = Processes::new();
     procs.start_registry();
     procs.start_frontend();
-    let observer = client(&procs.registry).await;
+    let observer = client(&procs).await;
     procs.start_replica("replica-1");
     wait_for(&observer, "replica-1 to be primary", |s| {
         primary(s) == "replica-1"
@@ -229,7 +265,7 @@ async fn kill_9_of_the_primary_and_a_frontend_restart_lose_and_double_nothing() 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut clients = Vec::new();
     for _ in 0..4 {
-        clients.push(client(&procs.registry).await);
+        clients.push(client(&procs).await);
     }
     let load = start_load(clients, acked.clone(), stop.clone());
     let wait_orders = |n: usize| {
@@ -308,12 +344,12 @@ async fn failover_time_over_tcp() {
     let mut procs = Processes::new();
     procs.start_registry();
     procs.start_frontend();
-    let observer = client(&procs.registry).await;
+    let observer = client(&procs).await;
     for i in 1..=3 {
         procs.start_replica(&format!("replica-{i}"));
     }
     wait_for(&observer, "three members", |s| members(s) == 3).await;
-    let writer = client(&procs.registry).await;
+    let writer = client(&procs).await;
     let mut gaps = Vec::new();
     for run in 0..9 {
         let status = wait_for(&observer, "three members", |s| members(s) == 3).await;
@@ -353,7 +389,7 @@ async fn a_history_recorded_under_kill_9_and_restarts_checks_out() {
     let mut procs = Processes::new();
     procs.start_registry();
     procs.start_frontend();
-    let observer = client(&procs.registry).await;
+    let observer = client(&procs).await;
     for i in 1..=3 {
         procs.start_replica(&format!("replica-{i}"));
     }
@@ -364,7 +400,7 @@ async fn a_history_recorded_under_kill_9_and_restarts_checks_out() {
     let acked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for c in 0..8u64 {
-        let client = client(&procs.registry).await;
+        let client = client(&procs).await;
         let (recorder, stop, acked) = (recorder.clone(), stop.clone(), acked.clone());
         tasks.push(tokio::spawn(async move {
             let mut i = 0usize;
@@ -410,7 +446,7 @@ async fn a_history_recorded_under_kill_9_and_restarts_checks_out() {
     for task in tasks {
         task.await.unwrap();
     }
-    let closer = client(&procs.registry).await;
+    let closer = client(&procs).await;
     for postcode in POSTCODES {
         assert!(
             recorded_read(&closer, 8, &recorder, postcode).await,
@@ -427,7 +463,7 @@ async fn one_replica_cluster(flags: &[&str]) -> (Processes, OrderClient) {
     let mut procs = Processes::new();
     procs.start_registry();
     procs.start_frontend();
-    let client = client(&procs.registry).await;
+    let client = client(&procs).await;
     procs.start_replica_with("replica-1", flags);
     wait_for(&client, "replica-1 to be primary", |s| {
         primary(s) == "replica-1"
