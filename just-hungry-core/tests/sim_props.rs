@@ -216,6 +216,18 @@ fn describe_state(sim: &Sim) -> String {
     out
 }
 
+/// A failing case's message, with how to replay it (`filter` selects the property) and the
+/// case as a scenario to paste into `sim_scenarios.rs`.
+fn replay_message(message: &str, filter: &str, case: &Case) -> String {
+    format!(
+        "{message}\n  replay: `cargo test -p just-hungry-core --test sim_props {filter}` \
+         (the shrunk case is saved in {REGRESSIONS} and replayed first); as a scenario:\n  \
+         sim::run({}, SimConfig {{ replicas: {}, clients: {}, protect_last_member: {}, \
+         ..SimConfig::default() }}, &{})",
+        case.seed, case.replicas, case.clients, case.protect_last_member, case.actions
+    )
+}
+
 /// Where failing cases are saved (relative to the package root, where `cargo test` runs) and
 /// replayed from first on every later run.
 const REGRESSIONS: &str = "proptest-regressions/sim_props.txt";
@@ -235,18 +247,7 @@ proptest! {
     fn random_actions_keep_every_invariant(case in case()) {
         init_logging();
         if let Err(message) = run_case(case.seed, case.config(), &case.actions.0) {
-            let actions = &case.actions;
-            prop_assert!(
-                false,
-                "{message}\n  replay: `cargo test -p just-hungry-core --test sim_props random_actions` \
-                 (the shrunk case is saved in {REGRESSIONS} and replayed first); as a scenario:\n  \
-                 sim::run({}, SimConfig {{ replicas: {}, clients: {}, protect_last_member: {}, \
-                 ..SimConfig::default() }}, &{actions})",
-                case.seed,
-                case.replicas,
-                case.clients,
-                case.protect_last_member,
-            );
+            prop_assert!(false, "{}", replay_message(&message, "random_actions", &case));
         }
     }
 }
@@ -266,18 +267,7 @@ proptest! {
     fn an_adversary_breaks_no_invariant(case in adversarial_case()) {
         init_logging();
         if let Err(message) = run_case_with(case.seed, case.config(), &case.actions.0, forgeries_were_refused) {
-            let actions = &case.actions;
-            prop_assert!(
-                false,
-                "{message}\n  replay: `cargo test -p just-hungry-core --test sim_props an_adversary` \
-                 (the shrunk case is saved in {REGRESSIONS}); as a scenario:\n  \
-                 sim::run({}, SimConfig {{ replicas: {}, clients: {}, protect_last_member: {}, \
-                 ..SimConfig::default() }}, &{actions})",
-                case.seed,
-                case.replicas,
-                case.clients,
-                case.protect_last_member,
-            );
+            prop_assert!(false, "{}", replay_message(&message, "an_adversary", &case));
         }
     }
 

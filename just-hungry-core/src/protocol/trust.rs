@@ -37,7 +37,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::ids::{Address, Identity, NodeRole, ViewNumber};
+use crate::ids::{Address, Identity, NodeRole, View, ViewNumber};
 use crate::protocol::messages::Message;
 use crate::protocol::{FRONTEND_NAME, replica_registry_name};
 use crate::state_machine::StateMachine;
@@ -148,6 +148,16 @@ fn bounded(what: &'static str, value: &str, limit: usize) -> Result<(), Refusal>
     Ok(())
 }
 
+fn bounded_members(view: &View) -> Result<(), Refusal> {
+    view.members().try_for_each(|member| {
+        bounded(
+            "a member's address",
+            member.address.as_str(),
+            MAX_ADDRESS_BYTES,
+        )
+    })
+}
+
 fn own(kind: &'static str, sender: &Identity, named: &str) -> Result<(), Refusal> {
     if named != sender.name {
         return Err(Refusal::NotItsOwn {
@@ -189,24 +199,10 @@ pub fn check<S: StateMachine>(sender: &Identity, message: &Message<S>) -> Result
         }
         Message::StartView { view, .. } => {
             own(kind, sender, &view.primary.id.name)?;
-            for member in view.members() {
-                bounded(
-                    "a member's address",
-                    member.address.as_str(),
-                    MAX_ADDRESS_BYTES,
-                )?;
-            }
+            bounded_members(view)?;
         }
         Message::Learn { primary, .. } => own(kind, sender, &primary.name)?,
-        Message::ViewInfo { view: Some(view) } => {
-            for member in view.members() {
-                bounded(
-                    "a member's address",
-                    member.address.as_str(),
-                    MAX_ADDRESS_BYTES,
-                )?;
-            }
-        }
+        Message::ViewInfo { view: Some(view) } => bounded_members(view)?,
         Message::AddLearner { learner, .. } => {
             bounded(
                 "the learner's address",

@@ -24,7 +24,7 @@ use crate::protocol::messages::{
 };
 use crate::protocol::replicated::{ClientTableLimits, ReplicatedState};
 use crate::protocol::{FRONTEND_NAME, replica_registry_name};
-use crate::sim::{FRONTEND_ADDRESS, REGISTRY_ADDRESS, Sim, Violation};
+use crate::sim::{FRONTEND_ADDRESS, NodeRef, REGISTRY_ADDRESS, Sim, Violation};
 
 /// The adversary's address on the simulated network.
 pub const ADVERSARY_ADDRESS: &str = "mallory";
@@ -106,6 +106,12 @@ impl Sim {
             primary.clone().unwrap_or_else(|| self.adversary_member())
         };
         let frontend = Address::new(FRONTEND_ADDRESS);
+        // Whom a forged acknowledgement names: the victim, or the adversary's replica.
+        let acknowledger = if tweak & 2 == 0 {
+            victim_id.clone()
+        } else {
+            self.adversary_member().id
+        };
         let (to, message): (Address, Message<OrderBook>) = match what % FORGERY_KINDS {
             0 => (
                 victim_address,
@@ -118,11 +124,7 @@ impl Sim {
                 primary_address,
                 Message::PrepareOk {
                     view: number,
-                    replica: if tweak & 2 == 0 {
-                        victim_id
-                    } else {
-                        self.adversary_member().id
-                    },
+                    replica: acknowledger,
                     op: OpNumber(1 << 40),
                 },
             ),
@@ -321,11 +323,7 @@ impl Sim {
                 primary_address,
                 Message::StartViewOk {
                     view: number,
-                    replica: if tweak & 2 == 0 {
-                        victim_id
-                    } else {
-                        self.adversary_member().id
-                    },
+                    replica: acknowledger,
                     op: OpNumber(1 << 40),
                 },
             ),
@@ -339,15 +337,15 @@ impl Sim {
         self.adversary_received
     }
 
-    /// How many messages the nodes running now have refused ([`crate::protocol::trust`]).
-    pub fn refused(&self) -> u64 {
+    /// How many messages the incarnation of `node` running now has refused
+    /// ([`crate::protocol::trust`]); 0 for a crashed node, a client or the adversary.
+    pub(crate) fn refused_by(&self, node: NodeRef) -> u64 {
         use crate::protocol::Node;
-        let replicas: u64 = self
-            .replicas
-            .iter()
-            .filter_map(|s| s.node.as_ref())
-            .map(|r| r.refused())
-            .sum();
-        replicas + self.registry.refused() + self.frontend.as_ref().map_or(0, |fe| fe.refused())
+        match node {
+            NodeRef::Registry => self.registry.refused(),
+            NodeRef::FrontEnd => self.frontend.as_ref().map_or(0, |fe| fe.refused()),
+            NodeRef::Replica(i) => self.replicas[i].node.as_ref().map_or(0, |r| r.refused()),
+            NodeRef::Client(_) | NodeRef::Adversary => 0,
+        }
     }
 }

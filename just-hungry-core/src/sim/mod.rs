@@ -142,7 +142,7 @@ impl HeldMessage {
 
 /// Which node an address belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum NodeRef {
+pub(crate) enum NodeRef {
     Registry,
     FrontEnd,
     Replica(usize),
@@ -494,7 +494,7 @@ impl Sim {
                 };
                 tracing::trace!(target: "just_hungry_core::sim", t = now.0, %from, %to, message = %summary(&message), "deliver");
                 let forged = from.as_str() == ADVERSARY_ADDRESS;
-                let refused_before = self.refused();
+                let refused_before = self.refused_by(node);
                 match node {
                     NodeRef::Registry => self.registry.handle_message(now, from, &sender, message),
                     NodeRef::FrontEnd => match self.frontend.as_mut() {
@@ -517,7 +517,7 @@ impl Sim {
                 if forged {
                     self.stats.forged_delivered += 1;
                 }
-                self.stats.refused += self.refused().saturating_sub(refused_before);
+                self.stats.refused += self.refused_by(node).saturating_sub(refused_before);
                 self.drain(node)
             }
             Event::Unreachable { node, target } => {
