@@ -1,8 +1,10 @@
 //! Replicated place-order throughput and latency, and the floor it is measured against.
 //!
-//! - `place_order/{mem,tcp}/r{N}/c{C}`: a [`LocalCluster`](just_hungry::local::LocalCluster)
-//!   of N replicas (one registry, one front-end) on the in-memory transport or TCP on
-//!   127.0.0.1; C clients each place [`ORDERS_PER_CLIENT`] orders per iteration, concurrently.
+//! - `place_order/{mem,tcp,tcp-plaintext}/r{N}/c{C}`: a
+//!   [`LocalCluster`](just_hungry::local::LocalCluster) of N replicas (one registry, one
+//!   front-end) on the in-memory transport, or TCP on 127.0.0.1 with mutual TLS on every link
+//!   (`tcp`, the default) or without (`tcp-plaintext`, to measure what TLS costs); C clients
+//!   each place [`ORDERS_PER_CLIENT`] orders per iteration, concurrently.
 //! - `floor/tcp/r{N}/c{C}`: the same hops and frame sizes with no protocol
 //!   (`common/floor.rs`), every client multiplexed over one connection to the relay; and
 //!   `floor_per_client/tcp/r{N}/c{C}`, the same with a connection per client, as the
@@ -122,7 +124,7 @@ fn replication(c: &mut Criterion) {
     for replicas in REPLICAS {
         for clients in CLIENTS {
             let shape = format!("r{replicas}/c{clients}");
-            for transport in [Transport::Mem, Transport::Tcp] {
+            for transport in [Transport::Mem, Transport::Tcp, Transport::TcpPlaintext] {
                 let id = format!("{}/{shape}", transport.name());
                 bench(c, &runtime, "place_order", &id, clients, async || {
                     Target::Replicated(Box::new(

@@ -122,6 +122,41 @@ fn main() {
             println!();
         }
     }
+    print_tls_cost(&all);
+}
+
+/// Every `place_order/tcp/...` (mutual TLS) against `place_order/tcp-plaintext/...` of the
+/// same shape, if both ran.
+fn print_tls_cost(all: &BTreeMap<String, Figures>) {
+    let pairs: Vec<(&str, &Figures, &Figures)> = all
+        .iter()
+        .filter_map(|(id, tls)| {
+            let shape = id.strip_prefix("place_order/tcp/")?;
+            let plain = all.get(&format!("place_order/tcp-plaintext/{shape}"))?;
+            Some((shape, tls, plain))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    println!("## TLS against plaintext (`place_order/tcp` against `place_order/tcp-plaintext`)");
+    println!();
+    println!(
+        "| shape | TLS orders/s | plaintext orders/s | × plaintext | TLS p50 µs | plaintext p50 µs | p50 × plaintext |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (shape, tls, plain) in pairs {
+        println!(
+            "| {shape} | {} | {} | {} | {} | {} | {} |",
+            show(tls.per_second, 0),
+            show(plain.per_second, 0),
+            show(ratio(tls.per_second, plain.per_second), 2),
+            show(tls.p50_us, 0),
+            show(plain.p50_us, 0),
+            show(ratio(tls.p50_us, plain.p50_us), 2),
+        );
+    }
+    println!();
 }
 
 /// The table of every `place_order` bench against `floor_group/tcp/...`, then the targets.

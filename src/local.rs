@@ -313,6 +313,14 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
         reports
     }
 
+    /// The registry's report, if it runs.
+    pub async fn registry_report(&self) -> Option<NodeReport> {
+        match &self.registry {
+            Some(handle) => handle.report().await,
+            None => None,
+        }
+    }
+
     /// The front-end's report, if it runs.
     pub async fn frontend_report(&self) -> Option<NodeReport> {
         match &self.frontend {

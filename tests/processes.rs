@@ -51,11 +51,13 @@ fn free_port() -> u16 {
 }
 
 /// Child processes by name, all killed on drop. Every link is mutual TLS: the certificates of
-/// a fresh development CA are made at start in `state_dir/tls` (no key is committed).
+/// a fresh development CA are made at start in `state_dir/tls` (no key is committed); only
+/// [`Processes::plaintext`] (to measure what TLS costs) runs without.
 struct Processes {
     registry: String,
     state_dir: PathBuf,
-    tls_dir: PathBuf,
+    /// `None`: every node runs with `--insecure-plaintext`.
+    tls_dir: Option<PathBuf>,
     children: BTreeMap<String, Child>,
 }
 
@@ -88,26 +90,37 @@ fn make_certificates(dir: &std::path::Path) {
 
 impl Processes {
     fn new() -> Self {
+        let mut processes = Self::plaintext();
+        let tls_dir = processes.state_dir.join("tls");
+        make_certificates(&tls_dir);
+        processes.tls_dir = Some(tls_dir);
+        processes
+    }
+
+    /// Every node with `--insecure-plaintext`.
+    fn plaintext() -> Self {
         let state_dir = std::env::temp_dir().join(format!(
             "just-hungry-processes-{}-{}",
             std::process::id(),
             free_port()
         ));
-        let tls_dir = state_dir.join("tls");
-        make_certificates(&tls_dir);
         Processes {
             registry: format!("127.0.0.1:{}", free_port()),
             state_dir,
-            tls_dir,
+            tls_dir: None,
             children: BTreeMap::new(),
         }
     }
 
     fn spawn(&mut self, name: &str, binary_name: &str, args: &[&str]) {
-        let child = Command::new(binary(binary_name))
+        let mut command = Command::new(binary(binary_name));
+        match &self.tls_dir {
+            Some(dir) => command.env("JUST_HUNGRY_TLS_DIR", dir),
+            None => command.arg("--insecure-plaintext"),
+        };
+        let child = command
             .args(args)
             .env("JUST_HUNGRY_REGISTRY", &self.registry)
-            .env("JUST_HUNGRY_TLS_DIR", &self.tls_dir)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -158,10 +171,12 @@ impl Drop for Processes {
 }
 
 async fn client(procs: &Processes) -> OrderClient {
-    let tls = TlsConfig::from_dir(&procs.tls_dir, "test-client").expect("the client's certificate");
-    let config = TcpConfig::client("test-client")
-        .for_service::<just_hungry::core::orders::OrderBook>()
-        .with_tls(tls);
+    let mut config =
+        TcpConfig::client("test-client").for_service::<just_hungry::core::orders::OrderBook>();
+    if let Some(dir) = &procs.tls_dir {
+        let tls = TlsConfig::from_dir(dir, "test-client").expect("the client's certificate");
+        config = config.with_tls(tls);
+    }
     let transport = TcpTransport::connect_only(config)
         .await
         .expect("client transport");
@@ -336,12 +351,25 @@ async fn kill_9_of_the_primary_and_a_frontend_restart_lose_and_double_nothing() 
 }
 
 /// Failover time over TCP: from `kill -9` of the primary to the next acknowledged order, over
-/// several runs. A measurement, not a check: `cargo test --release --test processes -- --ignored
-/// --nocapture failover_time`.
+/// several runs, with mutual TLS (the default) and then in plaintext. A measurement, not a
+/// check: `cargo build --release --examples && cargo test --release --test processes --
+/// --ignored --nocapture failover_time` (the test runs the example binaries; a plain
+/// `cargo test` builds them, `--test processes` alone does not).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn failover_time_over_tcp() {
-    let mut procs = Processes::new();
+    println!("with mutual TLS:");
+    let tls = failover_times(Processes::new()).await;
+    println!("in plaintext (--insecure-plaintext):");
+    let plaintext = failover_times(Processes::plaintext()).await;
+    println!(
+        "median failover: TLS {tls:?}, plaintext {plaintext:?}, TLS × plaintext {:.2}",
+        tls.as_secs_f64() / plaintext.as_secs_f64()
+    );
+}
+
+/// Kills the primary of `procs`'s cluster nine times; prints each gap and returns the median.
+async fn failover_times(mut procs: Processes) -> Duration {
     procs.start_registry();
     procs.start_frontend();
     let observer = client(&procs).await;
@@ -376,6 +404,7 @@ async fn failover_time_over_tcp() {
         gaps[0],
         gaps[gaps.len() - 1]
     );
+    gaps[gaps.len() / 2]
 }
 
 /// The history of concurrent clients, recorded while replicas (the primary included) and the

@@ -19,8 +19,10 @@ const STARTUP: Duration = Duration::from_secs(30);
 pub enum Transport {
     /// In-process channels.
     Mem,
-    /// TCP sockets on 127.0.0.1.
+    /// TCP sockets on 127.0.0.1, every link mutual TLS (the default of the binaries).
     Tcp,
+    /// TCP sockets on 127.0.0.1 without TLS (`--insecure-plaintext`): what TLS costs.
+    TcpPlaintext,
 }
 
 impl Transport {
@@ -29,6 +31,7 @@ impl Transport {
         match self {
             Transport::Mem => "mem",
             Transport::Tcp => "tcp",
+            Transport::TcpPlaintext => "tcp-plaintext",
         }
     }
 }
@@ -58,11 +61,14 @@ impl ReplicatedCluster {
                 let (cluster, clients) = populate(cluster, replicas, clients).await;
                 (Nodes::Mem(cluster), clients)
             }
-            Transport::Tcp => {
-                let cluster =
-                    LocalCluster::on(TcpNetwork::tls().expect("a development CA"), timing)
-                        .await
-                        .expect("a tcp cluster on 127.0.0.1");
+            Transport::Tcp | Transport::TcpPlaintext => {
+                let network = match transport {
+                    Transport::TcpPlaintext => TcpNetwork::plaintext(),
+                    _ => TcpNetwork::tls().expect("a development CA"),
+                };
+                let cluster = LocalCluster::on(network, timing)
+                    .await
+                    .expect("a tcp cluster on 127.0.0.1");
                 let (cluster, clients) = populate(cluster, replicas, clients).await;
                 (Nodes::Tcp(cluster), clients)
             }

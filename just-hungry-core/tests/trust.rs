@@ -12,7 +12,7 @@ use just_hungry_core::ids::{
 };
 use just_hungry_core::orders::{OrderBook, OrderCommand};
 use just_hungry_core::protocol::messages::{Entry, Message, Ping, ReplicaRole, TransferChunk};
-use just_hungry_core::protocol::registry::Registry;
+use just_hungry_core::protocol::registry::{MAX_REGISTRY_ENTRIES, Registry};
 use just_hungry_core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, Replica, ReplicaConfig};
 use just_hungry_core::protocol::replicated::ClientTableLimits;
 use just_hungry_core::protocol::view_manager::{FrontEndConfig, ViewManager};
@@ -335,4 +335,39 @@ fn a_snapshot_being_received_is_bounded_by_the_budget_not_by_what_chunks_announc
         Time(3) + Timing::default().learner_expiry() + Timing::default().retransmit_interval;
     newcomer.handle_timeout(later);
     assert_eq!(newcomer.incoming_snapshot_bytes(), 0);
+}
+
+/// What registrations can make the registry hold: one entry per identity however often and
+/// wherever it registers, [`MAX_REGISTRY_ENTRIES`] in all, and nothing once the registrants
+/// stop renewing (autoclean).
+#[test]
+fn registrations_hold_one_entry_per_identity_and_are_freed_when_not_renewed() {
+    let autoclean = Timing::default().autoclean;
+    let mut registry = Registry::<OrderBook>::new("registry", autoclean);
+    let register = |registry: &mut Registry<OrderBook>, name: &str, address: String| {
+        registry.handle_message(
+            Time(1),
+            Address::new("peer"),
+            &replica_identity(name),
+            Message::Register {
+                name: just_hungry_core::protocol::replica_registry_name(name),
+                address: Address::new(address),
+            },
+        )
+    };
+    // One identity, a thousand registrations at a thousand addresses: one entry.
+    for port in 0..1000 {
+        register(&mut registry, "replica-1", format!("127.0.0.1:{port}"));
+    }
+    assert_eq!(registry.entries().count(), 1);
+    // As many identities as the registry holds, and more: the table stops at its bound.
+    for i in 0..MAX_REGISTRY_ENTRIES + 100 {
+        register(&mut registry, &format!("r{i}"), "127.0.0.1:1".into());
+    }
+    assert_eq!(registry.entries().count(), MAX_REGISTRY_ENTRIES);
+    assert_eq!(registry.refused(), 0, "each registered its own name");
+    // Nobody renews: after one autoclean period every entry is gone.
+    let later = Time(1) + autoclean + std::time::Duration::from_millis(1);
+    registry.handle_timeout(later);
+    assert_eq!(registry.entries().count(), 0);
 }

@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
 use crate::listener::Slot;
-use crate::queue::{FrameQueue, FrameReceiver};
+use crate::queue::FrameReceiver;
 use crate::tls;
 use crate::transport::Shared;
 use crate::wire::{self, CONNECTION_ADDRESS_PREFIX, Handshake, HandshakeError, MAX_HELLO_BYTES};
@@ -439,11 +439,7 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
         // Replies to a peer that listens go to its listener: this connection only reads.
         read_frames(shared, &mut reader, &from, &sender, idle).await
     } else {
-        let (queue, mut replies) = FrameQueue::new(
-            shared.next_id(),
-            config.outbound_queue,
-            config.outbound_queue_bytes,
-        );
+        let (queue, mut replies) = shared.new_queue();
         let close = shared.cancel.child_token();
         let _route = shared.add_reply_route(&from, queue, close.clone());
         let mut wrote = false;

@@ -14,13 +14,17 @@ pub(crate) struct FrameQueue {
     id: u64,
     frames: mpsc::Sender<Bytes>,
     queued_bytes: Arc<AtomicUsize>,
+    /// The bytes queued in every queue of the transport.
+    total_bytes: Arc<AtomicUsize>,
     max_bytes: usize,
 }
 
-/// The receiving side, owned by the connection task that writes the frames.
+/// The receiving side, owned by the connection task that writes the frames. Dropping it
+/// drops the frames still queued and takes them off the counts.
 pub(crate) struct FrameReceiver {
     frames: mpsc::Receiver<Bytes>,
     queued_bytes: Arc<AtomicUsize>,
+    total_bytes: Arc<AtomicUsize>,
 }
 
 /// What became of a pushed frame.
@@ -36,8 +40,14 @@ pub(crate) enum Push {
 
 impl FrameQueue {
     /// A queue of at most `max_frames` frames and `max_bytes` bytes (a single larger frame is
-    /// accepted when the queue is empty), identified by `id`.
-    pub(crate) fn new(id: u64, max_frames: usize, max_bytes: usize) -> (Self, FrameReceiver) {
+    /// accepted when the queue is empty), identified by `id`; its bytes are also counted in
+    /// `total_bytes`, the transport's count over all its queues.
+    pub(crate) fn new(
+        id: u64,
+        max_frames: usize,
+        max_bytes: usize,
+        total_bytes: Arc<AtomicUsize>,
+    ) -> (Self, FrameReceiver) {
         let (frames, receiver) = mpsc::channel(max_frames.max(1));
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         (
@@ -45,11 +55,13 @@ impl FrameQueue {
                 id,
                 frames,
                 queued_bytes: queued_bytes.clone(),
+                total_bytes: total_bytes.clone(),
                 max_bytes,
             },
             FrameReceiver {
                 frames: receiver,
                 queued_bytes,
+                total_bytes,
             },
         )
     }
@@ -67,14 +79,19 @@ impl FrameQueue {
             return Push::Full;
         }
         self.queued_bytes.fetch_add(len, Ordering::AcqRel);
+        self.total_bytes.fetch_add(len, Ordering::AcqRel);
+        let unqueue = || {
+            self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            self.total_bytes.fetch_sub(len, Ordering::AcqRel);
+        };
         match self.frames.try_send(frame) {
             Ok(()) => Push::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                unqueue();
                 Push::Full
             }
             Err(mpsc::error::TrySendError::Closed(frame)) => {
-                self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                unqueue();
                 Push::Closed(frame)
             }
         }
@@ -85,20 +102,33 @@ impl FrameReceiver {
     /// The next frame, waiting for one; `None` once every [`FrameQueue`] is dropped.
     pub(crate) async fn recv(&mut self) -> Option<Bytes> {
         let frame = self.frames.recv().await?;
-        self.queued_bytes.fetch_sub(frame.len(), Ordering::AcqRel);
+        self.taken(frame.len());
         Some(frame)
     }
 
     /// The next frame if one is queued now.
     pub(crate) fn try_recv(&mut self) -> Option<Bytes> {
         let frame = self.frames.try_recv().ok()?;
-        self.queued_bytes.fetch_sub(frame.len(), Ordering::AcqRel);
+        self.taken(frame.len());
         Some(frame)
+    }
+
+    fn taken(&self, len: usize) {
+        self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+        self.total_bytes.fetch_sub(len, Ordering::AcqRel);
     }
 
     /// Whether no frame is waiting.
     pub(crate) fn is_empty(&self) -> bool {
         self.frames.is_empty()
+    }
+}
+
+impl Drop for FrameReceiver {
+    fn drop(&mut self) {
+        // No push succeeds once closed; what is left is dropped here, and uncounted.
+        self.frames.close();
+        while self.try_recv().is_some() {}
     }
 }
 
@@ -108,7 +138,8 @@ mod tests {
 
     #[tokio::test]
     async fn bounded_in_frames_and_bytes_and_accounted_on_both_sides() {
-        let (queue, mut receiver) = FrameQueue::new(1, 3, 10);
+        let total = Arc::new(AtomicUsize::new(0));
+        let (queue, mut receiver) = FrameQueue::new(1, 3, 10, total.clone());
         assert_eq!(
             queue.push(Bytes::from_static(&[0; 25])),
             Push::Queued,
@@ -123,7 +154,23 @@ mod tests {
         while receiver.try_recv().is_some() {}
         assert!(receiver.is_empty());
         assert_eq!(queue.push(Bytes::from_static(&[4; 10])), Push::Queued);
+        let (other, _other_receiver) = FrameQueue::new(2, 3, 10, total.clone());
+        assert_eq!(other.push(Bytes::from_static(&[5; 4])), Push::Queued);
+        assert_eq!(
+            total.load(Ordering::Acquire),
+            14,
+            "counted over both queues"
+        );
         drop(receiver);
-        assert!(matches!(queue.push(Bytes::new()), Push::Closed(_)));
+        assert_eq!(
+            total.load(Ordering::Acquire),
+            4,
+            "a dropped receiver's frames are uncounted"
+        );
+        assert!(matches!(
+            queue.push(Bytes::from_static(&[6])),
+            Push::Closed(_)
+        ));
+        assert_eq!(total.load(Ordering::Acquire), 4);
     }
 }

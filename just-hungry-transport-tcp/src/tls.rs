@@ -159,6 +159,20 @@ pub enum TlsError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A reload found a certificate naming another identity than the node's: a node keeps
+    /// its identity for its lifetime (its peers, its registration and its protocol state
+    /// know it by that name), so the new certificate is not used.
+    #[error(
+        "{input}: names {found}, but this node is {current}; restart the node to change its identity"
+    )]
+    IdentityChanged {
+        /// Which certificate.
+        input: String,
+        /// The node's identity, from the certificate it started with.
+        current: Box<Identity>,
+        /// The identity the new certificate names.
+        found: Box<Identity>,
+    },
     /// rustls refused to build a configuration from otherwise well-formed inputs.
     #[error("TLS configuration refused: {0}")]
     Rustls(#[from] rustls::Error),
@@ -652,14 +666,24 @@ impl TlsConfig {
     /// Reads the files this configuration was made from again and, if they make a valid
     /// configuration, swaps it in atomically: later [`TlsConfig::acceptor`],
     /// [`TlsConfig::connector`] and [`TlsConfig::identity`] calls (on every clone) use the new
-    /// certificate, which may name another identity; connections already open keep theirs. If
-    /// the files are not valid, the current configuration stays and the error is returned.
+    /// certificate; connections already open keep theirs. The new certificate must name the
+    /// same identity ([`TlsError::IdentityChanged`] otherwise): a node's identity is fixed for
+    /// its lifetime. If the files are not valid, the current configuration stays and the
+    /// error is returned.
     /// Made by [`TlsConfig::from_pem`], there is nothing to read: `Ok`, nothing changes.
     pub fn reload(&self) -> Result<(), TlsError> {
         let Source::Files { ca, cert, key } = &self.shared.source else {
             return Ok(());
         };
         let inner = Arc::new(Source::load(ca, cert, key)?);
+        let current = self.identity();
+        if inner.identity != current {
+            return Err(TlsError::IdentityChanged {
+                input: cert.display().to_string(),
+                current: Box::new(current),
+                found: Box::new(inner.identity.clone()),
+            });
+        }
         *self
             .shared
             .current

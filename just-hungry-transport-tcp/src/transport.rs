@@ -84,6 +84,8 @@ pub(crate) struct Shared {
     /// Reply queues of inbound connections whose peer listens nowhere, by `conn:N` address.
     replies: Mutex<HashMap<Address, ReplyQueue>>,
     pub(crate) inbound_connections: Arc<AtomicUsize>,
+    /// Bytes of frames in every outbound and reply queue.
+    queued_bytes: Arc<AtomicUsize>,
     next_id: AtomicU64,
     pub(crate) cancel: CancellationToken,
     tasks: TaskTracker,
@@ -195,6 +197,7 @@ impl TcpTransport {
             peers: Mutex::default(),
             replies: Mutex::default(),
             inbound_connections: Arc::new(AtomicUsize::new(0)),
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
             next_id: AtomicU64::new(1),
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -223,6 +226,13 @@ impl TcpTransport {
     /// [`TcpConfig::max_inbound_connections`].
     pub fn inbound_connections(&self) -> usize {
         self.shared.inbound_connections.load(Ordering::Acquire)
+    }
+
+    /// The bytes of frames queued now to be written, over every connection (outbound peers
+    /// and replies). Each connection holds at most [`TcpConfig::outbound_queue_bytes`] (or one
+    /// larger frame); a connection's frames stop counting when it closes, as they are freed.
+    pub fn queued_bytes(&self) -> usize {
+        self.shared.queued_bytes.load(Ordering::Acquire)
     }
 
     /// Stops the listener and every connection, and waits until every task of the transport
@@ -341,6 +351,16 @@ impl Shared {
 
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A new frame queue of the configured bounds, counted in the transport's queued bytes.
+    pub(crate) fn new_queue(&self) -> (FrameQueue, FrameReceiver) {
+        FrameQueue::new(
+            self.next_id(),
+            self.config.outbound_queue,
+            self.config.outbound_queue_bytes,
+            self.queued_bytes.clone(),
+        )
     }
 
     fn inbound_cost(&self, len: usize) -> u32 {
@@ -477,11 +497,7 @@ impl Shared {
         first: Bytes,
         failures: u32,
     ) {
-        let (queue, receiver) = FrameQueue::new(
-            self.next_id(),
-            self.config.outbound_queue,
-            self.config.outbound_queue_bytes,
-        );
+        let (queue, receiver) = self.new_queue();
         let _ = queue.push(first);
         let id = queue.id();
         peers.insert(to.clone(), Peer::Open(queue));

@@ -242,12 +242,14 @@ async fn a_peer_of_another_service_is_refused_at_the_hello_naming_both() {
 }
 
 /// A client that asks and never reads cannot make a node hold its replies: once its reply
-/// queue is full, its connection is closed and the node is told it is unreachable.
+/// queue is full, its connection is closed and the node is told it is unreachable. The bytes
+/// queued never pass the bound, and are all freed once the connection is closed.
 #[tokio::test]
 async fn a_reader_that_never_reads_is_disconnected_when_its_replies_fill_their_queue() {
     logs();
+    const BOUND: usize = 256 * 1024;
     let mut s = TcpTransport::bind(TcpConfig {
-        outbound_queue_bytes: 256 * 1024,
+        outbound_queue_bytes: BOUND,
         ..server_config("replier")
     })
     .await
@@ -258,8 +260,10 @@ async fn a_reader_that_never_reads_is_disconnected_when_its_replies_fill_their_q
     // Far more than the queue and the socket buffers hold; the client reads none of it.
     let reply = vec![0u8; 64 * 1024];
     let mut closed = false;
+    let mut peak = 0;
     for _ in 0..2_000 {
         s.send(&from, reply.clone());
+        peak = peak.max(s.queued_bytes());
         if let Some(just_hungry_core::transport::TransportEvent::Unreachable { to }) = s.try_recv()
         {
             assert_eq!(to, from);
@@ -271,9 +275,15 @@ async fn a_reader_that_never_reads_is_disconnected_when_its_replies_fill_their_q
     if !closed {
         expect_unreachable(&mut s, &from).await;
     }
-    eventually(WAIT, "the connection is closed", || {
-        s.inbound_connections() == 0
-    })
+    assert!(
+        peak > 0 && peak <= BOUND,
+        "queued {peak} bytes; bound {BOUND}"
+    );
+    eventually(
+        WAIT,
+        "the connection is closed and its replies freed",
+        || s.inbound_connections() == 0 && s.queued_bytes() == 0,
+    )
     .await;
     drop(sleeper);
     assert_serves(&mut s).await;

@@ -11,6 +11,7 @@ use just_hungry_transport_tcp::tls::{
     DevPki, TlsConfig, TlsError, peer_identity, server_name, write_dir,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -85,6 +86,23 @@ async fn ping(connector: &TlsConnector, address: std::net::SocketAddr) -> Result
         .map_err(|e| e.to_string())?;
     assert_eq!(&pong, b"pong");
     Ok(identity)
+}
+
+/// The certificate a server of `server_tls` presents to a client of `client_tls`.
+async fn presented(server_tls: &TlsConfig, client_tls: &TlsConfig) -> CertificateDer<'static> {
+    let (address, server) = serve_once(server_tls).await;
+    let stream = TcpStream::connect(address).await.unwrap();
+    let mut secured = client_tls
+        .connector()
+        .connect(server_name(), stream)
+        .await
+        .unwrap();
+    let leaf = secured.get_ref().1.peer_certificates().unwrap()[0].clone();
+    secured.write_all(b"ping").await.unwrap();
+    let mut pong = [0; 4];
+    secured.read_exact(&mut pong).await.unwrap();
+    server.await.unwrap().unwrap();
+    leaf.into_owned()
 }
 
 #[tokio::test]
@@ -292,6 +310,7 @@ async fn a_reload_presents_the_new_certificate_and_a_bad_one_keeps_the_old() {
             let issued = pki.issue(identity, HOUR).unwrap();
             std::fs::write(&cert, &issued.cert_pem).unwrap();
             std::fs::write(&key, &issued.key_pem).unwrap();
+            CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).unwrap()
         };
         std::fs::write(&ca, &pki.ca_cert_pem).unwrap();
         install(&replica("replica-1"));
@@ -315,9 +334,9 @@ async fn a_reload_presents_the_new_certificate_and_a_bad_one_keeps_the_old() {
             .unwrap();
         let mut before_server = accepting.await.unwrap();
 
-        install(&replica("replica-2"));
+        let renewed = install(&replica("replica-1"));
         server_tls.reload().unwrap();
-        assert_eq!(server_tls.identity(), replica("replica-2"));
+        assert_eq!(server_tls.identity(), replica("replica-1"));
 
         // ...keeps its certificate and still works...
         assert_eq!(
@@ -330,10 +349,19 @@ async fn a_reload_presents_the_new_certificate_and_a_bad_one_keeps_the_old() {
         assert_eq!(&still, b"still");
 
         // ...while the next one gets the new certificate.
-        let (address, server) = serve_once(&server_tls).await;
-        let seen = ping(&client_tls.connector(), address).await.unwrap();
-        assert_eq!(seen, replica("replica-2"));
-        assert_eq!(server.await.unwrap().unwrap(), client("alice"));
+        assert_eq!(presented(&server_tls, &client_tls).await, renewed);
+
+        // A certificate naming another node: a node keeps its identity, so the reload is
+        // refused and the renewed certificate stays.
+        install(&replica("replica-2"));
+        let error = server_tls.reload().unwrap_err();
+        assert!(
+            matches!(&error, TlsError::IdentityChanged { current, found, .. }
+                if **current == replica("replica-1") && **found == replica("replica-2")),
+            "{error:?}"
+        );
+        assert_eq!(server_tls.identity(), replica("replica-1"));
+        assert_eq!(presented(&server_tls, &client_tls).await, renewed);
 
         // A corrupt key: the reload fails, naming the file, and the old configuration stays.
         std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nnot a key\n").unwrap();
@@ -342,11 +370,7 @@ async fn a_reload_presents_the_new_certificate_and_a_bad_one_keeps_the_old() {
             matches!(&error, TlsError::BadPem { input, .. } if input.ends_with("node.key")),
             "{error:?}"
         );
-        assert_eq!(server_tls.identity(), replica("replica-2"));
-        let (address, server) = serve_once(&server_tls).await;
-        let seen = ping(&client_tls.connector(), address).await.unwrap();
-        assert_eq!(seen, replica("replica-2"));
-        server.await.unwrap().unwrap();
+        assert_eq!(presented(&server_tls, &client_tls).await, renewed);
 
         // A missing file: the same.
         std::fs::remove_file(&cert).unwrap();
@@ -354,7 +378,7 @@ async fn a_reload_presents_the_new_certificate_and_a_bad_one_keeps_the_old() {
             server_tls.reload(),
             Err(TlsError::Read { path, .. }) if path == cert
         ));
-        assert_eq!(server_tls.identity(), replica("replica-2"));
+        assert_eq!(server_tls.identity(), replica("replica-1"));
     })
     .await
 }
