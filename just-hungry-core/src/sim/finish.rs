@@ -16,8 +16,9 @@ impl Sim {
     /// is missing or doubled, lets traffic drain and checks convergence (invariant 5) and the
     /// reads of the history (invariant 6, partly).
     ///
-    /// When no member of the last active view is alive, the protocol promises nothing more
-    /// (rule 4): only the safety checks already made hold, and `available` is `false`.
+    /// When no member of the last active view is alive once the messages in flight at the
+    /// heal are delivered, the protocol promises nothing more (rule 4): only the safety checks
+    /// already made hold, and `available` is `false`.
     pub fn finish(&mut self) -> Result<FinalReport, Violation> {
         self.holding.clear();
         self.drop_next.clear();
@@ -30,7 +31,6 @@ impl Sim {
         }
         self.check_all()?;
         let healed = self.now;
-        let available = self.member_of_last_active_alive();
         let deadline = self.config.client.deadline;
 
         // Invariant 7: requests in flight at the heal complete.
@@ -47,6 +47,10 @@ impl Sim {
                 "a client request outlived its deadline".to_owned(),
             ));
         }
+        // Whether the protocol must still serve is decided once the messages in flight at the
+        // heal are delivered: a dead primary's last `ViewStarted`, still on its way, makes its
+        // view the last active one, and with it dead nobody may serve any more (rule 4).
+        let available = self.member_of_last_active_alive();
         if available {
             for (client, op) in &in_flight {
                 let Some((id, kind, _)) = &self.clients[*client].last else {
