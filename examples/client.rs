@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use just_hungry::cli::{
     ClientCommand, DEFAULT_REGISTRY, REGISTRY_ENV, TlsArgs, init_logging, parse_duration,
-    run_command, run_shell,
+    print_history, run_command, run_shell,
 };
 use just_hungry::core::ids::Address;
 use just_hungry::core::protocol::client::ClientConfig;
@@ -45,7 +45,8 @@ enum OneShot {
         postcode: String,
         items: Vec<String>,
     },
-    /// Show a postcode's orders.
+    /// Show a postcode's orders, page by page as they arrive (`--json`: one object whose
+    /// `orders` array is streamed).
     History { postcode: String },
     /// Show the view, the primary and every replica.
     Status,
@@ -70,7 +71,16 @@ async fn main() -> anyhow::Result<ExitCode> {
     };
     let command = match command {
         OneShot::Order { postcode, items } => ClientCommand::Order { postcode, items },
-        OneShot::History { postcode } => ClientCommand::History { postcode },
+        OneShot::History { postcode } => {
+            // Page by page as the pages arrive: a history of any length.
+            let (mut out, mut errors) = (std::io::stdout().lock(), std::io::stderr());
+            let ok = print_history(&client, &postcode, args.json, &mut out, &mut errors).await?;
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
         OneShot::Status => ClientCommand::Status,
     };
     let output = run_command(&client, command).await;

@@ -351,10 +351,98 @@ fn failure(error: &OrderClientError) -> CommandOutput {
 }
 
 fn orders_json(orders: &[Order]) -> serde_json::Value {
-    orders
-        .iter()
-        .map(|o| serde_json::json!({ "id": o.id.to_string(), "items": o.items }))
-        .collect()
+    orders.iter().map(order_json).collect()
+}
+
+fn order_json(order: &Order) -> serde_json::Value {
+    serde_json::json!({ "id": order.id.to_string(), "items": order.items })
+}
+
+fn order_line(order: &Order) -> String {
+    format!("  {:<16} {}", order.id.to_string(), order.items.join(", "))
+}
+
+/// Prints `postcode`'s history to `out` page by page as the pages arrive
+/// ([`OrderClient::order_history_page`]), so that a history of any length is shown without
+/// holding it whole. Text: a line per order between a header and a count. JSON: one object,
+/// `{"postcode": ..., "orders": [...], "ok": true}`, its array streamed; a failure after the
+/// first page ends the array and the object with `"ok": false` and the error. A failure
+/// before any page prints what [`run_command`] prints for it (to `out` in JSON, else to
+/// `errors`). Returns whether the whole history was printed.
+pub async fn print_history(
+    client: &OrderClient,
+    postcode: &str,
+    json: bool,
+    out: &mut dyn std::io::Write,
+    errors: &mut dyn std::io::Write,
+) -> std::io::Result<bool> {
+    use just_hungry_core::orders::MAX_PAGE_ORDERS;
+    let mut page = match client
+        .order_history_page(postcode, 0, MAX_PAGE_ORDERS)
+        .await
+    {
+        Ok(page) => page,
+        Err(e) => {
+            let output = failure(&e);
+            match json {
+                true => writeln!(out, "{}", output.json)?,
+                false => writeln!(errors, "{}", output.text)?,
+            }
+            return Ok(false);
+        }
+    };
+    let canonical = page.postcode.clone();
+    if json {
+        write!(
+            out,
+            "{{\"postcode\":{},\"orders\":[",
+            serde_json::json!(canonical.as_str())
+        )?;
+    } else {
+        writeln!(out, "{canonical}:")?;
+    }
+    let mut count = 0usize;
+    loop {
+        for order in &page.orders {
+            if json {
+                let separator = if count == 0 { "" } else { "," };
+                write!(out, "{separator}{}", order_json(order))?;
+            } else {
+                writeln!(out, "{}", order_line(order))?;
+            }
+            count += 1;
+        }
+        out.flush()?;
+        let Some(start) = page.next else { break };
+        page = match client
+            .order_history_page(postcode, start, MAX_PAGE_ORDERS)
+            .await
+        {
+            Ok(page) => page,
+            Err(e) => {
+                let output = failure(&e);
+                if json {
+                    let kind = &output.json["error"];
+                    writeln!(
+                        out,
+                        "],\"ok\":false,\"error\":{kind},\"message\":{}}}",
+                        serde_json::json!(e.to_string())
+                    )?;
+                } else {
+                    writeln!(errors, "{} (after {count} order(s))", output.text)?;
+                }
+                return Ok(false);
+            }
+        };
+    }
+    if json {
+        writeln!(out, "],\"ok\":true}}")?;
+    } else if count == 0 {
+        writeln!(out, "  no orders")?;
+    } else {
+        writeln!(out, "{canonical}: {count} order(s)")?;
+    }
+    Ok(true)
 }
 
 fn describe_history(postcode: &Postcode, orders: &[Order]) -> String {
@@ -362,12 +450,9 @@ fn describe_history(postcode: &Postcode, orders: &[Order]) -> String {
         return format!("{postcode}: no orders");
     }
     let mut text = format!("{postcode}: {} order(s)", orders.len());
-    for o in orders {
-        text.push_str(&format!(
-            "\n  {:<16} {}",
-            o.id.to_string(),
-            o.items.join(", ")
-        ));
+    for order in orders {
+        text.push('\n');
+        text.push_str(&order_line(order));
     }
     text
 }
@@ -486,6 +571,10 @@ pub async fn run_shell(client: &OrderClient) {
         match parse_shell_line(&line) {
             Ok(None) => {}
             Ok(Some(ClientCommand::Quit)) => break,
+            Ok(Some(ClientCommand::History { postcode })) => {
+                let (mut out, mut errors) = (std::io::stdout(), std::io::stdout());
+                let _ = print_history(client, &postcode, false, &mut out, &mut errors).await;
+            }
             Ok(Some(command)) => println!("{}", run_command(client, command).await.text),
             Err(message) => println!("{message}"),
         }

@@ -642,6 +642,7 @@ fn error_kind(error: &OrderClientError) -> &'static str {
         OrderClientError::Client(ClientError::Overloaded) => "overloaded",
         OrderClientError::Client(ClientError::Stale { .. }) => "stale",
         OrderClientError::Client(ClientError::Forbidden { .. }) => "forbidden",
+        OrderClientError::Client(ClientError::ReplyTooLarge { .. }) => "reply too large",
         OrderClientError::Client(ClientError::Busy) => "busy",
         OrderClientError::Client(ClientError::Closed) => "closed",
     }

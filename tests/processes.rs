@@ -571,3 +571,68 @@ async fn the_replica_binary_validates_postcodes_with_its_online_flags() {
     let order = orders.iter().find(|o| o.id == id).expect("stored");
     assert!(order.unverified, "{order:?}");
 }
+
+/// The client binary reads a history longer than a TCP frame page by page: `--json` prints
+/// one object whose `orders` array holds every order, the text mode a line per order and the
+/// count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_binary_prints_a_history_longer_than_a_frame() {
+    use just_hungry::core::orders::{MAX_ITEM_NAME_BYTES, MAX_ITEMS_PER_ORDER};
+    const POSTCODE: &str = "B33 8TH";
+    let (procs, client) = one_replica_cluster(&["--validator", "offline"]).await;
+    let frame = TcpConfig::default().max_frame_bytes;
+    let order_bytes = MAX_ITEMS_PER_ORDER * (MAX_ITEM_NAME_BYTES + 1);
+    let orders = (frame * 3 / 2).div_ceil(order_bytes);
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for n in (w..orders).step_by(8) {
+                    let items = (0..MAX_ITEMS_PER_ORDER)
+                        .map(|i| {
+                            format!(
+                                "{:x<width$}",
+                                format!("o{n} i{i} "),
+                                width = MAX_ITEM_NAME_BYTES
+                            )
+                        })
+                        .collect();
+                    client.place_order(POSTCODE, items).await.expect("an order");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let tls_dir = procs.tls_dir.clone().expect("TLS");
+    let run = |json: bool| {
+        let mut command = Command::new(binary("client"));
+        command
+            .env("JUST_HUNGRY_REGISTRY", &procs.registry)
+            .env("JUST_HUNGRY_TLS_DIR", &tls_dir)
+            .env("RUST_LOG", "warn")
+            .args(["--name", "test-client"]);
+        if json {
+            command.arg("--json");
+        }
+        let output = command
+            .args(["history", POSTCODE])
+            .output()
+            .expect("the client runs");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).expect("UTF-8")
+    };
+    let json: serde_json::Value = serde_json::from_str(&run(true)).expect("one JSON object");
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["postcode"], POSTCODE);
+    assert_eq!(json["orders"].as_array().expect("an array").len(), orders);
+    let text = run(false);
+    assert!(text.len() > frame, "{} bytes", text.len());
+    assert_eq!(text.lines().filter(|l| l.starts_with("  ")).count(), orders);
+    assert_eq!(
+        text.lines().last(),
+        Some(format!("{POSTCODE}: {orders} order(s)").as_str())
+    );
+    drop(procs);
+}

@@ -96,6 +96,24 @@ impl<R: std::io::Read + ?Sized> std::io::Read for ReadRef<'_, R> {
     }
 }
 
+/// The length of the encoding of `value`, without writing it anywhere.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, CodecError> {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    bincode::serde::encode_into_std_write(value, &mut count, config())
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
+    Ok(count.0)
+}
+
 /// A 64-bit FNV-1a hash of the encoding of `value`: equal values give equal digests on every
 /// machine, as long as the type serializes deterministically (ordered maps, no floats NaN).
 pub fn digest<T: Serialize + ?Sized>(value: &T) -> Result<u64, CodecError> {
@@ -120,6 +138,7 @@ mod tests {
     fn round_trip_and_trailing_bytes_refused() {
         let v = (42u64, String::from("pizza"), vec![1u8, 2, 3]);
         let mut bytes = encode(&v).unwrap();
+        assert_eq!(encoded_len(&v).unwrap(), bytes.len());
         let back: (u64, String, Vec<u8>) = decode(&bytes).unwrap();
         assert_eq!(back, v);
         bytes.push(0);

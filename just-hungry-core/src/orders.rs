@@ -39,9 +39,10 @@
 //! assert_eq!(book.apply(&context, &command), Ok(request));
 //!
 //! // A query may spell the postcode loosely.
-//! let answer = book.query(&OrderQuery::History { postcode: "sw1a1aa".into() }).unwrap();
-//! let OrderHistory::ForPostcode { orders, .. } = answer else { unreachable!() };
-//! assert_eq!(orders[0].id.to_string(), "c3-17");
+//! let answer = book.query(&OrderQuery::history("sw1a1aa")).unwrap();
+//! let OrderHistory::ForPostcode(page) = answer else { unreachable!() };
+//! assert_eq!(page.orders[0].id.to_string(), "c3-17");
+//! assert_eq!(page.next, None, "the whole history fits one page");
 //! ```
 
 use std::collections::BTreeMap;
@@ -127,33 +128,112 @@ impl OrderCommand {
     }
 }
 
-/// A read of the order book.
+/// The most orders one page of a read holds, whatever the query's `limit`.
+pub const MAX_PAGE_ORDERS: u32 = 10_000;
+
+/// The most bytes the orders of one page take, counted as the book's size budget counts them
+/// (an upper bound of their encoding). A page holds at least one order whatever its size; as
+/// an order takes at most about 5 KiB, a page's reply stays far below a TCP frame (8 MiB).
+pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
+
+/// A read of the order book. Reads are paged, so that no answer outgrows a message: a page
+/// holds at most `limit` orders, [`MAX_PAGE_ORDERS`] and [`MAX_PAGE_BYTES`], and says where
+/// the next one starts. Since orders are only ever appended, reading page after page until
+/// there is no next one sees every order of a postcode exactly once, in order: the whole
+/// history as of the last page's read ([`crate::runtime::OrderClient::order_history`] does
+/// that).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderQuery {
-    /// The orders of one postcode, oldest first. The postcode may be spelled as a customer
-    /// would type it (`sw1a1aa`): it goes through the offline format check.
+    /// One page of the orders of one postcode, oldest first: the `start`-th order (from 0) and
+    /// the ones after it. The postcode may be spelled as a customer would type it
+    /// (`sw1a1aa`): it goes through the offline format check.
     History {
         /// The postcode, as typed.
         postcode: String,
+        /// The index of the first order to return (0: the oldest).
+        start: u64,
+        /// The most orders to return (capped at [`MAX_PAGE_ORDERS`]; 0 counts as 1).
+        limit: u32,
     },
-    /// Every postcode's orders.
-    AllHistories,
+    /// One page of every postcode's orders, in postcode order and oldest first within one,
+    /// from `from` on.
+    AllHistories {
+        /// Where to start (`None`: the first order of the first postcode); a page's
+        /// [`HistoriesPage::next`].
+        from: Option<HistoryCursor>,
+        /// The most orders to return (capped at [`MAX_PAGE_ORDERS`]; 0 counts as 1).
+        limit: u32,
+    },
+}
+
+impl OrderQuery {
+    /// The first page of `postcode`'s history, as large as a page may be.
+    pub fn history(postcode: impl Into<String>) -> OrderQuery {
+        OrderQuery::History {
+            postcode: postcode.into(),
+            start: 0,
+            limit: MAX_PAGE_ORDERS,
+        }
+    }
+
+    /// The first page of every postcode's history, as large as a page may be.
+    pub fn all_histories() -> OrderQuery {
+        OrderQuery::AllHistories {
+            from: None,
+            limit: MAX_PAGE_ORDERS,
+        }
+    }
+}
+
+/// A position in the whole book: the `index`-th order (from 0) of `postcode`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct HistoryCursor {
+    /// The postcode.
+    pub postcode: Postcode,
+    /// The index of an order in its history.
+    pub index: u64,
+}
+
+/// One page of a postcode's history: the answer to [`OrderQuery::History`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    /// The postcode asked for, in canonical form.
+    pub postcode: Postcode,
+    /// The index of the first order of `orders` in the history (the query's `start`).
+    pub start: u64,
+    /// Consecutive orders, oldest first; empty when there are none from `start` on.
+    pub orders: Vec<Order>,
+    /// Where the next page starts, if the history holds more orders after these.
+    pub next: Option<u64>,
+}
+
+/// Consecutive orders of one postcode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistorySlice {
+    /// The postcode.
+    pub postcode: Postcode,
+    /// The index of the first of `orders` in the postcode's history.
+    pub start: u64,
+    /// The orders, oldest first; never empty.
+    pub orders: Vec<Order>,
+}
+
+/// One page of every postcode's history: the answer to [`OrderQuery::AllHistories`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoriesPage {
+    /// Postcode by postcode, in postcode order.
+    pub histories: Vec<HistorySlice>,
+    /// Where the next page starts, if the book holds more orders after these.
+    pub next: Option<HistoryCursor>,
 }
 
 /// The answer to an [`OrderQuery`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderHistory {
-    /// The answer to [`OrderQuery::History`]: the canonical postcode and its orders, oldest
-    /// first; empty when no order was placed there.
-    ForPostcode {
-        /// The postcode asked for, in canonical form.
-        postcode: Postcode,
-        /// Its orders, oldest first.
-        orders: Vec<Order>,
-    },
-    /// The answer to [`OrderQuery::AllHistories`]: every postcode that has at least one order,
-    /// with its orders, oldest first.
-    All(BTreeMap<Postcode, Vec<Order>>),
+    /// The answer to [`OrderQuery::History`].
+    ForPostcode(HistoryPage),
+    /// The answer to [`OrderQuery::AllHistories`].
+    All(HistoriesPage),
 }
 
 /// Why an order (or a query) was refused. Each variant is one cause; none is worth retrying
@@ -315,6 +395,43 @@ fn order_cost(items: &[String]) -> usize {
         let prefix = if item.len() < 251 { 1 } else { 9 };
         total.saturating_add(item.len()).saturating_add(prefix)
     })
+}
+
+/// What is left of one page: orders and bytes.
+struct PageBudget {
+    orders: usize,
+    bytes: usize,
+    taken: usize,
+}
+
+impl PageBudget {
+    fn new(limit: u32) -> PageBudget {
+        PageBudget {
+            orders: limit.clamp(1, MAX_PAGE_ORDERS) as usize,
+            bytes: MAX_PAGE_BYTES,
+            taken: 0,
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.orders == 0 || self.bytes == 0
+    }
+
+    /// The longest prefix of `orders` that fits (at least one order on an empty page).
+    fn take(&mut self, orders: &[Order]) -> Vec<Order> {
+        let mut count = 0;
+        for order in orders {
+            let cost = order_cost(&order.items);
+            if self.orders == 0 || (self.taken > 0 && cost > self.bytes) {
+                break;
+            }
+            self.orders -= 1;
+            self.bytes = self.bytes.saturating_sub(cost);
+            self.taken += 1;
+            count += 1;
+        }
+        orders[..count].to_vec()
+    }
 }
 
 /// The Just Hungry order book: per postcode, the orders placed there, oldest first.
@@ -550,6 +667,59 @@ impl OrderBook {
         })
     }
 
+    /// One page of every history from `from` on (see [`OrderQuery::AllHistories`]).
+    fn histories_page(&self, from: Option<&HistoryCursor>, limit: u32) -> HistoriesPage {
+        let mut page = PageBudget::new(limit);
+        let mut histories = Vec::new();
+        let range = match from {
+            Some(cursor) => self.histories.range(cursor.postcode.clone()..),
+            None => self.histories.range(..),
+        };
+        for (postcode, orders) in range {
+            let first = match from {
+                Some(cursor) if cursor.postcode == *postcode => {
+                    usize::try_from(cursor.index).unwrap_or(usize::MAX)
+                }
+                _ => 0,
+            };
+            let rest = orders.get(first..).unwrap_or(&[]);
+            if rest.is_empty() {
+                continue;
+            }
+            if page.is_full() {
+                let next = HistoryCursor {
+                    postcode: postcode.clone(),
+                    index: first as u64,
+                };
+                return HistoriesPage {
+                    histories,
+                    next: Some(next),
+                };
+            }
+            let taken = page.take(rest);
+            let end = first + taken.len();
+            histories.push(HistorySlice {
+                postcode: postcode.clone(),
+                start: first as u64,
+                orders: taken,
+            });
+            if end < orders.len() {
+                let next = HistoryCursor {
+                    postcode: postcode.clone(),
+                    index: end as u64,
+                };
+                return HistoriesPage {
+                    histories,
+                    next: Some(next),
+                };
+            }
+        }
+        HistoriesPage {
+            histories,
+            next: None,
+        }
+    }
+
     /// The bytes counted against [`MAX_ORDER_BOOK_BYTES`]: an upper bound of the book's
     /// encoded size, less a few bytes of framing.
     pub fn stored_bytes(&self) -> usize {
@@ -618,12 +788,28 @@ impl StateMachine for OrderBook {
 
     fn query(&self, query: &OrderQuery) -> Self::QueryReply {
         match query {
-            OrderQuery::History { postcode } => {
+            OrderQuery::History {
+                postcode,
+                start,
+                limit,
+            } => {
                 let postcode = postcode::normalise(postcode)?;
-                let orders = self.history(&postcode).to_vec();
-                Ok(OrderHistory::ForPostcode { postcode, orders })
+                let history = self.history(&postcode);
+                let mut page = PageBudget::new(*limit);
+                let first = usize::try_from(*start).unwrap_or(usize::MAX);
+                let orders = page.take(history.get(first..).unwrap_or(&[]));
+                let end = first.saturating_add(orders.len());
+                let next = (end < history.len()).then_some(end as u64);
+                Ok(OrderHistory::ForPostcode(HistoryPage {
+                    postcode,
+                    start: *start,
+                    orders,
+                    next,
+                }))
             }
-            OrderQuery::AllHistories => Ok(OrderHistory::All(self.histories.clone())),
+            OrderQuery::AllHistories { from, limit } => Ok(OrderHistory::All(
+                self.histories_page(from.as_ref(), *limit),
+            )),
         }
     }
 }
@@ -866,14 +1052,12 @@ mod tests {
         book.apply(&context(1, 1), &place("EC1A 1BB", &["Pho"]))
             .unwrap();
         for spelling in ["EC1A 1BB", "ec1a1bb", "  Ec1A\t1bB "] {
-            let reply = book.query(&OrderQuery::History {
-                postcode: spelling.to_owned(),
-            });
-            let Ok(OrderHistory::ForPostcode { postcode, orders }) = reply else {
+            let reply = book.query(&OrderQuery::history(spelling));
+            let Ok(OrderHistory::ForPostcode(page)) = reply else {
                 panic!("{spelling:?}: {reply:?}");
             };
-            assert_eq!(postcode.as_str(), "EC1A 1BB");
-            assert_eq!(orders.len(), 1);
+            assert_eq!(page.postcode.as_str(), "EC1A 1BB");
+            assert_eq!(page.orders.len(), 1);
         }
     }
 
@@ -881,25 +1065,142 @@ mod tests {
     fn a_query_for_an_unused_postcode_is_empty_and_for_a_malformed_one_an_error() {
         let book = OrderBook::with_predefined_history();
         assert_eq!(
-            book.query(&OrderQuery::History {
-                postcode: "B33 8TH".into()
-            }),
-            Ok(OrderHistory::ForPostcode {
+            book.query(&OrderQuery::history("B33 8TH")),
+            Ok(OrderHistory::ForPostcode(HistoryPage {
                 postcode: pc("B33 8TH"),
-                orders: vec![]
-            })
+                start: 0,
+                orders: vec![],
+                next: None,
+            }))
         );
         assert!(matches!(
-            book.query(&OrderQuery::History {
-                postcode: "SW1A 1A".into()
-            }),
+            book.query(&OrderQuery::history("SW1A 1A")),
             Err(OrderError::InvalidPostcode(
                 PostcodeError::WrongShape { .. }
             ))
         ));
+        let Ok(OrderHistory::All(page)) = book.query(&OrderQuery::all_histories()) else {
+            panic!("an all-histories page");
+        };
+        assert_eq!(page.next, None);
+        let all: BTreeMap<Postcode, Vec<Order>> = page
+            .histories
+            .into_iter()
+            .map(|slice| (slice.postcode, slice.orders))
+            .collect();
+        assert_eq!(&all, book.histories());
+    }
+
+    /// Reads a postcode's history page by page of `limit`.
+    fn paged_history(book: &OrderBook, postcode: &str, limit: u32) -> Vec<Order> {
+        let mut orders = Vec::new();
+        let mut start = 0;
+        loop {
+            let query = OrderQuery::History {
+                postcode: postcode.into(),
+                start,
+                limit,
+            };
+            let Ok(OrderHistory::ForPostcode(page)) = book.query(&query) else {
+                panic!("a history page");
+            };
+            assert_eq!(page.start, start);
+            assert!(page.orders.len() <= limit.max(1) as usize);
+            orders.extend(page.orders);
+            match page.next {
+                Some(next) => start = next,
+                None => return orders,
+            }
+        }
+    }
+
+    /// Reads every history page by page of `limit`.
+    fn paged_histories(book: &OrderBook, limit: u32) -> BTreeMap<Postcode, Vec<Order>> {
+        let mut all: BTreeMap<Postcode, Vec<Order>> = BTreeMap::new();
+        let mut from = None;
+        loop {
+            let query = OrderQuery::AllHistories { from, limit };
+            let Ok(OrderHistory::All(page)) = book.query(&query) else {
+                panic!("a histories page");
+            };
+            let count: usize = page.histories.iter().map(|s| s.orders.len()).sum();
+            assert!(count >= 1 && count <= limit.max(1) as usize, "{count}");
+            for slice in page.histories {
+                let held = all.entry(slice.postcode).or_default();
+                assert_eq!(held.len() as u64, slice.start, "slices follow each other");
+                held.extend(slice.orders);
+            }
+            match page.next {
+                Some(next) => from = Some(next),
+                None => return all,
+            }
+        }
+    }
+
+    #[test]
+    fn pages_of_any_size_read_every_order_once_in_order() {
+        let mut book = OrderBook::with_predefined_history();
+        for seq in 1..=25 {
+            let postcode = ["EC1A 1BB", "M1 1AE", "EH1 2NG"][seq as usize % 3];
+            book.apply(&context(7, seq), &place(postcode, &["Pho"]))
+                .unwrap();
+        }
+        for limit in [0, 1, 2, 3, 7, 100] {
+            for postcode in ["EC1A 1BB", "M1 1AE", "SW1A 1AA", "B33 8TH"] {
+                let whole = book.history(&pc(postcode)).to_vec();
+                assert_eq!(
+                    paged_history(&book, postcode, limit),
+                    whole,
+                    "{postcode} by {limit}"
+                );
+            }
+            assert_eq!(
+                &paged_histories(&book, limit),
+                book.histories(),
+                "by {limit}"
+            );
+        }
+        // A start past the end: an empty last page.
+        let query = OrderQuery::History {
+            postcode: "EC1A 1BB".into(),
+            start: 1_000,
+            limit: 5,
+        };
+        let Ok(OrderHistory::ForPostcode(page)) = book.query(&query) else {
+            panic!("a page");
+        };
+        assert!(page.orders.is_empty() && page.next.is_none());
+    }
+
+    #[test]
+    fn a_page_of_large_orders_stays_within_its_byte_budget() {
+        let mut book = OrderBook::empty();
+        let items: Vec<String> = (0..MAX_ITEMS_PER_ORDER)
+            .map(|i| format!("{i:0>width$}", width = MAX_ITEM_NAME_BYTES))
+            .collect();
+        let items: Vec<&str> = items.iter().map(String::as_str).collect();
+        let orders = 2 * MAX_PAGE_BYTES / (MAX_ITEMS_PER_ORDER * MAX_ITEM_NAME_BYTES) + 10;
+        for seq in 1..=orders as u64 {
+            book.apply(&context(9, seq), &place("EC1A 1BB", &items))
+                .unwrap();
+        }
+        let Ok(OrderHistory::ForPostcode(page)) = book.query(&OrderQuery::history("EC1A 1BB"))
+        else {
+            panic!("a page");
+        };
+        let encoded = crate::codec::encode(&page).unwrap().len();
+        assert!(encoded <= MAX_PAGE_BYTES, "{encoded} bytes");
+        assert!(page.next.is_some() && page.orders.len() < orders);
         assert_eq!(
-            book.query(&OrderQuery::AllHistories),
-            Ok(OrderHistory::All(book.histories().clone()))
+            paged_history(&book, "EC1A 1BB", MAX_PAGE_ORDERS).len(),
+            orders
+        );
+        assert_eq!(
+            paged_histories(&book, MAX_PAGE_ORDERS)
+                .values()
+                .map(Vec::len)
+                .sum::<usize>(),
+            orders
         );
     }
 

@@ -53,6 +53,14 @@ pub trait Transport: Send + 'static {
     /// Queues `payload` for `to`. Failure is reported later by [`Transport::recv`].
     fn send(&self, to: &Address, payload: Vec<u8>);
 
+    /// The longest payload [`Transport::send`] carries; a longer one is dropped. The runtime
+    /// never hands over a longer one: it answers a request whose answer would be longer with
+    /// [`crate::protocol::messages::ServiceError::ReplyTooLarge`] instead. Unbounded unless the
+    /// transport says otherwise.
+    fn max_payload_bytes(&self) -> usize {
+        usize::MAX
+    }
+
     /// The next event, waiting for one.
     fn recv(&mut self) -> impl Future<Output = Option<TransportEvent>> + Send;
 

@@ -267,6 +267,11 @@ impl Transport for TcpTransport {
         self.shared.local.clone()
     }
 
+    /// [`TcpConfig::max_frame_bytes`]: a frame's length.
+    fn max_payload_bytes(&self) -> usize {
+        self.shared.config.max_frame_bytes
+    }
+
     /// Queues `payload` for `to` and returns at once. `to` is a listener's `host:port` (one
     /// reused connection per peer, opened on first use) or a `conn:N` address from a received
     /// message (the reply goes back over that connection). Reported unreachable, now or once

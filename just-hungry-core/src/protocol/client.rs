@@ -64,6 +64,18 @@ pub enum ClientError {
         /// The service's reason.
         reason: String,
     },
+    /// The answer was longer than one message may be (`max` bytes; it was `bytes`): a read
+    /// changed nothing, ask for less (a smaller page); a write was applied, only its reply
+    /// is lost. Not retried.
+    #[error(
+        "the answer ({bytes} bytes) is longer than a message may be ({max} bytes): ask for less"
+    )]
+    ReplyTooLarge {
+        /// The encoded answer's length.
+        bytes: u64,
+        /// The most a message may be.
+        max: u64,
+    },
     /// The session already has a request in flight.
     #[error("a request is already in flight on this session")]
     Busy,
@@ -239,6 +251,9 @@ impl<S: StateMachine> ClientSession<S> {
                     }
                     Outcome::Failed(ServiceError::Forbidden { reason }) => {
                         self.complete(Err(ClientError::Forbidden { reason }))
+                    }
+                    Outcome::Failed(ServiceError::ReplyTooLarge { bytes, max }) => {
+                        self.complete(Err(ClientError::ReplyTooLarge { bytes, max }))
                     }
                     outcome => self.complete(Ok(outcome)),
                 }

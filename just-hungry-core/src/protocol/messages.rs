@@ -9,7 +9,7 @@ use crate::ids::{Address, Member, OpNumber, ReplicaId, RequestId, Time, View, Vi
 use crate::state_machine::StateMachine;
 
 /// The protocol version. A peer that speaks another is refused (the TCP hello carries it).
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// One command in the op log: its position, the request it answers, when the primary took it,
 /// and the validated command itself.
@@ -138,6 +138,19 @@ pub enum ServiceError {
     Forbidden {
         /// Why, for a human.
         reason: String,
+    },
+    /// The answer is longer than the transport carries in one message: `max` bytes, the
+    /// answer `bytes`. It was not sent; this was sent instead. A read changed nothing; ask for
+    /// less (a smaller page, [`crate::orders::OrderQuery`]). A write was applied: only its
+    /// reply did not fit. Not retried.
+    #[error(
+        "the answer ({bytes} bytes) is longer than a message may be ({max} bytes): ask for less"
+    )]
+    ReplyTooLarge {
+        /// The encoded answer's length.
+        bytes: u64,
+        /// The most the transport carries.
+        max: u64,
     },
     /// The request was older than the client's latest one: a delayed duplicate. Not retried.
     #[error("request {id} is older than the client's latest request")]

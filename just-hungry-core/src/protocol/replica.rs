@@ -1492,7 +1492,7 @@ fn push_recent<C>(recent: &mut VecDeque<Entry<C>>, entry: Entry<C>) {
 }
 
 /// The committed entries after `acked` up to `applied`, if `recent` still holds them all.
-fn suffix_after<C: Clone>(
+fn suffix_after<C: Clone + serde::Serialize>(
     recent: &VecDeque<Entry<C>>,
     acked: OpNumber,
     applied: OpNumber,
@@ -1504,7 +1504,18 @@ fn suffix_after<C: Clone>(
     if first > acked.next() {
         return None;
     }
-    Some(recent.iter().filter(|e| e.op > acked).cloned().collect())
+    // A suffix travels in one message: past MAX_CHUNK_BYTES, a snapshot in chunks instead
+    // (a transport drops a message longer than its frame).
+    let mut bytes = 0usize;
+    let mut entries = Vec::new();
+    for entry in recent.iter().filter(|e| e.op > acked) {
+        bytes = bytes.saturating_add(crate::codec::encoded_len(entry).ok()?);
+        if bytes > MAX_CHUNK_BYTES {
+            return None;
+        }
+        entries.push(entry.clone());
+    }
+    Some(entries)
 }
 
 /// Whether `entries` bring a state at `applied` exactly to `op`.
@@ -1568,5 +1579,41 @@ fn snapshot_chunk<C>(bytes: &[u8], index: u32, chunk_bytes: usize) -> TransferCh
         index,
         count,
         bytes: bytes[start..end].to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(count: u64, bytes: usize) -> VecDeque<Entry<String>> {
+        (1..=count)
+            .map(|op| Entry {
+                op: OpNumber(op),
+                request: crate::ids::RequestId {
+                    client: crate::ids::ClientId(1),
+                    seq: op,
+                },
+                owner: "client".into(),
+                time: Time(0),
+                command: "x".repeat(bytes),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_suffix_longer_than_a_chunk_is_not_offered() {
+        let small = entries(20, 1000);
+        assert_eq!(
+            suffix_after(&small, OpNumber(5), OpNumber(20)).map(|s| s.len()),
+            Some(15)
+        );
+        // 20 entries of 100 KiB: two megabytes, more than one message may carry.
+        let large = entries(20, 100 * 1024);
+        assert_eq!(suffix_after(&large, OpNumber(5), OpNumber(20)), None);
+        assert_eq!(
+            suffix_after(&large, OpNumber(15), OpNumber(20)).map(|s| s.len()),
+            Some(5)
+        );
     }
 }

@@ -7,7 +7,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::codec;
 use crate::ids::{Address, ClientId, RequestId};
 use crate::orders::{
-    Order, OrderBook, OrderCommand, OrderError, OrderHistory, OrderId, OrderQuery,
+    HistoriesPage, HistoryCursor, HistoryPage, MAX_PAGE_ORDERS, Order, OrderBook, OrderCommand,
+    OrderError, OrderHistory, OrderId, OrderQuery,
 };
 use crate::postcode::Postcode;
 use crate::protocol::client::{ClientConfig, ClientError, ClientSession};
@@ -195,6 +196,13 @@ pub enum OrderClientError {
     Client(#[from] ClientError),
 }
 
+fn unexpected_answer(what: &str) -> OrderClientError {
+    ClientError::Unavailable {
+        reason: format!("unexpected answer to {what}"),
+    }
+    .into()
+}
+
 /// A client of the Just Hungry order book: [`Client`] with the order book's calls.
 #[derive(Clone)]
 pub struct OrderClient {
@@ -260,33 +268,80 @@ impl OrderClient {
         (id, result)
     }
 
-    /// The orders of `postcode`, oldest first, and the postcode's canonical form.
+    /// The orders of `postcode`, oldest first, and the postcode's canonical form: read page
+    /// after page ([`OrderClient::order_history_page`]) until the last, so it is the whole
+    /// history as of the last page's read, every order once and in order, however long it
+    /// is. Other clients are served between the pages.
     pub async fn order_history(
         &self,
         postcode: &str,
     ) -> Result<(Postcode, Vec<Order>), OrderClientError> {
+        let mut page = self
+            .order_history_page(postcode, 0, MAX_PAGE_ORDERS)
+            .await?;
+        let mut orders = std::mem::take(&mut page.orders);
+        while let Some(start) = page.next {
+            page = self
+                .order_history_page(postcode, start, MAX_PAGE_ORDERS)
+                .await?;
+            orders.append(&mut page.orders);
+        }
+        Ok((page.postcode, orders))
+    }
+
+    /// One page of `postcode`'s history: at most `limit` orders from the `start`-th (from 0),
+    /// and where the next page starts (see [`OrderQuery::History`]).
+    pub async fn order_history_page(
+        &self,
+        postcode: &str,
+        start: u64,
+        limit: u32,
+    ) -> Result<HistoryPage, OrderClientError> {
         let query = OrderQuery::History {
             postcode: postcode.to_owned(),
+            start,
+            limit,
         };
         match self.inner.read(query).await?? {
-            OrderHistory::ForPostcode { postcode, orders } => Ok((postcode, orders)),
-            OrderHistory::All(_) => Err(ClientError::Unavailable {
-                reason: "unexpected answer to a history query".into(),
-            }
-            .into()),
+            OrderHistory::ForPostcode(page) => Ok(page),
+            OrderHistory::All(_) => Err(unexpected_answer("a history query")),
         }
     }
 
-    /// Every postcode's orders.
+    /// Every postcode's orders, read page after page
+    /// ([`OrderClient::all_histories_page`]). Every order acknowledged before the call is in
+    /// it once, in order; one placed during the call may be or not.
     pub async fn all_histories(
         &self,
     ) -> Result<std::collections::BTreeMap<Postcode, Vec<Order>>, OrderClientError> {
-        match self.inner.read(OrderQuery::AllHistories).await?? {
-            OrderHistory::All(all) => Ok(all),
-            OrderHistory::ForPostcode { .. } => Err(ClientError::Unavailable {
-                reason: "unexpected answer to a histories query".into(),
+        let mut all: std::collections::BTreeMap<Postcode, Vec<Order>> = Default::default();
+        let mut from = None;
+        loop {
+            let page = self.all_histories_page(from, MAX_PAGE_ORDERS).await?;
+            for slice in page.histories {
+                all.entry(slice.postcode).or_default().extend(slice.orders);
             }
-            .into()),
+            match page.next {
+                Some(next) => from = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of every postcode's orders from `from` on (`None`: the beginning), at most
+    /// `limit` orders (see [`OrderQuery::AllHistories`]).
+    pub async fn all_histories_page(
+        &self,
+        from: Option<HistoryCursor>,
+        limit: u32,
+    ) -> Result<HistoriesPage, OrderClientError> {
+        match self
+            .inner
+            .read(OrderQuery::AllHistories { from, limit })
+            .await??
+        {
+            OrderHistory::All(page) => Ok(page),
+            OrderHistory::ForPostcode(_) => Err(unexpected_answer("a histories query")),
         }
     }
 

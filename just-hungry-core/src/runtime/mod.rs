@@ -31,8 +31,8 @@ use tokio::task::JoinHandle;
 
 use crate::codec;
 use crate::ids::{Address, OpNumber, RequestId, Time, View};
-use crate::protocol::messages::Message;
 use crate::protocol::messages::ReplicaRole;
+use crate::protocol::messages::{ClientResponse, Message, Outcome, ServiceError};
 use crate::protocol::registry::Registry;
 use crate::protocol::replica::{Replica, ReplicaConfig};
 use crate::protocol::view_manager::{FrontEndConfig, ViewManager};
@@ -433,12 +433,48 @@ fn send<S: StateMachine, T: Transport>(
     // large): one allocation per message and no copy.
     buffer.clear();
     match codec::encode_into(message, buffer) {
+        Ok(()) if buffer.len() > transport.max_payload_bytes() => {
+            too_long(name, transport, to, message, buffer)
+        }
         Ok(()) => {
             let next = Vec::with_capacity(buffer.len().min(64 * 1024));
             transport.send(to, std::mem::replace(buffer, next));
         }
         Err(e) => {
             tracing::error!(node = %name, to = %to, kind = message.kind(), error = %e, "cannot encode a message")
+        }
+    }
+}
+
+/// `message`, encoded in `buffer`, is longer than `transport` carries. An answer to a request
+/// is replaced by [`ServiceError::ReplyTooLarge`], so that the asker learns why at once rather
+/// than retrying until its deadline; anything else is dropped, loudly (the protocol bounds
+/// its own messages, so this is a bug).
+fn too_long<S: StateMachine, T: Transport>(
+    name: &str,
+    transport: &T,
+    to: &Address,
+    message: &Message<S>,
+    buffer: &mut Vec<u8>,
+) {
+    let bytes = buffer.len() as u64;
+    let max = transport.max_payload_bytes() as u64;
+    let Message::Response(response) = message else {
+        tracing::error!(node = %name, to = %to, kind = message.kind(), bytes, max, "message longer than the transport carries: dropped");
+        return;
+    };
+    tracing::warn!(node = %name, to = %to, request = %response.id, bytes, max, "answer longer than a message may be: answering that instead");
+    let refusal: Message<S> = Message::Response(ClientResponse {
+        id: response.id,
+        outcome: Outcome::Failed(ServiceError::ReplyTooLarge { bytes, max }),
+    });
+    buffer.clear();
+    match codec::encode_into(&refusal, buffer) {
+        Ok(()) if buffer.len() <= transport.max_payload_bytes() => {
+            transport.send(to, std::mem::take(buffer));
+        }
+        _ => {
+            tracing::error!(node = %name, to = %to, "cannot even send that the answer is too long")
         }
     }
 }

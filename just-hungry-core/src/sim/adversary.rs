@@ -17,7 +17,7 @@
 use crate::ids::{
     Address, ClientId, Identity, Member, NodeRole, OpNumber, ReplicaId, RequestId, View, ViewNumber,
 };
-use crate::orders::{OrderBook, OrderCommand, OrderHistory};
+use crate::orders::{HistoriesPage, OrderBook, OrderCommand, OrderHistory};
 use crate::protocol::messages::{
     ClientRequest, ClientResponse, Entry, Message, Operation, Outcome, Ping, ReplicaRole,
     TransferChunk,
@@ -300,7 +300,7 @@ impl Sim {
                     to,
                     Message::Response(ClientResponse {
                         id: op.id,
-                        outcome: Outcome::Read(Ok(OrderHistory::All(Default::default()))),
+                        outcome: Outcome::Read(Ok(OrderHistory::All(HistoriesPage::default()))),
                     }),
                 )
             }

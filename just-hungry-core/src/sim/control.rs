@@ -9,8 +9,8 @@ use crate::orders::{OrderBook, OrderCommand, OrderId, OrderQuery};
 use crate::protocol::messages::Operation;
 use crate::sim::{
     Action, Event, EventType, FRONTEND_ADDRESS, HeldMessage, HistoryEvent, InFlight, Invariant,
-    NodeRef, OpKind, POSTCODES, ReplicaSlot, Sim, Target, Violation, WRITE_TARGETS, WriteTarget,
-    canonical_key,
+    NodeRef, OpKind, POSTCODES, ReplicaSlot, SIM_READ_PAGE_ORDERS, Sim, Target, Violation,
+    WRITE_TARGETS, WriteTarget, canonical_key,
 };
 
 impl Sim {
@@ -129,8 +129,54 @@ impl Sim {
         let key = canonical_key(postcode);
         let query = OrderQuery::History {
             postcode: postcode.to_owned(),
+            start: 0,
+            limit: SIM_READ_PAGE_ORDERS,
         };
-        self.client_start(client, OpKind::Read, key, Operation::Read(query))
+        let started = self.client_start(client, OpKind::Read, key, Operation::Read(query))?;
+        if started.is_some()
+            && let Some(current) = self.clients[client].current.as_mut()
+            && current.read.is_none()
+        {
+            current.read = Some((postcode.to_owned(), Vec::new()));
+        }
+        Ok(started)
+    }
+
+    /// Starts the next page (from order `start`) of client `client`'s read `op`, whose pages
+    /// so far held `read`.
+    pub(super) fn continue_read(
+        &mut self,
+        client: usize,
+        mut op: InFlight,
+        postcode: String,
+        read: Vec<OrderId>,
+        start: u64,
+    ) -> Result<(), Violation> {
+        let query = OrderQuery::History {
+            postcode: postcode.clone(),
+            start,
+            limit: SIM_READ_PAGE_ORDERS,
+        };
+        let now = self.now;
+        let request = match self.clients[client]
+            .session
+            .start(now, Operation::Read(query))
+        {
+            Ok(id) => id,
+            Err(e) => {
+                return Err(self.violation(
+                    Invariant::Simulator,
+                    format!(
+                        "client {client} refused the next page of read {}: {e}",
+                        op.id
+                    ),
+                ));
+            }
+        };
+        op.request = request;
+        op.read = Some((postcode, read));
+        self.clients[client].current = Some(op);
+        self.drain_client(client)
     }
 
     fn client_start(
@@ -166,6 +212,8 @@ impl Sim {
             op,
             key: key.clone(),
             invoked: now,
+            request: id,
+            read: None,
         });
         self.history.push(HistoryEvent {
             process: client,

@@ -203,11 +203,20 @@ struct ReplicaSlot {
 /// A client operation in flight.
 #[derive(Clone, Debug)]
 struct InFlight {
+    /// The operation's id in the history: its first request's.
     id: RequestId,
     op: history::OpKind,
     key: String,
     invoked: Time,
+    /// The request in flight now: `id`, or a later page of a paged read.
+    request: RequestId,
+    /// A read: the postcode as typed, and the orders of the pages read so far.
+    read: Option<(String, Vec<OrderId>)>,
 }
+
+/// The most orders of one page of the simulated clients' reads: small, so that reads take
+/// several pages, and each page may be answered by another primary.
+pub const SIM_READ_PAGE_ORDERS: u32 = 2;
 
 struct ClientSlot {
     address: Address,
@@ -816,7 +825,7 @@ impl Sim {
         client: usize,
         completion: Completion<OrderBook>,
     ) -> Result<(), Violation> {
-        let Some(op) = self.clients[client].current.take() else {
+        let Some(mut op) = self.clients[client].current.take() else {
             return Err(self.violation(
                 Invariant::Simulator,
                 format!(
@@ -825,12 +834,12 @@ impl Sim {
                 ),
             ));
         };
-        if op.id != completion.id {
+        if op.request != completion.id {
             return Err(self.violation(
                 Invariant::Simulator,
                 format!(
                     "client {client} completed {} but {} is in flight",
-                    completion.id, op.id
+                    completion.id, op.request
                 ),
             ));
         }
@@ -845,8 +854,25 @@ impl Sim {
                 (EventType::Ok, None)
             }
             (OpKind::Append, Ok(Outcome::Written(Err(_)))) => (EventType::Fail, None),
-            (OpKind::Read, Ok(Outcome::Read(Ok(OrderHistory::ForPostcode { orders, .. })))) => {
-                (EventType::Ok, Some(orders.iter().map(|o| o.id).collect()))
+            (OpKind::Read, Ok(Outcome::Read(Ok(OrderHistory::ForPostcode(page))))) => {
+                let (postcode, mut read) = op.read.take().unwrap_or_default();
+                if page.start != read.len() as u64 {
+                    return Err(self.violation(
+                        Invariant::Simulator,
+                        format!(
+                            "read {}: a page starts at order {}, after {} orders",
+                            op.id,
+                            page.start,
+                            read.len()
+                        ),
+                    ));
+                }
+                read.extend(page.orders.iter().map(|o| o.id));
+                if let Some(start) = page.next {
+                    // The next page, as part of the same read in the history.
+                    return self.continue_read(client, op, postcode, read, start);
+                }
+                (EventType::Ok, Some(read))
             }
             (OpKind::Read, Ok(Outcome::Read(Err(_)))) => (EventType::Fail, None),
             (_, Err(ClientError::Overloaded)) => (EventType::Fail, None),
