@@ -671,6 +671,7 @@ impl OrderBook {
     fn histories_page(&self, from: Option<&HistoryCursor>, limit: u32) -> HistoriesPage {
         let mut page = PageBudget::new(limit);
         let mut histories = Vec::new();
+        let mut next = None;
         let range = match from {
             Some(cursor) => self.histories.range(cursor.postcode.clone()..),
             None => self.histories.range(..),
@@ -686,38 +687,28 @@ impl OrderBook {
             if rest.is_empty() {
                 continue;
             }
-            if page.is_full() {
-                let next = HistoryCursor {
+            // Where this postcode's orders stop on this page, if they do.
+            let end = if page.is_full() {
+                first
+            } else {
+                let taken = page.take(rest);
+                let end = first + taken.len();
+                histories.push(HistorySlice {
                     postcode: postcode.clone(),
-                    index: first as u64,
-                };
-                return HistoriesPage {
-                    histories,
-                    next: Some(next),
-                };
-            }
-            let taken = page.take(rest);
-            let end = first + taken.len();
-            histories.push(HistorySlice {
-                postcode: postcode.clone(),
-                start: first as u64,
-                orders: taken,
-            });
+                    start: first as u64,
+                    orders: taken,
+                });
+                end
+            };
             if end < orders.len() {
-                let next = HistoryCursor {
+                next = Some(HistoryCursor {
                     postcode: postcode.clone(),
                     index: end as u64,
-                };
-                return HistoriesPage {
-                    histories,
-                    next: Some(next),
-                };
+                });
+                break;
             }
         }
-        HistoriesPage {
-            histories,
-            next: None,
-        }
+        HistoriesPage { histories, next }
     }
 
     /// The bytes counted against [`MAX_ORDER_BOOK_BYTES`]: an upper bound of the book's
