@@ -377,32 +377,41 @@ pub async fn print_history(
     errors: &mut dyn std::io::Write,
 ) -> std::io::Result<bool> {
     use just_hungry_core::orders::MAX_PAGE_ORDERS;
-    let mut page = match client
-        .order_history_page(postcode, 0, MAX_PAGE_ORDERS)
-        .await
-    {
-        Ok(page) => page,
-        Err(e) => {
-            let output = failure(&e);
-            match json {
-                true => writeln!(out, "{}", output.json)?,
-                false => writeln!(errors, "{}", output.text)?,
-            }
-            return Ok(false);
-        }
-    };
-    let canonical = page.postcode.clone();
-    if json {
-        write!(
-            out,
-            "{{\"postcode\":{},\"orders\":[",
-            serde_json::json!(canonical.as_str())
-        )?;
-    } else {
-        writeln!(out, "{canonical}:")?;
-    }
+    // The canonical postcode, once the first page has come (and the header is printed).
+    let mut canonical = None;
+    let mut start = 0;
     let mut count = 0usize;
     loop {
+        let page = match client
+            .order_history_page(postcode, start, MAX_PAGE_ORDERS)
+            .await
+        {
+            Ok(page) => page,
+            Err(e) => {
+                let output = failure(&e);
+                match (json, canonical.is_some()) {
+                    (true, false) => writeln!(out, "{}", output.json)?,
+                    (true, true) => writeln!(
+                        out,
+                        "],\"ok\":false,\"error\":{},\"message\":{}}}",
+                        output.json["error"],
+                        serde_json::json!(e.to_string())
+                    )?,
+                    (false, false) => writeln!(errors, "{}", output.text)?,
+                    (false, true) => writeln!(errors, "{} (after {count} order(s))", output.text)?,
+                }
+                return Ok(false);
+            }
+        };
+        if canonical.is_none() {
+            if json {
+                let name = serde_json::json!(page.postcode.as_str());
+                write!(out, "{{\"postcode\":{name},\"orders\":[")?;
+            } else {
+                writeln!(out, "{}:", page.postcode)?;
+            }
+            canonical = Some(page.postcode.clone());
+        }
         for order in &page.orders {
             if json {
                 let separator = if count == 0 { "" } else { "," };
@@ -413,34 +422,17 @@ pub async fn print_history(
             count += 1;
         }
         out.flush()?;
-        let Some(start) = page.next else { break };
-        page = match client
-            .order_history_page(postcode, start, MAX_PAGE_ORDERS)
-            .await
-        {
-            Ok(page) => page,
-            Err(e) => {
-                let output = failure(&e);
-                if json {
-                    let kind = &output.json["error"];
-                    writeln!(
-                        out,
-                        "],\"ok\":false,\"error\":{kind},\"message\":{}}}",
-                        serde_json::json!(e.to_string())
-                    )?;
-                } else {
-                    writeln!(errors, "{} (after {count} order(s))", output.text)?;
-                }
-                return Ok(false);
-            }
-        };
+        match page.next {
+            Some(next) => start = next,
+            None => break,
+        }
     }
     if json {
         writeln!(out, "],\"ok\":true}}")?;
     } else if count == 0 {
         writeln!(out, "  no orders")?;
-    } else {
-        writeln!(out, "{canonical}: {count} order(s)")?;
+    } else if let Some(postcode) = canonical {
+        writeln!(out, "{postcode}: {count} order(s)")?;
     }
     Ok(true)
 }

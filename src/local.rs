@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use just_hungry_core::ids::{Address, Identity, NodeRole, ReplicaId};
+use just_hungry_core::ids::{Address, Identity, NodeRole, ReplicaId, View};
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::client::ClientConfig;
 use just_hungry_core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, ReplicaConfig};
@@ -358,11 +358,39 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
         &self,
         timeout: Duration,
     ) -> Result<BTreeMap<String, NodeReport>, WaitTimeout> {
+        let what = "every member of the active view to hold the same state";
+        self.wait_for_converged_view(what, timeout, |_| true)
+            .await
+            .map(|(_, reports)| reports)
+    }
+
+    /// Waits until the front-end has an active view of `members` replicas that all run and
+    /// hold the same state, and returns that view.
+    pub async fn wait_for_active_view(
+        &self,
+        members: usize,
+        timeout: Duration,
+    ) -> Result<View, WaitTimeout> {
+        let what = format!("an active view of {members} replicas holding the same state");
+        self.wait_for_converged_view(&what, timeout, |view| view.backups.len() + 1 == members)
+            .await
+            .map(|(view, _)| view)
+    }
+
+    /// Polls until the front-end's view is active, `wanted`, and every member runs in it with
+    /// the same digest; returns the view and every replica's report.
+    async fn wait_for_converged_view(
+        &self,
+        what: &str,
+        timeout: Duration,
+        wanted: impl Fn(&View) -> bool,
+    ) -> Result<(View, BTreeMap<String, NodeReport>), WaitTimeout> {
         let start = tokio::time::Instant::now();
         loop {
             if let Some(fe) = self.frontend_report().await
                 && fe.active
                 && let Some(view) = fe.view
+                && wanted(&view)
             {
                 let reports = self.replica_reports().await;
                 let members: Vec<&NodeReport> = view
@@ -377,12 +405,12 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
                 let digests: std::collections::BTreeSet<Option<u64>> =
                     members.iter().map(|r| r.digest).collect();
                 if all_running && digests.len() == 1 {
-                    return Ok(reports);
+                    return Ok((view, reports));
                 }
             }
             if start.elapsed() >= timeout {
                 return Err(WaitTimeout {
-                    what: "every member of the active view to hold the same state".into(),
+                    what: what.to_owned(),
                     waited: timeout,
                 });
             }

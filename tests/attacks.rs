@@ -154,28 +154,9 @@ impl Fixture {
 
     /// Waits until the active view holds all three replicas, converged, and returns it.
     async fn wait_for_full_view(&self) -> Result<View, WaitTimeout> {
-        let start = tokio::time::Instant::now();
-        loop {
-            self.cluster
-                .wait_for_convergence(WAIT.saturating_sub(start.elapsed()))
-                .await?;
-            if let Some(view) = self.view().await
-                && view.backups.len() == REPLICAS.len() - 1
-            {
-                return Ok(view);
-            }
-            if start.elapsed() >= WAIT {
-                return Err(WaitTimeout {
-                    what: "a view of all three replicas".into(),
-                    waited: WAIT,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn view(&self) -> Option<View> {
-        self.cluster.frontend_report().await.and_then(|r| r.view)
+        self.cluster
+            .wait_for_active_view(REPLICAS.len(), WAIT)
+            .await
     }
 
     async fn place_order(&mut self) {

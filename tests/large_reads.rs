@@ -46,15 +46,9 @@ async fn cluster_of<S: StateMachine + Clone>(
     }
     cluster.start_frontend().await.expect("front-end");
     cluster
-        .wait_for_replicas("three members", WAIT, |r| {
-            r.values()
-                .filter(|r| r.view.as_ref().is_some_and(|v| v.backups.len() == 2))
-                .count()
-                == 3
-        })
+        .wait_for_active_view(3, WAIT)
         .await
         .expect("the cluster forms");
-    cluster.wait_for_convergence(WAIT).await.expect("converges");
     cluster
 }
 

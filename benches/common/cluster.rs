@@ -2,7 +2,7 @@
 //! clients, built with [`LocalCluster`] on the in-memory or the TCP transport.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use just_hungry::core::orders::{OrderBook, OrderValidator};
 use just_hungry::core::protocol::Timing;
@@ -111,27 +111,10 @@ async fn populate<N: Network>(
         .start_frontend()
         .await
         .expect("the front-end starts");
-    let started = Instant::now();
-    loop {
-        let report = cluster.frontend_report().await;
-        if report.is_some_and(|r| {
-            r.active
-                && r.view
-                    .as_ref()
-                    .is_some_and(|view| view.backups.len() + 1 == replicas)
-        }) {
-            break;
-        }
-        assert!(
-            started.elapsed() < STARTUP,
-            "no active view of {replicas} replicas within {STARTUP:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     cluster
-        .wait_for_convergence(STARTUP)
+        .wait_for_active_view(replicas, STARTUP)
         .await
-        .expect("the replicas converge");
+        .expect("every replica joins the active view and converges");
     let mut handles = Vec::with_capacity(clients);
     for _ in 0..clients {
         handles.push(

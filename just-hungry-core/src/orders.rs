@@ -401,7 +401,6 @@ fn order_cost(items: &[String]) -> usize {
 struct PageBudget {
     orders: usize,
     bytes: usize,
-    taken: usize,
 }
 
 impl PageBudget {
@@ -409,8 +408,12 @@ impl PageBudget {
         PageBudget {
             orders: limit.clamp(1, MAX_PAGE_ORDERS) as usize,
             bytes: MAX_PAGE_BYTES,
-            taken: 0,
         }
+    }
+
+    /// Whether nothing is on the page yet (every order costs some bytes).
+    fn is_empty(&self) -> bool {
+        self.bytes == MAX_PAGE_BYTES
     }
 
     fn is_full(&self) -> bool {
@@ -422,12 +425,11 @@ impl PageBudget {
         let mut count = 0;
         for order in orders {
             let cost = order_cost(&order.items);
-            if self.orders == 0 || (self.taken > 0 && cost > self.bytes) {
+            if self.orders == 0 || (!self.is_empty() && cost > self.bytes) {
                 break;
             }
             self.orders -= 1;
             self.bytes = self.bytes.saturating_sub(cost);
-            self.taken += 1;
             count += 1;
         }
         orders[..count].to_vec()

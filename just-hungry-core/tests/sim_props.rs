@@ -250,15 +250,6 @@ proptest! {
             prop_assert!(false, "{}", replay_message(&message, "random_actions", &case));
         }
     }
-}
-
-proptest! {
-    #![proptest_config(Config {
-        cases: cases(),
-        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(REGRESSIONS))),
-        max_shrink_iters: 4096,
-        ..Config::default()
-    })]
 
     /// With an adversary on the network forging well-formed messages of every kind under the
     /// identities it holds (a client certificate, a replica certificate outside the cluster),
@@ -268,17 +259,6 @@ proptest! {
         init_logging();
         if let Err(message) = run_case_with(case.seed, case.config(), &case.actions.0, forgeries_were_refused) {
             prop_assert!(false, "{}", replay_message(&message, "an_adversary", &case));
-        }
-    }
-
-    /// The same with runs generated whole from one seed
-    /// (`JUST_HUNGRY_SIM_ADVERSARY=1 JUST_HUNGRY_SIM_SEED=N ... replay_seed` replays one).
-    #[test]
-    fn seeded_adversarial_runs_keep_every_invariant(seed in any::<u64>()) {
-        init_logging();
-        let (config, actions) = seeded_adversarial_run(seed);
-        if let Err(message) = run_case_with(seed, config, &actions, forgeries_were_refused) {
-            prop_assert!(false, "{message}\n  replay: JUST_HUNGRY_SIM_ADVERSARY=1 JUST_HUNGRY_SIM_SEED={seed} cargo test -p just-hungry-core --test sim_props replay_seed");
         }
     }
 }
@@ -319,6 +299,17 @@ proptest! {
         init_logging();
         if let Err(message) = run_seeded(seed, None) {
             prop_assert!(false, "{message}");
+        }
+    }
+
+    /// The adversary's runs, generated whole from one seed
+    /// (`JUST_HUNGRY_SIM_ADVERSARY=1 JUST_HUNGRY_SIM_SEED=N ... replay_seed` replays one).
+    #[test]
+    fn seeded_adversarial_runs_keep_every_invariant(seed in any::<u64>()) {
+        init_logging();
+        let (config, actions) = seeded_adversarial_run(seed);
+        if let Err(message) = run_case_with(seed, config, &actions, forgeries_were_refused) {
+            prop_assert!(false, "{message}\n  replay: JUST_HUNGRY_SIM_ADVERSARY=1 JUST_HUNGRY_SIM_SEED={seed} cargo test -p just-hungry-core --test sim_props replay_seed");
         }
     }
 

@@ -69,12 +69,28 @@ async fn serve_once(
 /// Connects to `address` with `connector`, sends `ping`, expects `pong`; returns the server's
 /// identity, or the first error.
 async fn ping(connector: &TlsConnector, address: std::net::SocketAddr) -> Result<Identity, String> {
+    ping_presenting(connector, address)
+        .await
+        .map(|(identity, _)| identity)
+}
+
+/// As [`ping`], also returning the certificate the server presented.
+async fn ping_presenting(
+    connector: &TlsConnector,
+    address: std::net::SocketAddr,
+) -> Result<(Identity, CertificateDer<'static>), String> {
     let stream = TcpStream::connect(address).await.unwrap();
     let mut secured = connector
         .connect(server_name(), stream)
         .await
         .map_err(|e| e.to_string())?;
     let identity = peer_identity(secured.get_ref().1).map_err(|e| e.to_string())?;
+    let leaf = secured
+        .get_ref()
+        .1
+        .peer_certificates()
+        .ok_or("no certificate")?[0]
+        .clone();
     secured
         .write_all(b"ping")
         .await
@@ -85,24 +101,17 @@ async fn ping(connector: &TlsConnector, address: std::net::SocketAddr) -> Result
         .await
         .map_err(|e| e.to_string())?;
     assert_eq!(&pong, b"pong");
-    Ok(identity)
+    Ok((identity, leaf.into_owned()))
 }
 
 /// The certificate a server of `server_tls` presents to a client of `client_tls`.
 async fn presented(server_tls: &TlsConfig, client_tls: &TlsConfig) -> CertificateDer<'static> {
     let (address, server) = serve_once(server_tls).await;
-    let stream = TcpStream::connect(address).await.unwrap();
-    let mut secured = client_tls
-        .connector()
-        .connect(server_name(), stream)
+    let (_, leaf) = ping_presenting(&client_tls.connector(), address)
         .await
         .unwrap();
-    let leaf = secured.get_ref().1.peer_certificates().unwrap()[0].clone();
-    secured.write_all(b"ping").await.unwrap();
-    let mut pong = [0; 4];
-    secured.read_exact(&mut pong).await.unwrap();
     server.await.unwrap().unwrap();
-    leaf.into_owned()
+    leaf
 }
 
 #[tokio::test]

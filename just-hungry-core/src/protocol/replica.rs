@@ -197,28 +197,10 @@ pub struct Replica<S: StateMachine> {
     now: Time,
     /// A `StartView` or `Learn` for a view the front-end has not announced to us yet, kept
     /// (the newest only) until it does: a view is believed only from the front-end.
-    unannounced: Option<Unannounced<S>>,
+    /// The newest `StartView` or `Learn` naming a view the front-end has not announced yet,
+    /// and where it came from: replayed when the announcement comes.
+    unannounced: Option<(Address, Message<S>)>,
     refusals: Refusals,
-}
-
-/// A state transfer that names a view the front-end has not announced yet.
-enum Unannounced<S: StateMachine> {
-    /// A `StartView` of that view.
-    Start {
-        from: Address,
-        view: View,
-        op: OpNumber,
-        chunk: TransferChunk<S::Command>,
-    },
-    /// A `Learn` chunk of that view.
-    Learn {
-        from: Address,
-        view: ViewNumber,
-        learner: ReplicaId,
-        primary: ReplicaId,
-        op: OpNumber,
-        chunk: TransferChunk<S::Command>,
-    },
 }
 
 impl<S: StateMachine> Replica<S> {
@@ -378,20 +360,21 @@ impl<S: StateMachine> Replica<S> {
             self.view = Some(view);
         }
         match self.unannounced.take() {
-            Some(Unannounced::Start {
+            Some((from, Message::StartView { view, op, chunk }))
+                if self.view.as_ref() == Some(&view) =>
+            {
+                self.on_start_view(from, view, op, chunk)
+            }
+            Some((
                 from,
-                view,
-                op,
-                chunk,
-            }) if self.view.as_ref() == Some(&view) => self.on_start_view(from, view, op, chunk),
-            Some(Unannounced::Learn {
-                from,
-                view,
-                learner,
-                primary,
-                op,
-                chunk,
-            }) if self.view_number() == view => {
+                Message::Learn {
+                    view,
+                    learner,
+                    primary,
+                    op,
+                    chunk,
+                },
+            )) if self.view_number() == view => {
                 self.on_learn(from, view, learner, primary, op, chunk)
             }
             _ => {}
@@ -1047,12 +1030,7 @@ impl<S: StateMachine> Replica<S> {
             // A view is believed only from the front-end (a replica holding a certificate
             // could otherwise announce a view of its own making): keep this one until the
             // front-end announces it, and ask the front-end now rather than at the next ping.
-            self.unannounced = Some(Unannounced::Start {
-                from,
-                view,
-                op,
-                chunk,
-            });
+            self.unannounced = Some((from, Message::StartView { view, op, chunk }));
             self.next_ping = self.now;
             return;
         }
@@ -1128,14 +1106,14 @@ impl<S: StateMachine> Replica<S> {
         if view > self.view_number() {
             // Not announced by the front-end yet: keep it until it is, and ask the front-end
             // now rather than at the next ping.
-            self.unannounced = Some(Unannounced::Learn {
-                from,
+            let learn = Message::Learn {
                 view,
                 learner,
                 primary,
                 op,
                 chunk,
-            });
+            };
+            self.unannounced = Some((from, learn));
             self.next_ping = self.now;
             return;
         }

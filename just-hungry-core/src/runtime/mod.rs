@@ -459,22 +459,23 @@ fn too_long<S: StateMachine, T: Transport>(
 ) {
     let bytes = buffer.len() as u64;
     let max = transport.max_payload_bytes() as u64;
-    let Message::Response(response) = message else {
-        tracing::error!(node = %name, to = %to, kind = message.kind(), bytes, max, "message longer than the transport carries: dropped");
-        return;
-    };
-    tracing::warn!(node = %name, to = %to, request = %response.id, bytes, max, "answer longer than a message may be: answering that instead");
-    let refusal: Message<S> = Message::Response(ClientResponse {
-        id: response.id,
-        outcome: Outcome::Failed(ServiceError::ReplyTooLarge { bytes, max }),
-    });
-    buffer.clear();
-    match codec::encode_into(&refusal, buffer) {
-        Ok(()) if buffer.len() <= transport.max_payload_bytes() => {
-            transport.send(to, std::mem::take(buffer));
+    match message {
+        // Not the refusal itself: a transport too small even for that gets nothing.
+        Message::Response(response)
+            if !matches!(
+                response.outcome,
+                Outcome::Failed(ServiceError::ReplyTooLarge { .. })
+            ) =>
+        {
+            tracing::warn!(node = %name, to = %to, request = %response.id, bytes, max, "answer longer than a message may be: answering that instead");
+            let refusal: Message<S> = Message::Response(ClientResponse {
+                id: response.id,
+                outcome: Outcome::Failed(ServiceError::ReplyTooLarge { bytes, max }),
+            });
+            send(name, transport, to, &refusal, buffer);
         }
         _ => {
-            tracing::error!(node = %name, to = %to, "cannot even send that the answer is too long")
+            tracing::error!(node = %name, to = %to, kind = message.kind(), bytes, max, "message longer than the transport carries: dropped")
         }
     }
 }

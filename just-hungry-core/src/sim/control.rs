@@ -132,28 +132,21 @@ impl Sim {
             start: 0,
             limit: SIM_READ_PAGE_ORDERS,
         };
-        let started = self.client_start(client, OpKind::Read, key, Operation::Read(query))?;
-        if started.is_some()
-            && let Some(current) = self.clients[client].current.as_mut()
-            && current.read.is_none()
-        {
-            current.read = Some((postcode.to_owned(), Vec::new()));
-        }
-        Ok(started)
+        self.client_start(client, OpKind::Read, key, Operation::Read(query))
     }
 
     /// Starts the next page (from order `start`) of client `client`'s read `op`, whose pages
-    /// so far held `read`.
+    /// so far held `read`. The page asks for the postcode in its canonical form (the read's
+    /// key), which names the same history as any spelling.
     pub(super) fn continue_read(
         &mut self,
         client: usize,
         mut op: InFlight,
-        postcode: String,
         read: Vec<OrderId>,
         start: u64,
     ) -> Result<(), Violation> {
         let query = OrderQuery::History {
-            postcode: postcode.clone(),
+            postcode: op.key.clone(),
             start,
             limit: SIM_READ_PAGE_ORDERS,
         };
@@ -174,7 +167,7 @@ impl Sim {
             }
         };
         op.request = request;
-        op.read = Some((postcode, read));
+        op.read = read;
         self.clients[client].current = Some(op);
         self.drain_client(client)
     }
@@ -213,7 +206,7 @@ impl Sim {
             key: key.clone(),
             invoked: now,
             request: id,
-            read: None,
+            read: Vec::new(),
         });
         self.history.push(HistoryEvent {
             process: client,

@@ -210,8 +210,8 @@ struct InFlight {
     invoked: Time,
     /// The request in flight now: `id`, or a later page of a paged read.
     request: RequestId,
-    /// A read: the postcode as typed, and the orders of the pages read so far.
-    read: Option<(String, Vec<OrderId>)>,
+    /// A read: the orders of the pages read so far.
+    read: Vec<OrderId>,
 }
 
 /// The most orders of one page of the simulated clients' reads: small, so that reads take
@@ -855,7 +855,7 @@ impl Sim {
             }
             (OpKind::Append, Ok(Outcome::Written(Err(_)))) => (EventType::Fail, None),
             (OpKind::Read, Ok(Outcome::Read(Ok(OrderHistory::ForPostcode(page))))) => {
-                let (postcode, mut read) = op.read.take().unwrap_or_default();
+                let mut read = std::mem::take(&mut op.read);
                 if page.start != read.len() as u64 {
                     return Err(self.violation(
                         Invariant::Simulator,
@@ -870,7 +870,7 @@ impl Sim {
                 read.extend(page.orders.iter().map(|o| o.id));
                 if let Some(start) = page.next {
                     // The next page, as part of the same read in the history.
-                    return self.continue_read(client, op, postcode, read, start);
+                    return self.continue_read(client, op, read, start);
                 }
                 (EventType::Ok, Some(read))
             }
