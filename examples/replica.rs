@@ -12,7 +12,7 @@ use std::sync::Arc;
 use clap::Parser;
 use just_hungry::cli::{
     DEFAULT_REGISTRY, PostcodeArgs, REGISTRY_ENV, TimingArgs, TlsArgs, init_logging,
-    shutdown_signal,
+    parse_byte_size, shutdown_signal,
 };
 use just_hungry::core::ids::{Address, Identity, NodeRole, ReplicaId};
 use just_hungry::core::orders::{OrderBook, OrderValidator};
@@ -39,6 +39,12 @@ struct Args {
     /// Start with an empty order history instead of the pre-defined one.
     #[arg(long)]
     empty: bool,
+    /// The most bytes of orders the book may hold (as `OrderBook::stored_bytes` counts them,
+    /// an upper bound of their encoding; memory is about 3 times that); past it orders are
+    /// refused as "the order book is full". The limit is part of the replicated state: it is
+    /// set by the replica that starts a cluster, and a replica that joins takes the cluster's.
+    #[arg(long, default_value = "4GiB", value_parser = parse_byte_size)]
+    max_book_bytes: u64,
     /// The most log entries the primary puts in one Prepare (the batch size).
     #[arg(long, default_value_t = MAX_ENTRIES_PER_PREPARE)]
     max_batch: usize,
@@ -79,10 +85,13 @@ async fn main() -> anyhow::Result<()> {
         client_table: ClientTableLimits::default(),
         pipeline,
         transfer: Default::default(),
-        max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
+        // A joiner must accept the largest snapshot this cluster's book can reach.
+        max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES.max(
+            usize::try_from(args.max_book_bytes.saturating_add(1 << 30)).unwrap_or(usize::MAX),
+        ),
     };
     tracing::info!(replica = %name, address = %config.address, "replica listening");
-    let initial = if let Some(orders) = args.preload_orders {
+    let initial = (if let Some(orders) = args.preload_orders {
         let started = std::time::Instant::now();
         let book = OrderBook::synthetic(orders, args.preload_postcodes, 7);
         tracing::info!(orders = book.order_count(), postcodes = book.postcode_count(), stored_bytes = book.stored_bytes(), elapsed = ?started.elapsed(), "preloaded a synthetic order book");
@@ -91,7 +100,8 @@ async fn main() -> anyhow::Result<()> {
         OrderBook::empty()
     } else {
         OrderBook::with_predefined_history()
-    };
+    })
+    .with_max_bytes(args.max_book_bytes);
     let postcodes = args.postcodes.config();
     let validator = Arc::new(OrderValidator::new(postcodes.build()?));
     tracing::info!(replica = %name, validator = %postcodes.mode, when_unreachable = %postcodes.when_unreachable, "postcode validation configured");

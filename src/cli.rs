@@ -169,6 +169,34 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (try 500ms, 20s or 1m)"))
 }
 
+/// Parses a size in bytes: a whole number, optionally followed by `B`, `KiB`, `MiB`, `GiB`
+/// or `TiB` (powers of 1024; a space between is allowed): `4GiB`, `512 MiB`, `1048576`.
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (try 4GiB, 512MiB or 1048576)"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?} (use B, KiB, MiB, GiB or TiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
 /// The failure-detection timing options, the same on every node of a cluster.
 #[derive(Args, Clone, Debug)]
 pub struct TimingArgs {
@@ -578,6 +606,22 @@ pub async fn run_shell(client: &OrderClient) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn sizes_parse_with_binary_units_and_bad_ones_are_named() {
+        assert_eq!(parse_byte_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_byte_size("512 MiB"), Ok(512 << 20));
+        assert_eq!(parse_byte_size("1048576"), Ok(1 << 20));
+        assert_eq!(parse_byte_size("7B"), Ok(7));
+        assert!(parse_byte_size("4GB").unwrap_err().contains("unknown unit"));
+        assert!(parse_byte_size("GiB").unwrap_err().contains("not a size"));
+        assert!(
+            parse_byte_size("99999999TiB")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+
     use super::*;
 
     #[test]

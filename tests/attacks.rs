@@ -548,7 +548,7 @@ async fn views_announced_by_anyone_but_the_front_end_are_refused() {
                             op: OpNumber(1),
                             chunk: TransferChunk::Snapshot {
                                 index: 0,
-                                count: 1,
+                                last: true,
                                 bytes: forged_snapshot_bytes(),
                             },
                         },
@@ -600,7 +600,7 @@ async fn the_front_ends_name_and_giant_addresses_cannot_be_registered() {
 }
 
 #[tokio::test]
-async fn snapshot_chunks_announcing_thousands_of_parts_are_refused() {
+async fn snapshot_chunks_of_a_forged_stream_are_refused() {
     let mut fixture = Fixture::start().await;
     let view = fixture.state().await.0;
     let backup = view.backups[0].id.clone();
@@ -619,7 +619,7 @@ async fn snapshot_chunks_announcing_thousands_of_parts_are_refused() {
                             op: OpNumber(1_000_000),
                             chunk: TransferChunk::Snapshot {
                                 index,
-                                count: 4096,
+                                last: false,
                                 bytes: vec![0xab; 64 * 1024],
                             },
                         })

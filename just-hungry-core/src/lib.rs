@@ -38,4 +38,7 @@ pub mod state_machine;
 pub mod transport;
 
 pub use ids::*;
-pub use state_machine::{AcceptAll, ApplyContext, CommandValidator, Payload, StateMachine};
+pub use state_machine::{
+    AcceptAll, ApplyContext, CommandValidator, Payload, SnapshotReader, SnapshotWriter,
+    StateMachine,
+};

@@ -74,33 +74,108 @@ pub trait StateMachine: Serialize + DeserializeOwned + Send + 'static {
         codec::decode(bytes)
     }
 
-    /// Appends [`StateMachine::snapshot`] bytes to `out`. The replica encodes the state
-    /// transferred to a joining replica with it, into the buffer that already holds the client
-    /// table, so no second copy of the state is made. The default calls `snapshot`; override
-    /// it (with `restore_from_reader`) only to encode straight into `out`.
-    fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        out.extend_from_slice(&self.snapshot()?);
-        Ok(())
-    }
-
-    /// Rebuilds a state from the [`StateMachine::snapshot`] bytes that `reader` yields (to its
-    /// end). A receiver restores a transferred state with it while the chunks are still being
-    /// released, rather than first gathering them into one buffer. The default reads every
-    /// byte, then calls `restore`.
-    fn restore_from_reader(reader: &mut dyn std::io::Read) -> Result<Self, CodecError>
+    /// Begins a snapshot of the state as it is now, to be written piece by piece
+    /// ([`SnapshotWriter::write`]) while commands go on being applied: the replica transfers
+    /// its state to a joining replica or a backup with it, a chunk per turn of its event loop,
+    /// so writes are not stopped while a large state is encoded.
+    ///
+    /// The default encodes the whole [`StateMachine::snapshot`] now (one step, as long as the
+    /// state is large) and then hands its bytes out. A service whose state is large overrides
+    /// it with a writer that encodes lazily and keeps, through
+    /// [`SnapshotWriter::before_apply`], what a later command changes before it is written
+    /// (the order book does: [`crate::orders::OrderBook`]). The bytes written must restore
+    /// through [`StateMachine::snapshot_reader`].
+    fn snapshot_writer(&self) -> Result<Box<dyn SnapshotWriter<Self>>, CodecError>
     where
         Self: Sized,
     {
-        let mut bytes = Vec::new();
-        reader
-            .read_to_end(&mut bytes)
-            .map_err(|e| CodecError::Decode(e.to_string()))?;
-        Self::restore(&bytes)
+        Ok(Box::new(WholeSnapshot {
+            bytes: self.snapshot()?,
+            written: 0,
+        }))
+    }
+
+    /// A decoder of the bytes of a [`StateMachine::snapshot_writer`], fed as they arrive
+    /// ([`SnapshotReader::read`]), so a receiver can decode while the transfer goes on instead
+    /// of holding every chunk. The default gathers the bytes and calls
+    /// [`StateMachine::restore`] at the end.
+    fn snapshot_reader() -> Box<dyn SnapshotReader<Self>>
+    where
+        Self: Sized,
+    {
+        Box::new(GatheredSnapshot { bytes: Vec::new() })
     }
 
     /// A digest of the state: equal states have equal digests on every replica.
     fn digest(&self) -> u64 {
         codec::digest(self).unwrap_or(0)
+    }
+}
+
+/// A snapshot being written, piece by piece, of the state as it was when
+/// [`StateMachine::snapshot_writer`] began it, while later commands change that state.
+///
+/// # To ensure correctness
+///
+/// The bytes of successive [`SnapshotWriter::write`] calls, fed in order to a
+/// [`StateMachine::snapshot_reader`], restore the state as it was at the beginning, whatever
+/// commands were applied in between, provided [`SnapshotWriter::before_apply`] saw each of
+/// them first.
+pub trait SnapshotWriter<S: StateMachine>: Send {
+    /// Called with the state before each command is applied to it, once the snapshot has
+    /// begun: keep what the command will change and the snapshot still has to write.
+    fn before_apply(&mut self, state: &S, command: &S::Command);
+
+    /// Appends the next bytes of the snapshot to `out`: about `budget` bytes (a writer may stop
+    /// short or go past it by one of its records). Returns `true` once the whole snapshot has
+    /// been written (the last call may write nothing).
+    fn write(&mut self, state: &S, out: &mut Vec<u8>, budget: usize) -> Result<bool, CodecError>;
+}
+
+/// A decoder of a snapshot's bytes, fed in order as they arrive.
+pub trait SnapshotReader<S>: Send {
+    /// Takes the next bytes; decodes what they complete. An error means the snapshot cannot
+    /// be restored (the receiver drops it).
+    fn read(&mut self, bytes: &[u8]) -> Result<(), CodecError>;
+
+    /// The restored state, once every byte was read; an error if the bytes stop short of a
+    /// whole snapshot.
+    fn finish(self: Box<Self>) -> Result<S, CodecError>;
+}
+
+/// The default writer: the whole snapshot, encoded when it began.
+struct WholeSnapshot {
+    bytes: Vec<u8>,
+    written: usize,
+}
+
+impl<S: StateMachine> SnapshotWriter<S> for WholeSnapshot {
+    fn before_apply(&mut self, _state: &S, _command: &S::Command) {}
+
+    fn write(&mut self, _state: &S, out: &mut Vec<u8>, budget: usize) -> Result<bool, CodecError> {
+        let end = self
+            .written
+            .saturating_add(budget.max(1))
+            .min(self.bytes.len());
+        out.extend_from_slice(&self.bytes[self.written..end]);
+        self.written = end;
+        Ok(self.written == self.bytes.len())
+    }
+}
+
+/// The default reader: gathers the bytes, then [`StateMachine::restore`].
+struct GatheredSnapshot {
+    bytes: Vec<u8>,
+}
+
+impl<S: StateMachine> SnapshotReader<S> for GatheredSnapshot {
+    fn read(&mut self, bytes: &[u8]) -> Result<(), CodecError> {
+        self.bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<S, CodecError> {
+        S::restore(&self.bytes)
     }
 }
 

@@ -264,17 +264,17 @@ proptest! {
 }
 
 /// Snapshot chunks of the multi-chunk property: a snapshot of the simulator's order book (about
-/// 1 KB) travels in a few dozen chunks, three per retransmission interval, so chunks are lost,
+/// 1 KB) travels in a few dozen chunks, three in flight at a time, so chunks are lost,
 /// duplicated and reordered and transfers span view changes, crashes and restarts.
 const SMALL_CHUNK_BYTES: usize = 48;
-const SMALL_CHUNKS_PER_TICK: u32 = 3;
+const SMALL_TRANSFER_WINDOW: u32 = 3;
 
-/// Runs the run generated from `seed`, its snapshots cut into `chunks` (bytes, chunks per
-/// retransmission interval) when given; a failure says what broke and how to replay it.
+/// Runs the run generated from `seed`, its snapshots cut into `chunks` (bytes, chunks in
+/// flight) when given; a failure says what broke and how to replay it.
 fn run_seeded(seed: u64, chunks: Option<(usize, u32)>) -> Result<(), String> {
     let (config, actions) = seeded_run_with_chunks(seed, chunks);
-    let replay = chunks.map_or_else(String::new, |(bytes, per_tick)| {
-        format!("JUST_HUNGRY_SIM_CHUNK_BYTES={bytes} JUST_HUNGRY_SIM_CHUNKS_PER_TICK={per_tick} ")
+    let replay = chunks.map_or_else(String::new, |(bytes, window)| {
+        format!("JUST_HUNGRY_SIM_CHUNK_BYTES={bytes} JUST_HUNGRY_SIM_TRANSFER_WINDOW={window} ")
     });
     run_case(seed, config, &actions).map(|_| ()).map_err(|message| {
         format!(
@@ -317,33 +317,32 @@ proptest! {
     #[test]
     fn seeded_runs_with_multi_chunk_transfers_keep_every_invariant(seed in any::<u64>()) {
         init_logging();
-        if let Err(message) = run_seeded(seed, Some((SMALL_CHUNK_BYTES, SMALL_CHUNKS_PER_TICK))) {
+        if let Err(message) = run_seeded(seed, Some((SMALL_CHUNK_BYTES, SMALL_TRANSFER_WINDOW))) {
             prop_assert!(false, "{message}");
         }
     }
 }
 
-/// `seeded_run(seed)`, its snapshots cut into `chunks` (bytes, chunks per retransmission
-/// interval) when given, the default transfer otherwise.
+/// `seeded_run(seed)`, its snapshots cut into `chunks` (bytes, chunks in flight) when given, the default transfer otherwise.
 fn seeded_run_with_chunks(seed: u64, chunks: Option<(usize, u32)>) -> (SimConfig, Vec<Action>) {
     let (mut config, actions) = seeded_run(seed);
-    if let Some((bytes, per_tick)) = chunks {
-        config.transfer = just_hungry_core::protocol::Transfer::new(bytes, per_tick)
-            .expect("valid chunks (JUST_HUNGRY_SIM_CHUNK_BYTES, JUST_HUNGRY_SIM_CHUNKS_PER_TICK)");
+    if let Some((bytes, window)) = chunks {
+        config.transfer = just_hungry_core::protocol::Transfer::new(bytes, window)
+            .expect("valid chunks (JUST_HUNGRY_SIM_CHUNK_BYTES, JUST_HUNGRY_SIM_TRANSFER_WINDOW)");
     }
     (config, actions)
 }
 
 /// The chunks `replay_seed` and `sweep_seeds` cut snapshots into: `JUST_HUNGRY_SIM_CHUNK_BYTES`
-/// bytes, `JUST_HUNGRY_SIM_CHUNKS_PER_TICK` per retransmission interval, when the first is set.
+/// bytes, `JUST_HUNGRY_SIM_TRANSFER_WINDOW` in flight, when the first is set.
 fn chunks_from_env() -> Option<(usize, u32)> {
     fn var<T: std::str::FromStr>(name: &str) -> Option<T> {
         std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
     }
     let bytes = var("JUST_HUNGRY_SIM_CHUNK_BYTES")?;
-    let per_tick = var("JUST_HUNGRY_SIM_CHUNKS_PER_TICK")
-        .unwrap_or(just_hungry_core::protocol::DEFAULT_CHUNKS_PER_TICK);
-    Some((bytes, per_tick))
+    let window = var("JUST_HUNGRY_SIM_TRANSFER_WINDOW")
+        .unwrap_or(just_hungry_core::protocol::DEFAULT_TRANSFER_WINDOW);
+    Some((bytes, window))
 }
 
 /// Replays the run generated from `JUST_HUNGRY_SIM_SEED` (a few fixed seeds when unset) and,

@@ -294,7 +294,8 @@ fn a_snapshot_being_received_is_bounded_by_the_budget_not_by_what_chunks_announc
             view: Some(view.clone()),
         },
     );
-    // The view's primary announces 4,096 chunks and sends 1 KiB after 1 KiB.
+    // The view's primary sends 1 KiB after 1 KiB of a stream that never ends (its first
+    // chunk does not even decode, so the rest waits for it).
     let mut peak = 0;
     for index in 0..16 {
         let learn = M::Learn {
@@ -304,7 +305,7 @@ fn a_snapshot_being_received_is_bounded_by_the_budget_not_by_what_chunks_announc
             op: OpNumber(5),
             chunk: TransferChunk::Snapshot {
                 index,
-                count: 4096,
+                last: false,
                 bytes: vec![7; 1024],
             },
         };
@@ -324,8 +325,8 @@ fn a_snapshot_being_received_is_bounded_by_the_budget_not_by_what_chunks_announc
             primary: ReplicaId::new("r1", 1),
             op: OpNumber(6),
             chunk: TransferChunk::Snapshot {
-                index: 0,
-                count: 2,
+                index: 1,
+                last: true,
                 bytes: vec![7; 1024],
             },
         },

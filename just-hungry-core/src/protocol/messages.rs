@@ -9,7 +9,7 @@ use crate::ids::{Address, Member, OpNumber, ReplicaId, RequestId, Time, View, Vi
 use crate::state_machine::StateMachine;
 
 /// The protocol version. A peer that speaks another is refused (the TCP hello carries it).
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// One command in the op log: its position, the request it answers, when the primary took it,
 /// and the validated command itself.
@@ -203,12 +203,14 @@ pub enum TransferChunk<C> {
         /// Consecutive entries.
         entries: Vec<Entry<C>>,
     },
-    /// One chunk of a full snapshot, at most [`crate::protocol::MAX_CHUNK_BYTES`].
+    /// One chunk of a full snapshot, at most [`crate::protocol::MAX_CHUNK_BYTES`]. The sender
+    /// encodes the snapshot as it streams it, so the number of chunks is known only at the
+    /// last one. The receiver acknowledges each chunk ([`Message::SnapshotAck`]).
     Snapshot {
         /// Position of this chunk, from 0.
         index: u32,
-        /// How many chunks make the snapshot.
-        count: u32,
+        /// Whether it is the snapshot's last chunk.
+        last: bool,
         /// The bytes.
         bytes: Vec<u8>,
     },
@@ -281,12 +283,13 @@ pub enum Message<S: StateMachine> {
         /// The view.
         view: ViewNumber,
     },
-    /// The primary reports that `learner` holds its state and follows its log.
+    /// The primary reports that `learners` hold its state and follow its log: the front-end
+    /// adds them to the view in one view change.
     CaughtUp {
         /// The active view.
         view: ViewNumber,
-        /// The learner.
-        learner: ReplicaId,
+        /// The learners.
+        learners: Vec<ReplicaId>,
     },
     /// The primary reports that `backup` did not acknowledge in time.
     SuspectBackup {
@@ -331,6 +334,20 @@ pub enum Message<S: StateMachine> {
         /// The op its state is at.
         op: OpNumber,
     },
+    /// A replica receiving a snapshot (`StartView` or `Learn`) holds every chunk of the
+    /// snapshot at `op` below `next`: the sender drops those, sends more within its window
+    /// ([`crate::protocol::Transfer`]), and resends only the first missing chunk when no
+    /// acknowledgement comes.
+    SnapshotAck {
+        /// The view named by the chunks.
+        view: ViewNumber,
+        /// Who acknowledges.
+        replica: ReplicaId,
+        /// The op of the snapshot.
+        op: OpNumber,
+        /// Every chunk below this index was received.
+        next: u32,
+    },
     /// The primary of `view` sends its committed state to a learner (a joining replica).
     Learn {
         /// The primary's view.
@@ -369,6 +386,7 @@ impl<S: StateMachine> Message<S> {
             Message::PrepareOk { .. } => "PrepareOk",
             Message::StartView { .. } => "StartView",
             Message::StartViewOk { .. } => "StartViewOk",
+            Message::SnapshotAck { .. } => "SnapshotAck",
             Message::Learn { .. } => "Learn",
         }
     }

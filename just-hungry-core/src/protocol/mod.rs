@@ -22,6 +22,7 @@ pub mod messages;
 pub mod registry;
 pub mod replica;
 pub mod replicated;
+mod transfer;
 pub mod trust;
 pub mod view_manager;
 pub mod view_store;
@@ -43,10 +44,6 @@ pub fn replica_registry_name(name: &str) -> String {
 
 /// The largest snapshot chunk in one state-transfer message.
 pub const MAX_CHUNK_BYTES: usize = 1024 * 1024;
-
-/// The most chunks one snapshot may have (so a snapshot is at most 4 GiB, and a hostile
-/// `count` cannot make a receiver allocate more bookkeeping than this).
-pub const MAX_CHUNKS: u32 = 4096;
 
 /// The most log entries in one `Prepare`: the default of [`Pipeline::max_entries_per_prepare`].
 pub const MAX_ENTRIES_PER_PREPARE: usize = 512;
@@ -164,20 +161,23 @@ impl Default for Pipeline {
     }
 }
 
-/// How many snapshot chunks a primary sends a joining replica per retransmission interval, by
-/// default: the default of [`Transfer::chunks_per_tick`].
-pub const DEFAULT_CHUNKS_PER_TICK: u32 = 8;
+/// How many snapshot chunks a primary has in flight to one receiver, by default: the default
+/// of [`Transfer::window`].
+pub const DEFAULT_TRANSFER_WINDOW: u32 = 8;
 
-/// How a primary streams its state to a joining replica (a learner): chunks of at most
-/// [`Transfer::chunk_bytes`], at most [`Transfer::chunks_per_tick`] of them each
-/// [`Timing::retransmit_interval`], so a large state does not land in the transport's queue at
-/// once (the TCP transport drops frames beyond 32 MiB queued to one peer). Once every chunk
-/// is sent and the learner has not acknowledged within a retransmission interval, the stream
-/// starts again from chunk 0 (the learner keeps the chunks it holds).
-///
-/// With the defaults (1 MiB, 8 chunks, 100 ms) a primary streams at most 80 MiB/s to one
-/// learner. A backup of a new view that needs a full snapshot gets its chunks at once, as
-/// before (that happens at a view change, when nothing else is served).
+/// The most chunks a primary may have in flight to one receiver ([`Transfer::window`]): a
+/// receiver keeps at most this many chunks that arrive ahead of a missing one, and drops
+/// chunks further ahead.
+pub const MAX_TRANSFER_WINDOW: u32 = 64;
+
+/// How a primary streams its state to a joining replica (a learner) or a backup of a new view:
+/// chunks of at most [`Transfer::chunk_bytes`], encoded one at a time as the stream goes
+/// ([`crate::StateMachine::snapshot_writer`]), at most [`Transfer::window`] of them sent and
+/// not yet acknowledged ([`messages::Message::SnapshotAck`]). So a large state neither lands
+/// in the transport's queue at once (the TCP transport drops frames beyond 32 MiB queued to
+/// one peer) nor is encoded in one step of the primary's event loop. When no acknowledgement
+/// comes for a retransmission interval, the first missing chunk alone is sent again (the
+/// receiver keeps the chunks after it).
 ///
 /// ```
 /// use just_hungry_core::protocol::Transfer;
@@ -188,7 +188,7 @@ pub const DEFAULT_CHUNKS_PER_TICK: u32 = 8;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Transfer {
     chunk_bytes: usize,
-    chunks_per_tick: u32,
+    window: u32,
 }
 
 /// Why [`Transfer::new`] refused its values.
@@ -202,36 +202,35 @@ pub enum TransferError {
         /// [`MAX_CHUNK_BYTES`].
         max: usize,
     },
-    /// The pace is 0 (nothing would be sent) or above [`MAX_CHUNKS`].
-    #[error("chunks_per_tick must be in 1..={max}, not {chunks_per_tick}")]
-    ChunksPerTick {
-        /// The pace asked for.
-        chunks_per_tick: u32,
-        /// [`MAX_CHUNKS`].
+    /// The window is 0 (nothing would be sent) or above [`MAX_TRANSFER_WINDOW`].
+    #[error("window must be in 1..={max}, not {window}")]
+    Window {
+        /// The window asked for.
+        window: u32,
+        /// [`MAX_TRANSFER_WINDOW`].
         max: u32,
     },
 }
 
 impl Transfer {
-    /// Chunks of at most `chunk_bytes` (1 to [`MAX_CHUNK_BYTES`]), `chunks_per_tick` (1 to
-    /// [`MAX_CHUNKS`]) of them per retransmission interval. A snapshot of more than
-    /// [`MAX_CHUNKS`] chunks is refused by receivers: keep `chunk_bytes` large enough.
-    pub fn new(chunk_bytes: usize, chunks_per_tick: u32) -> Result<Self, TransferError> {
+    /// Chunks of at most `chunk_bytes` (1 to [`MAX_CHUNK_BYTES`]), `window` (1 to
+    /// [`MAX_TRANSFER_WINDOW`]) of them in flight to one receiver.
+    pub fn new(chunk_bytes: usize, window: u32) -> Result<Self, TransferError> {
         if chunk_bytes == 0 || chunk_bytes > MAX_CHUNK_BYTES {
             return Err(TransferError::ChunkBytes {
                 chunk_bytes,
                 max: MAX_CHUNK_BYTES,
             });
         }
-        if chunks_per_tick == 0 || chunks_per_tick > MAX_CHUNKS {
-            return Err(TransferError::ChunksPerTick {
-                chunks_per_tick,
-                max: MAX_CHUNKS,
+        if window == 0 || window > MAX_TRANSFER_WINDOW {
+            return Err(TransferError::Window {
+                window,
+                max: MAX_TRANSFER_WINDOW,
             });
         }
         Ok(Transfer {
             chunk_bytes,
-            chunks_per_tick,
+            window,
         })
     }
 
@@ -240,9 +239,9 @@ impl Transfer {
         self.chunk_bytes
     }
 
-    /// The most chunks sent to one learner per retransmission interval.
-    pub fn chunks_per_tick(&self) -> u32 {
-        self.chunks_per_tick
+    /// The most chunks sent to one receiver and not yet acknowledged.
+    pub fn window(&self) -> u32 {
+        self.window
     }
 }
 
@@ -250,7 +249,7 @@ impl Default for Transfer {
     fn default() -> Self {
         Transfer {
             chunk_bytes: MAX_CHUNK_BYTES,
-            chunks_per_tick: DEFAULT_CHUNKS_PER_TICK,
+            window: DEFAULT_TRANSFER_WINDOW,
         }
     }
 }

@@ -16,7 +16,6 @@
 //!   follows the log; its acknowledgements do not count for commits.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 
 use crate::ids::{
     Address, Identity, Member, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber,
@@ -27,10 +26,11 @@ use crate::protocol::messages::{
 };
 use crate::protocol::registry::RegistrationSchedule;
 use crate::protocol::replicated::{ClientTableLimits, ReplicatedState, Seen};
+use crate::protocol::transfer::{Acknowledged, IncomingSnapshot, OutgoingSnapshot, SnapshotOf};
 use crate::protocol::trust::{self, Refusal, Refusals};
 use crate::protocol::{
-    FRONTEND_NAME, MAX_BUFFERED_ENTRIES, MAX_CHUNK_BYTES, MAX_CHUNKS, MAX_PENDING_WRITES,
-    MAX_RECENT_ENTRIES, Node, Output, Pipeline, Timing, Transfer, replica_registry_name,
+    FRONTEND_NAME, MAX_BUFFERED_ENTRIES, MAX_CHUNK_BYTES, MAX_PENDING_WRITES, MAX_RECENT_ENTRIES,
+    Node, Output, Pipeline, Timing, Transfer, replica_registry_name,
 };
 use crate::state_machine::StateMachine;
 
@@ -55,44 +55,20 @@ pub struct ReplicaConfig {
     /// Chunk size and pace of the snapshots the primary streams to joining replicas
     /// (default: [`Transfer::default`]).
     pub transfer: Transfer,
-    /// The most bytes of one snapshot this replica holds while receiving it (default
-    /// [`DEFAULT_MAX_SNAPSHOT_BYTES`]): a snapshot that grows past it is dropped, whatever its
-    /// chunks announce, so a sender cannot make a replica hold more. It must exceed the
-    /// largest state the service can reach, client table included.
+    /// The most bytes of one snapshot this replica receives (default
+    /// [`DEFAULT_MAX_SNAPSHOT_BYTES`]): a snapshot that grows past it is dropped, so a sender
+    /// cannot make a replica decode more. It must exceed the largest state the service can
+    /// reach, client table included.
     pub max_snapshot_bytes: usize,
 }
 
-/// The default of [`ReplicaConfig::max_snapshot_bytes`]: 256 MiB, well above the order
-/// book's largest state (48 MiB of orders, with the client table).
-pub const DEFAULT_MAX_SNAPSHOT_BYTES: usize = 256 * 1024 * 1024;
-
-/// Whose snapshot is being received, which decides the chunks that belong together.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum SnapshotOf {
-    /// The state of a view being started (`StartView`): chunks naming that view.
-    View(ViewNumber),
-    /// A learner's snapshot (`Learn`), streamed by this primary: its chunks belong together
-    /// whatever view they name, as a primary keeps one snapshot per learner through its view
-    /// changes (the same state at the same op encodes to the same bytes: every map is a
-    /// `BTreeMap`).
-    Primary(ReplicaId),
-}
-
-/// A snapshot being received chunk by chunk.
-struct IncomingSnapshot {
-    of: SnapshotOf,
-    op: OpNumber,
-    chunks: Vec<Option<Vec<u8>>>,
-    received: u32,
-    /// Bytes of the chunks held, at most [`ReplicaConfig::max_snapshot_bytes`].
-    bytes: usize,
-    /// When the last chunk arrived: an incomplete snapshot is dropped after
-    /// [`Timing::learner_expiry`] without one.
-    last_chunk_at: Time,
-}
+/// The default of [`ReplicaConfig::max_snapshot_bytes`]: 8 GiB, above the order book's
+/// default limit (4 GiB counted, [`crate::orders::DEFAULT_MAX_ORDER_BOOK_BYTES`], an upper
+/// bound of its encoding) with its client table.
+pub const DEFAULT_MAX_SNAPSHOT_BYTES: usize = 8 * 1024 * 1024 * 1024;
 
 /// What the primary knows of one backup or learner.
-struct Peer {
+struct Peer<S: StateMachine> {
     address: Address,
     /// Highest contiguous op it acknowledged.
     acked: OpNumber,
@@ -102,22 +78,23 @@ struct Peer {
     /// Since when it has been behind the primary's last op, if it is.
     behind_since: Option<Time>,
     last_reported_at: Option<Time>,
+    /// A learner: since when it has held every committed op, without a break.
+    caught_up_since: Option<Time>,
     /// A backup: holds the view's state (`StartViewOk`). A learner: restored its snapshot.
     started: bool,
     /// The view in which this primary last tracked the peer's state (a suffix is enough).
     tracked_in: Option<ViewNumber>,
     /// Send a full snapshot rather than a suffix on the next transfer.
     force_snapshot: bool,
-    /// A learner's snapshot, kept until it is restored.
-    snapshot: Option<(OpNumber, Arc<Vec<u8>>)>,
-    /// A learner: the next snapshot chunk to send (chunks are paced, [`Transfer`]).
-    next_chunk: u32,
+    /// The snapshot streamed to it (a learner, or a backup of a view being started that
+    /// needs a full snapshot), until it confirms that it restored it.
+    snapshot: Option<OutgoingSnapshot<S>>,
     /// A learner: when the front-end last asked for it (`AddLearner`); it is forgotten after
     /// [`Timing::learner_expiry`] without a request.
     requested_at: Time,
 }
 
-impl Peer {
+impl<S: StateMachine> Peer<S> {
     fn new(address: Address, now: Time) -> Self {
         Peer {
             address,
@@ -126,11 +103,11 @@ impl Peer {
             last_sent_at: now,
             behind_since: None,
             last_reported_at: None,
+            caught_up_since: None,
             started: false,
             tracked_in: None,
             force_snapshot: false,
             snapshot: None,
-            next_chunk: 0,
             requested_at: now,
         }
     }
@@ -157,14 +134,12 @@ struct Primary<S: StateMachine> {
     /// Uncommitted entries: ops `commit+1 ..= last_op`. The committed op is `state.applied()`.
     log: VecDeque<Entry<S::Command>>,
     last_op: OpNumber,
-    backups: BTreeMap<ReplicaId, Peer>,
-    learners: BTreeMap<ReplicaId, Peer>,
+    backups: BTreeMap<ReplicaId, Peer<S>>,
+    learners: BTreeMap<ReplicaId, Peer<S>>,
     /// Committed entries kept to bring peers up to date with a suffix.
     recent: VecDeque<Entry<S::Command>>,
     pending: BTreeMap<RequestId, PendingWrite>,
     reads: VecDeque<PendingRead<S>>,
-    /// The snapshot sent to backups while starting the view.
-    view_snapshot: Option<Arc<Vec<u8>>>,
     /// Ops were appended or acknowledged: prepares may be due.
     dirty: bool,
 }
@@ -186,7 +161,7 @@ pub struct Replica<S: StateMachine> {
     /// A learner: the view, and the primary it learns from.
     learning: Option<(ViewNumber, Member)>,
     buffer: BTreeMap<OpNumber, Entry<S::Command>>,
-    incoming: Option<IncomingSnapshot>,
+    incoming: Option<IncomingSnapshot<S>>,
     primary: Option<Primary<S>>,
     outputs: VecDeque<Output<S>>,
     next_ping: Time,
@@ -405,10 +380,11 @@ impl<S: StateMachine> Replica<S> {
         let promoted_from = (self.primary.is_none()
             && followed.back().map(|e| e.op) == Some(self.state.applied()))
         .then_some(self.state_view);
-        if let Some(previous) = self.primary.take() {
+        if let Some(mut previous) = self.primary.take() {
             recent = previous.recent;
             for entry in previous.log {
-                self.state.apply(&entry);
+                let streams = previous.learners.values_mut();
+                apply_noting_streams(&mut self.state, streams, &entry);
                 push_recent(&mut recent, entry);
             }
             pending = previous
@@ -474,7 +450,6 @@ impl<S: StateMachine> Replica<S> {
             },
             pending,
             reads: VecDeque::new(),
-            view_snapshot: None,
             dirty: false,
         });
         self.view = Some(view);
@@ -521,29 +496,120 @@ impl<S: StateMachine> Replica<S> {
             );
             return;
         }
-        if p.view_snapshot.is_none() {
-            match self.state.snapshot() {
-                Ok(bytes) => p.view_snapshot = Some(Arc::new(bytes)),
+        if peer.snapshot.is_none() {
+            match OutgoingSnapshot::begin(&self.state, now) {
+                Ok(stream) => {
+                    tracing::info!(node = %self.config.id, backup = %id, op = %applied, "state transfer: streaming a snapshot to the backup");
+                    peer.snapshot = Some(stream);
+                }
                 Err(e) => {
                     tracing::error!(node = %self.config.id, error = %e, "cannot snapshot the state");
                     return;
                 }
             }
         }
-        let Some(bytes) = p.view_snapshot.clone() else {
+        self.pump_snapshot(id);
+    }
+
+    /// Encodes and sends the chunks of peer `id`'s snapshot that its window lets out: as
+    /// `StartView` to a backup, `Learn` to a learner.
+    fn pump_snapshot(&mut self, id: &ReplicaId) {
+        let transfer = self.config.transfer;
+        let Some(p) = self.primary.as_mut() else {
             return;
         };
-        tracing::info!(node = %self.config.id, backup = %id, op = %applied, bytes = bytes.len(), "state transfer: sending snapshot to backup");
-        let chunk_bytes = self.config.transfer.chunk_bytes();
-        for index in 0..chunk_count(bytes.len(), chunk_bytes) {
-            self.send(
-                address.clone(),
+        let (peer, learner) = match (p.backups.get_mut(id), p.learners.get_mut(id)) {
+            (Some(peer), _) => (peer, false),
+            (None, Some(peer)) => (peer, true),
+            (None, None) => return,
+        };
+        let Some(stream) = peer.snapshot.as_mut() else {
+            return;
+        };
+        match stream.fill(&self.state, transfer) {
+            Ok(chunks) => {
+                let (address, op) = (peer.address.clone(), stream.op);
+                self.send_snapshot_chunks(id, address, op, learner, chunks);
+            }
+            Err(e) => {
+                tracing::error!(node = %self.config.id, error = %e, "cannot snapshot the state");
+                peer.snapshot = None;
+            }
+        }
+    }
+
+    /// Sends chunks of the snapshot at `op` to peer `id` at `address`.
+    fn send_snapshot_chunks(
+        &mut self,
+        id: &ReplicaId,
+        address: Address,
+        op: OpNumber,
+        learner: bool,
+        chunks: Vec<TransferChunk<S::Command>>,
+    ) {
+        let (Some(view), Some(number)) = (self.view.clone(), self.primary.as_ref().map(|p| p.view))
+        else {
+            return;
+        };
+        for chunk in chunks {
+            let message = if learner {
+                Message::Learn {
+                    view: number,
+                    learner: id.clone(),
+                    primary: self.config.id.clone(),
+                    op,
+                    chunk,
+                }
+            } else {
                 Message::StartView {
                     view: view.clone(),
-                    op: applied,
-                    chunk: snapshot_chunk(&bytes, index, chunk_bytes),
-                },
-            );
+                    op,
+                    chunk,
+                }
+            };
+            self.send(address.clone(), message);
+        }
+    }
+
+    /// A receiver holds every chunk below `next` of the snapshot at `op`.
+    fn on_snapshot_ack(&mut self, now: Time, replica: ReplicaId, op: OpNumber, next: u32) {
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
+        let (peer, learner) = match (p.backups.get_mut(&replica), p.learners.get_mut(&replica)) {
+            (Some(peer), _) => (peer, false),
+            (None, Some(peer)) => (peer, true),
+            (None, None) => return,
+        };
+        let Some(stream) = peer.snapshot.as_mut().filter(|s| s.op == op) else {
+            return;
+        };
+        match stream.acknowledge(next, now) {
+            Acknowledged::Progress => {
+                if !peer.started && !learner {
+                    // A backup receiving the view's state is not behind while it progresses.
+                    peer.behind_since = Some(now);
+                }
+                self.pump_snapshot(&replica)
+            }
+            Acknowledged::Lost => {
+                // It dropped what it had received: begin again, at the current state.
+                tracing::info!(node = %self.config.id, receiver = %replica, "state transfer: the receiver lost the chunks it had, streaming a new snapshot");
+                match OutgoingSnapshot::begin(&self.state, now) {
+                    Ok(stream) => {
+                        if learner {
+                            peer.acked = stream.op;
+                            peer.sent = stream.op;
+                        }
+                        peer.snapshot = Some(stream);
+                        self.pump_snapshot(&replica);
+                    }
+                    Err(e) => {
+                        tracing::error!(node = %self.config.id, error = %e, "cannot snapshot the state");
+                        peer.snapshot = None;
+                    }
+                }
+            }
         }
     }
 
@@ -557,7 +623,6 @@ impl<S: StateMachine> Replica<S> {
         if !p.backups.values().all(|b| b.started) {
             return;
         }
-        p.view_snapshot = None;
         let view = p.view;
         // Writes prepared in the previous view are part of this view's state, but are not
         // answered here: the answer could reach a client before the front-end learns that this
@@ -748,7 +813,8 @@ impl<S: StateMachine> Replica<S> {
             let Some(entry) = p.log.pop_front() else {
                 break;
             };
-            let reply = self.state.apply(&entry);
+            let peers = p.backups.values_mut().chain(p.learners.values_mut());
+            let reply = apply_noting_streams(&mut self.state, peers, &entry);
             if let Some(write) = p.pending.remove(&entry.request) {
                 replies.push((write.reply_to, entry.request, Outcome::Written(reply)));
             }
@@ -789,7 +855,7 @@ impl<S: StateMachine> Replica<S> {
                 // snapshot was restored: the replica may have restored an older one, sent to
                 // an earlier incarnation at the same address, and would never get the ops in
                 // between. Until then the snapshot is sent again.
-                if peer.snapshot.as_ref().is_some_and(|(at, _)| op < *at) {
+                if peer.snapshot.as_ref().is_some_and(|s| op < s.op) {
                     return;
                 }
                 peer.started = true;
@@ -806,7 +872,10 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
-    /// Tells the front-end about learners that hold every committed op.
+    /// Tells the front-end about learners that hold every committed op, all of them in one
+    /// message so they join in one view change. While another learner is still on its way, a
+    /// learner that caught up waits for it up to one retransmission interval: learners started
+    /// together join together, and none waits longer than that for the others.
     fn report_caught_up(&mut self, now: Time) {
         let applied = self.state.applied();
         let retransmit = self.config.timing.retransmit_interval;
@@ -814,21 +883,36 @@ impl<S: StateMachine> Replica<S> {
             return;
         };
         let view = p.view;
-        let mut reports = Vec::new();
-        for (id, peer) in p.learners.iter_mut() {
-            let due = peer
+        let mut due = false;
+        let mut others_on_their_way = false;
+        let mut waited_enough = false;
+        for peer in p.learners.values_mut() {
+            let caught_up = peer.started && peer.acked >= applied;
+            if !caught_up {
+                peer.caught_up_since = None;
+                others_on_their_way = true;
+                continue;
+            }
+            let since = *peer.caught_up_since.get_or_insert(now);
+            due |= peer
                 .last_reported_at
                 .is_none_or(|t| now.saturating_since(t) >= retransmit);
-            if peer.started && peer.acked >= applied && due {
+            waited_enough |= now.saturating_since(since) >= retransmit;
+        }
+        if !due || (others_on_their_way && !waited_enough) {
+            return;
+        }
+        let mut learners = Vec::new();
+        for (id, peer) in p.learners.iter_mut() {
+            if peer.caught_up_since.is_some() {
                 peer.last_reported_at = Some(now);
-                reports.push(id.clone());
+                learners.push(id.clone());
             }
         }
         if let Some(fe) = self.frontend.clone() {
-            for learner in reports {
-                tracing::info!(node = %self.config.id, learner = %learner, "learner caught up: asking the front-end to add it to the view");
-                self.send(fe.clone(), Message::CaughtUp { view, learner });
-            }
+            let names: Vec<String> = learners.iter().map(ToString::to_string).collect();
+            tracing::info!(node = %self.config.id, learners = %names.join(", "), "learners caught up: asking the front-end to add them to the view");
+            self.send(fe, Message::CaughtUp { view, learners });
         }
     }
 
@@ -844,6 +928,7 @@ impl<S: StateMachine> Replica<S> {
                 tracing::info!(node = %self.config.id, backup = %replica, op = %op, "state transfer: backup holds the view's state");
             }
             peer.started = true;
+            peer.snapshot = None;
             peer.acked = peer.acked.max(op);
             peer.sent = peer.sent.max(op);
             peer.behind_since = (peer.acked < p.last_op).then_some(peer.last_sent_at);
@@ -873,54 +958,20 @@ impl<S: StateMachine> Replica<S> {
         // A name has one live incarnation: the others were streamed to a process that is gone.
         p.learners
             .retain(|id, _| id.name != learner.id.name || *id == learner.id);
-        let bytes = match self.state.snapshot() {
-            Ok(bytes) => Arc::new(bytes),
+        let stream = match OutgoingSnapshot::begin(&self.state, now) {
+            Ok(stream) => stream,
             Err(e) => {
                 tracing::error!(node = %self.config.id, error = %e, "cannot snapshot the state");
                 return;
             }
         };
-        tracing::info!(node = %self.config.id, learner = %learner.id, op = %applied, bytes = bytes.len(), "join: streaming a snapshot to the newcomer");
+        tracing::info!(node = %self.config.id, learner = %learner.id, op = %applied, "join: streaming a snapshot to the newcomer");
         let mut peer = Peer::new(learner.address.clone(), now);
-        peer.snapshot = Some((applied, bytes));
+        peer.snapshot = Some(stream);
         peer.acked = applied;
         peer.sent = applied;
         p.learners.insert(learner.id.clone(), peer);
-        self.send_learner_chunks(now, &learner.id);
-    }
-
-    /// Sends a learner the next [`Transfer::chunks_per_tick`] chunks of its snapshot.
-    fn send_learner_chunks(&mut self, now: Time, id: &ReplicaId) {
-        let transfer = self.config.transfer;
-        let Some(p) = self.primary.as_mut() else {
-            return;
-        };
-        let view = p.view;
-        let Some(peer) = p.learners.get_mut(id) else {
-            return;
-        };
-        let Some((op, bytes)) = peer.snapshot.clone() else {
-            return;
-        };
-        let count = chunk_count(bytes.len(), transfer.chunk_bytes());
-        let from = peer.next_chunk.min(count);
-        let to = from.saturating_add(transfer.chunks_per_tick()).min(count);
-        peer.next_chunk = to;
-        peer.last_sent_at = now;
-        let address = peer.address.clone();
-        for index in from..to {
-            let chunk = snapshot_chunk(&bytes, index, transfer.chunk_bytes());
-            self.send(
-                address.clone(),
-                Message::Learn {
-                    view,
-                    learner: id.clone(),
-                    primary: self.config.id.clone(),
-                    op,
-                    chunk,
-                },
-            );
-        }
+        self.pump_snapshot(&learner.id);
     }
 
     /// Sends pending ops to every started backup and restored learner, in batches, within the
@@ -1053,13 +1104,11 @@ impl<S: StateMachine> Replica<S> {
                 }
                 self.install_view(from, view);
             }
-            TransferChunk::Snapshot {
-                index,
-                count,
-                bytes,
-            } => {
+            TransferChunk::Snapshot { index, last, bytes } => {
                 let of = SnapshotOf::View(view.number);
-                if let Some(state) = self.receive_chunk(of, op, index, count, bytes) {
+                if let Some(state) =
+                    self.receive_chunk(&from, view.number, of, op, index, last, bytes)
+                {
                     self.state = state;
                     self.followed.clear();
                     tracing::info!(node = %me, view = %view.number, op = %op, "state transfer: snapshot installed, our data is overwritten with the cluster's");
@@ -1140,16 +1189,11 @@ impl<S: StateMachine> Replica<S> {
             );
             return;
         }
-        let TransferChunk::Snapshot {
-            index,
-            count,
-            bytes,
-        } = chunk
-        else {
+        let TransferChunk::Snapshot { index, last, bytes } = chunk else {
             return;
         };
         let of = SnapshotOf::Primary(primary.clone());
-        if let Some(state) = self.receive_chunk(of, op, index, count, bytes) {
+        if let Some(state) = self.receive_chunk(&from, view, of, op, index, last, bytes) {
             self.state = state;
             self.followed.clear();
             self.role = ReplicaRole::Learner;
@@ -1174,62 +1218,61 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
-    /// Stores one chunk of the snapshot `of` at `op`; returns the restored state once every
-    /// chunk arrived. A chunk of another snapshot starts over.
+    /// Takes one chunk of the snapshot `of` at `op` and acknowledges what is held of it to
+    /// `from`; returns the restored state once the last chunk is decoded. A chunk of a newer
+    /// snapshot (another sender, or a later op) starts over; one of an older snapshot is
+    /// ignored.
+    #[allow(clippy::too_many_arguments)]
     fn receive_chunk(
         &mut self,
+        from: &Address,
+        view: ViewNumber,
         of: SnapshotOf,
         op: OpNumber,
         index: u32,
-        count: u32,
+        last: bool,
         bytes: Vec<u8>,
     ) -> Option<ReplicatedState<S>> {
-        if count == 0 || count > MAX_CHUNKS || index >= count || bytes.len() > MAX_CHUNK_BYTES {
-            tracing::info!(node = %self.config.id, index, count, "refused a malformed snapshot chunk");
+        if bytes.len() > MAX_CHUNK_BYTES {
+            tracing::info!(node = %self.config.id, index, bytes = bytes.len(), "refused a malformed snapshot chunk");
             return None;
         }
-        let same = self
-            .incoming
-            .as_ref()
-            .is_some_and(|i| i.of == of && i.op == op && i.chunks.len() == count as usize);
-        if !same {
-            self.incoming = Some(IncomingSnapshot {
-                of,
-                op,
-                chunks: vec![None; count as usize],
-                received: 0,
-                bytes: 0,
-                last_chunk_at: self.now,
-            });
+        match self.incoming.as_ref() {
+            Some(i) if i.of == of && i.op == op => {}
+            Some(i) if i.of == of && i.op > op => return None,
+            _ => self.incoming = Some(IncomingSnapshot::new(of, op, self.now)),
         }
         let max = self.config.max_snapshot_bytes;
+        let now = self.now;
         let incoming = self.incoming.as_mut()?;
-        incoming.last_chunk_at = self.now;
-        let slot = incoming.chunks.get_mut(index as usize)?;
-        if slot.is_none() {
-            if incoming.bytes.saturating_add(bytes.len()) > max {
-                tracing::info!(node = %self.config.id, limit = max, "refused a snapshot larger than max_snapshot_bytes: dropped what was received of it");
+        let result = incoming.receive(now, index, last, bytes, max);
+        let next = incoming.next;
+        let replica = self.me().clone();
+        match result {
+            Ok(Some(state)) => {
                 self.incoming = None;
-                return None;
+                let ack = Message::SnapshotAck {
+                    view,
+                    replica,
+                    op,
+                    next,
+                };
+                self.send(from.clone(), ack);
+                Some(state)
             }
-            incoming.bytes += bytes.len();
-            *slot = Some(bytes);
-            incoming.received += 1;
-        }
-        if incoming.received < count {
-            return None;
-        }
-        let incoming = self.incoming.take()?;
-        // Restored from the chunks as they are, each freed once decoded: no gathered copy.
-        let chunks: Vec<Vec<u8>> = incoming.chunks.into_iter().flatten().collect();
-        match ReplicatedState::<S>::restore_from_chunks(chunks) {
-            Ok(state) if state.applied() == op => Some(state),
-            Ok(state) => {
-                tracing::info!(node = %self.config.id, expected = %op, got = %state.applied(), "refused a snapshot at the wrong op");
+            Ok(None) => {
+                let ack = Message::SnapshotAck {
+                    view,
+                    replica,
+                    op,
+                    next,
+                };
+                self.send(from.clone(), ack);
                 None
             }
-            Err(e) => {
-                tracing::info!(node = %self.config.id, error = %e, "refused a snapshot that does not decode");
+            Err(why) => {
+                tracing::info!(node = %self.config.id, error = %why, "state transfer: refused the snapshot, dropped what was received of it");
+                self.incoming = None;
                 None
             }
         }
@@ -1250,13 +1293,30 @@ impl<S: StateMachine> Replica<S> {
         let role = self.role;
         let mut resend_start_view = Vec::new();
         let mut suspects = Vec::new();
-        let mut resend_learners = Vec::new();
+        // Chunks sent again: (peer, its address, the snapshot's op, a learner?, the chunk).
+        let mut resend_chunks = Vec::new();
+        let quiet = |stream: &OutgoingSnapshot<S>| {
+            now.saturating_since(stream.progress_at) >= timing.retransmit_interval
+        };
         if let Some(p) = self.primary.as_mut() {
             for (id, peer) in p.backups.iter_mut() {
                 let stale = now.saturating_since(peer.last_sent_at) >= timing.retransmit_interval;
-                if role == ReplicaRole::StartingView && !peer.started && stale {
-                    peer.force_snapshot = true;
-                    resend_start_view.push(id.clone());
+                if role == ReplicaRole::StartingView && !peer.started {
+                    match peer.snapshot.as_mut() {
+                        Some(stream) if quiet(stream) => {
+                            if let Some(chunk) = stream.resend(now) {
+                                let to = peer.address.clone();
+                                resend_chunks.push((id.clone(), to, stream.op, false, chunk));
+                            }
+                        }
+                        Some(_) => {}
+                        None if stale => {
+                            // The suffix sent was not confirmed: a snapshot this time.
+                            peer.force_snapshot = true;
+                            resend_start_view.push(id.clone());
+                        }
+                        None => {}
+                    }
                 }
                 if role == ReplicaRole::Primary && peer.acked < peer.sent && stale {
                     peer.sent = peer.acked;
@@ -1293,31 +1353,31 @@ impl<S: StateMachine> Replica<S> {
                 }
                 !silent
             });
-            let chunk_bytes = self.config.transfer.chunk_bytes();
             for (id, peer) in p.learners.iter_mut() {
                 let stale = now.saturating_since(peer.last_sent_at) >= timing.retransmit_interval;
-                let count = peer
-                    .snapshot
-                    .as_ref()
-                    .map_or(0, |(_, bytes)| chunk_count(bytes.len(), chunk_bytes));
-                if !peer.started && peer.next_chunk < count {
-                    // The stream goes on.
-                    resend_learners.push(id.clone());
-                } else if !peer.started && stale {
-                    // Every chunk was sent and the learner has not restored: again from 0.
-                    peer.next_chunk = 0;
-                    resend_learners.push(id.clone());
-                } else if peer.acked < peer.sent && stale {
-                    peer.sent = peer.acked;
-                    p.dirty = true;
+                match peer.snapshot.as_mut() {
+                    Some(stream) if !peer.started => {
+                        if quiet(stream)
+                            && let Some(chunk) = stream.resend(now)
+                        {
+                            let to = peer.address.clone();
+                            resend_chunks.push((id.clone(), to, stream.op, true, chunk));
+                        }
+                    }
+                    _ => {
+                        if peer.acked < peer.sent && stale {
+                            peer.sent = peer.acked;
+                            p.dirty = true;
+                        }
+                    }
                 }
             }
         }
         for id in resend_start_view {
             self.send_start_view(now, &id);
         }
-        for id in resend_learners {
-            self.send_learner_chunks(now, &id);
+        for (id, to, op, learner, chunk) in resend_chunks {
+            self.send_snapshot_chunks(&id, to, op, learner, vec![chunk]);
         }
         if let (Some(fe), Some(view)) =
             (self.frontend.clone(), self.primary.as_ref().map(|p| p.view))
@@ -1406,6 +1466,12 @@ impl<S: StateMachine> Node<S> for Replica<S> {
             Message::PrepareOk { view, replica, op } => self.on_prepare_ok(now, view, replica, op),
             Message::StartView { view, op, chunk } => self.on_start_view(from, view, op, chunk),
             Message::StartViewOk { view, replica, op } => self.on_start_view_ok(view, replica, op),
+            Message::SnapshotAck {
+                view: _,
+                replica,
+                op,
+                next,
+            } => self.on_snapshot_ack(now, replica, op, next),
             Message::Learn {
                 view,
                 learner,
@@ -1460,6 +1526,21 @@ impl<S: StateMachine> Node<S> for Replica<S> {
     fn refused(&self) -> u64 {
         self.refusals.total()
     }
+}
+
+/// Applies a committed `entry` to the primary's state, after telling the snapshot streams of
+/// `peers` (which must keep what it changes and they still have to send).
+fn apply_noting_streams<'a, S: StateMachine>(
+    state: &mut ReplicatedState<S>,
+    peers: impl Iterator<Item = &'a mut Peer<S>>,
+    entry: &Entry<S::Command>,
+) -> S::Reply {
+    for peer in peers {
+        if let Some(stream) = peer.snapshot.as_mut() {
+            stream.before_apply(state, &entry.command);
+        }
+    }
+    state.apply(entry)
 }
 
 fn push_recent<C>(recent: &mut VecDeque<Entry<C>>, entry: Entry<C>) {
@@ -1539,25 +1620,6 @@ fn entries_between<C: Clone>(
         }
     }
     (next == to.next()).then_some(out)
-}
-
-/// How many chunks of at most `chunk_bytes` a snapshot of `len` bytes takes (at least 1).
-fn chunk_count(len: usize, chunk_bytes: usize) -> u32 {
-    u32::try_from(len.div_ceil(chunk_bytes.max(1)).max(1)).unwrap_or(u32::MAX)
-}
-
-/// Chunk `index` of a snapshot cut in chunks of at most `chunk_bytes`.
-fn snapshot_chunk<C>(bytes: &[u8], index: u32, chunk_bytes: usize) -> TransferChunk<C> {
-    let count = chunk_count(bytes.len(), chunk_bytes);
-    let start = (index as usize)
-        .saturating_mul(chunk_bytes)
-        .min(bytes.len());
-    let end = start.saturating_add(chunk_bytes).min(bytes.len());
-    TransferChunk::Snapshot {
-        index,
-        count,
-        bytes: bytes[start..end].to_vec(),
-    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, CodecError};
 use crate::ids::{ClientId, OpNumber, RequestId, Time};
 use crate::protocol::messages::Entry;
-use crate::state_machine::{ApplyContext, StateMachine};
+use crate::state_machine::{ApplyContext, SnapshotReader, SnapshotWriter, StateMachine};
 
 /// How long a client may stay silent before its entry in the client table is evicted. A retry
 /// that arrives later than this may be applied a second time, so client deadlines must be
@@ -158,36 +158,119 @@ pub struct ReplicatedState<S: StateMachine> {
     applied: OpNumber,
 }
 
-/// The layout of a snapshot, as the encoding of one value (what [`ReplicatedState::snapshot`]
-/// writes piece by piece; a test checks that they agree).
-#[cfg(test)]
-#[derive(Serialize, Deserialize)]
-#[serde(bound = "")]
-struct SnapshotRef<'a, R: Clone + Serialize + serde::de::DeserializeOwned> {
-    applied: OpNumber,
-    clients: std::borrow::Cow<'a, ClientTable<R>>,
-    service: Vec<u8>,
+/// Writes a snapshot of a [`ReplicatedState`] as it was when it began, a piece per call,
+/// while later ops are applied (see [`ReplicatedState::snapshot_writer`]).
+///
+/// The layout: the length of the header (8 bytes, little-endian), the header (the op and the
+/// client table, encoded when the snapshot began), then the service's own snapshot
+/// ([`StateMachine::snapshot_writer`]) to the end.
+pub struct ReplicatedSnapshotWriter<S: StateMachine> {
+    header: Vec<u8>,
+    header_written: usize,
+    service: Box<dyn SnapshotWriter<S>>,
+    done: bool,
 }
 
-/// Reads consecutive chunks as one stream, dropping each chunk once read.
-struct ChunkReader {
-    chunks: std::collections::VecDeque<Vec<u8>>,
-    position: usize,
-}
-
-impl std::io::Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while let Some(front) = self.chunks.front() {
-            if self.position < front.len() {
-                let n = buf.len().min(front.len() - self.position);
-                buf[..n].copy_from_slice(&front[self.position..self.position + n]);
-                self.position += n;
-                return Ok(n);
-            }
-            self.chunks.pop_front();
-            self.position = 0;
+impl<S: StateMachine> ReplicatedSnapshotWriter<S> {
+    /// Called before `command` is applied to `state`, while the snapshot is being written.
+    pub fn before_apply(&mut self, state: &ReplicatedState<S>, command: &S::Command) {
+        if !self.done {
+            self.service.before_apply(&state.service, command);
         }
-        Ok(0)
+    }
+
+    /// Appends about `budget` more bytes of the snapshot to `out`; `true` once it is whole.
+    pub fn write(
+        &mut self,
+        state: &ReplicatedState<S>,
+        out: &mut Vec<u8>,
+        budget: usize,
+    ) -> Result<bool, CodecError> {
+        if self.done {
+            return Ok(true);
+        }
+        let start = out.len();
+        if self.header_written < self.header.len() {
+            let end = self
+                .header_written
+                .saturating_add(budget.max(1))
+                .min(self.header.len());
+            out.extend_from_slice(&self.header[self.header_written..end]);
+            self.header_written = end;
+            if end < self.header.len() {
+                return Ok(false);
+            }
+            self.header = Vec::new();
+        }
+        let left = budget.saturating_sub(out.len() - start);
+        if left > 0 || budget == 0 {
+            self.done = self.service.write(&state.service, out, left.max(1))?;
+        }
+        Ok(self.done)
+    }
+}
+
+/// Decodes a snapshot of a [`ReplicatedState`] from its bytes, fed in order as they arrive.
+pub struct ReplicatedSnapshotReader<S: StateMachine> {
+    /// Bytes of the header received so far (its length prefix included).
+    header: Vec<u8>,
+    decoded: Option<(OpNumber, ClientTable<S::Reply>)>,
+    service: Box<dyn SnapshotReader<S>>,
+}
+
+/// The longest header (op and client table) a snapshot may announce.
+const MAX_HEADER_BYTES: u64 = crate::codec::MAX_DECODE_BYTES as u64;
+
+impl<S: StateMachine> ReplicatedSnapshotReader<S> {
+    /// Takes the next bytes of the snapshot.
+    pub fn read(&mut self, mut bytes: &[u8]) -> Result<(), CodecError> {
+        if self.decoded.is_none() {
+            while self.header.len() < 8 && !bytes.is_empty() {
+                self.header.push(bytes[0]);
+                bytes = &bytes[1..];
+            }
+            if self.header.len() < 8 {
+                return Ok(());
+            }
+            let mut prefix = [0u8; 8];
+            prefix.copy_from_slice(&self.header[..8]);
+            let len = u64::from_le_bytes(prefix);
+            if len > MAX_HEADER_BYTES {
+                return Err(CodecError::Decode(format!(
+                    "a snapshot header of {len} bytes (at most {MAX_HEADER_BYTES})"
+                )));
+            }
+            let wanted = 8 + len as usize - self.header.len();
+            let take = wanted.min(bytes.len());
+            self.header.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if take < wanted {
+                return Ok(());
+            }
+            let (applied, mut clients): (OpNumber, ClientTable<S::Reply>) =
+                codec::decode(&self.header[8..])?;
+            clients.rebuild_index();
+            self.decoded = Some((applied, clients));
+            self.header = Vec::new();
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.service.read(bytes)
+    }
+
+    /// The restored state; an error if the bytes stopped short of a whole snapshot.
+    pub fn finish(self) -> Result<ReplicatedState<S>, CodecError> {
+        let Some((applied, clients)) = self.decoded else {
+            return Err(CodecError::Decode(
+                "the snapshot ends inside its header".into(),
+            ));
+        };
+        Ok(ReplicatedState {
+            service: self.service.finish()?,
+            clients,
+            applied,
+        })
     }
 }
 
@@ -242,57 +325,46 @@ impl<S: StateMachine> ReplicatedState<S> {
         reply
     }
 
-    /// The whole state as bytes: the encoding of `SnapshotRef` (op, client table, then the
-    /// service's snapshot as a length-prefixed byte string), built in one buffer: the service
-    /// encodes straight into it ([`StateMachine::snapshot_into`]) after room for the longest
-    /// length prefix, which is then written and the bytes moved up in place.
+    /// Begins a snapshot of the state at its current op, written piece by piece while later
+    /// ops are applied: call [`ReplicatedSnapshotWriter::before_apply`] before each of them.
+    /// The client table is encoded now (it is bounded, [`ClientTableLimits`]); the service
+    /// writes as its [`StateMachine::snapshot_writer`] does.
+    pub fn snapshot_writer(&self) -> Result<ReplicatedSnapshotWriter<S>, CodecError> {
+        let mut header = vec![0u8; 8];
+        codec::encode_into(&(self.applied, &self.clients), &mut header)?;
+        let len = (header.len() - 8) as u64;
+        header[..8].copy_from_slice(&len.to_le_bytes());
+        Ok(ReplicatedSnapshotWriter {
+            header,
+            header_written: 0,
+            service: self.service.snapshot_writer()?,
+            done: false,
+        })
+    }
+
+    /// A decoder of [`ReplicatedState::snapshot_writer`] bytes.
+    pub fn snapshot_reader() -> ReplicatedSnapshotReader<S> {
+        ReplicatedSnapshotReader {
+            header: Vec::new(),
+            decoded: None,
+            service: S::snapshot_reader(),
+        }
+    }
+
+    /// The whole state as bytes, in one step: what [`ReplicatedState::snapshot_writer`]
+    /// writes when nothing is applied meanwhile.
     pub fn snapshot(&self) -> Result<Vec<u8>, CodecError> {
-        const MAX_PREFIX: usize = 9; // a bincode varint of a u64
-        let mut out = codec::encode(&(self.applied, &self.clients))?;
-        let mark = out.len();
-        out.resize(mark + MAX_PREFIX, 0);
-        self.service.snapshot_into(&mut out)?;
-        let len = out.len() - mark - MAX_PREFIX;
-        let prefix = codec::encode(&(len as u64))?;
-        out[mark..mark + prefix.len()].copy_from_slice(&prefix);
-        out.copy_within(mark + MAX_PREFIX.., mark + prefix.len());
-        out.truncate(out.len() - (MAX_PREFIX - prefix.len()));
+        let mut writer = self.snapshot_writer()?;
+        let mut out = Vec::new();
+        while !writer.write(self, &mut out, 1024 * 1024)? {}
         Ok(out)
     }
 
     /// Rebuilds a state from [`ReplicatedState::snapshot`] bytes.
     pub fn restore(bytes: &[u8]) -> Result<Self, CodecError> {
-        Self::restore_from_chunks(vec![bytes.to_vec()])
-    }
-
-    /// Rebuilds a state from [`ReplicatedState::snapshot`] bytes cut in consecutive chunks,
-    /// without gathering them: each chunk is freed as soon as it has been decoded, and the
-    /// service decodes from the chunks ([`StateMachine::restore_from_reader`]).
-    pub fn restore_from_chunks(chunks: Vec<Vec<u8>>) -> Result<Self, CodecError> {
-        let mut reader = ChunkReader {
-            chunks: chunks.into(),
-            position: 0,
-        };
-        let applied: OpNumber = codec::decode_from_reader(&mut reader)?;
-        let mut clients: ClientTable<S::Reply> = codec::decode_from_reader(&mut reader)?;
-        let len: u64 = codec::decode_from_reader(&mut reader)?;
-        let service = {
-            let mut bytes = std::io::BufReader::new(std::io::Read::take(&mut reader, len));
-            let service = S::restore_from_reader(&mut bytes)?;
-            if bytes.into_inner().limit() != 0 {
-                return Err(CodecError::Decode(
-                    "the service's snapshot is shorter than its length prefix".into(),
-                ));
-            }
-            service
-        };
-        codec::expect_end(&mut reader)?;
-        clients.rebuild_index();
-        Ok(ReplicatedState {
-            service,
-            clients,
-            applied,
-        })
+        let mut reader = Self::snapshot_reader();
+        reader.read(bytes)?;
+        reader.finish()
     }
 
     /// A digest of service, client table and op: equal on replicas holding the same state.
@@ -339,22 +411,51 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_is_the_encoding_of_its_layout_and_restores_from_any_chunking() {
+    fn a_snapshot_restores_from_any_cutting_of_its_bytes() {
         let state = state_with_orders(20);
         let bytes = state.snapshot().unwrap();
-        let layout = codec::encode(&SnapshotRef::<<OrderBook as StateMachine>::Reply> {
-            applied: state.applied,
-            clients: std::borrow::Cow::Borrowed(&state.clients),
-            service: state.service.snapshot().unwrap(),
-        })
-        .unwrap();
-        assert_eq!(bytes, layout);
         for size in [1, 7, 64, 1000, bytes.len()] {
-            let chunks: Vec<Vec<u8>> = bytes.chunks(size).map(<[u8]>::to_vec).collect();
-            let back = ReplicatedState::<OrderBook>::restore_from_chunks(chunks).unwrap();
+            let mut reader = ReplicatedState::<OrderBook>::snapshot_reader();
+            for piece in bytes.chunks(size) {
+                reader.read(piece).unwrap();
+            }
+            let back = reader.finish().unwrap();
             assert_eq!(back.digest(), state.digest());
             assert_eq!(back.applied(), OpNumber(20));
         }
+    }
+
+    #[test]
+    fn a_snapshot_written_while_ops_are_applied_is_the_state_where_it_began() {
+        let mut state = state_with_orders(20);
+        let at_start = state.digest();
+        let mut writer = state.snapshot_writer().unwrap();
+        let mut bytes = Vec::new();
+        let mut seq = 20;
+        // A few bytes, then an op, until the snapshot is whole.
+        while !writer.write(&state, &mut bytes, 5).unwrap() {
+            seq += 1;
+            let entry = Entry {
+                op: OpNumber(seq),
+                request: RequestId {
+                    client: ClientId(9),
+                    seq,
+                },
+                time: Time(seq),
+                owner: "client".into(),
+                command: OrderCommand::PlaceOrder {
+                    postcode: ["SW1A 1AA", "B1 1AA", "ZE1 0AA"][seq as usize % 3].into(),
+                    items: vec![format!("late dish {seq}")],
+                },
+            };
+            writer.before_apply(&state, &entry.command);
+            let _ = state.apply(&entry);
+        }
+        // At least one op between the pieces of each of the 17 postcodes.
+        assert!(seq >= 20 + 17, "ops were applied while it was written");
+        let back = ReplicatedState::<OrderBook>::restore(&bytes).unwrap();
+        assert_eq!(back.digest(), at_start);
+        assert_eq!(back.applied(), OpNumber(20));
     }
 
     #[test]

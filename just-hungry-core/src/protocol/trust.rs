@@ -15,7 +15,7 @@
 //!    | `Request` | client |
 //!    | `Response` | front-end (to clients), replica (to the front-end) |
 //!    | `Forward`, `ViewInfo`, `AddLearner` | front-end |
-//!    | `Ping`, `PrepareOk`, `StartViewOk` | replica: only naming itself |
+//!    | `Ping`, `PrepareOk`, `StartViewOk`, `SnapshotAck` | replica: only naming itself |
 //!    | `StartView`, `Learn` | replica: only naming itself as the primary |
 //!    | `Prepare`, `ViewStarted`, `CaughtUp`, `SuspectBackup` | replica |
 //!
@@ -123,6 +123,7 @@ pub fn senders<S: StateMachine>(message: &Message<S>) -> &'static [NodeRole] {
         | Message::PrepareOk { .. }
         | Message::StartView { .. }
         | Message::StartViewOk { .. }
+        | Message::SnapshotAck { .. }
         | Message::Learn { .. } => &[Replica],
     }
 }
@@ -194,7 +195,9 @@ pub fn check<S: StateMachine>(sender: &Identity, message: &Message<S>) -> Result
             bounded("the address", ping.address.as_str(), MAX_ADDRESS_BYTES)?;
             own(kind, sender, &ping.replica.name)?;
         }
-        Message::PrepareOk { replica, .. } | Message::StartViewOk { replica, .. } => {
+        Message::PrepareOk { replica, .. }
+        | Message::StartViewOk { replica, .. }
+        | Message::SnapshotAck { replica, .. } => {
             own(kind, sender, &replica.name)?;
         }
         Message::StartView { view, .. } => {

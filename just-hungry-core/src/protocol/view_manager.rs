@@ -566,23 +566,32 @@ impl<S: StateMachine> ViewManager<S> {
         }
     }
 
-    fn on_caught_up(&mut self, now: Time, number: ViewNumber, learner: ReplicaId) {
+    /// Adds the learners the primary reports caught up (those still alive and outside the
+    /// view) to the view, all in one view change.
+    fn on_caught_up(&mut self, now: Time, number: ViewNumber, learners: Vec<ReplicaId>) {
         let Some(view) = self.active_view().cloned() else {
             return;
         };
-        if view.number != number
-            || view.contains(&learner)
-            || self.alive_id(&learner, now).is_none()
-        {
+        if view.number != number {
             return;
         }
-        let Some(member) = self.member_of(&learner) else {
-            return;
-        };
         let mut next = view.clone();
+        let mut joined = Vec::new();
+        for learner in learners {
+            if next.contains(&learner) || self.alive_id(&learner, now).is_none() {
+                continue;
+            }
+            let Some(member) = self.member_of(&learner) else {
+                continue;
+            };
+            joined.push(learner.to_string());
+            next.backups.push(member);
+        }
+        if joined.is_empty() {
+            return;
+        }
         next.number = view.number.next();
-        next.backups.push(member);
-        self.install(now, next, &format!("join: {learner} caught up"));
+        self.install(now, next, &format!("join: {} caught up", joined.join(", ")));
     }
 
     fn on_suspect_backup(&mut self, now: Time, number: ViewNumber, backup: ReplicaId) {
@@ -797,7 +806,7 @@ impl<S: StateMachine> Node<S> for ViewManager<S> {
                 self.on_view_started(now, view);
                 self.evaluate(now);
             }
-            Message::CaughtUp { view, learner } => self.on_caught_up(now, view, learner),
+            Message::CaughtUp { view, learners } => self.on_caught_up(now, view, learners),
             Message::SuspectBackup { view, backup } => self.on_suspect_backup(now, view, backup),
             Message::Request(request) => self.on_request(now, from, sender, request),
             Message::Response(response) => self.on_response(response),

@@ -53,7 +53,7 @@ impl Sim {
         let bytes = state.snapshot().unwrap_or_default();
         TransferChunk::Snapshot {
             index: chunk % 2,
-            count: 1 + chunk % 2,
+            last: true,
             bytes,
         }
     }
@@ -229,7 +229,7 @@ impl Sim {
                 frontend,
                 Message::CaughtUp {
                     view: number,
-                    learner: self.adversary_member().id,
+                    learners: vec![self.adversary_member().id],
                 },
             ),
             10 => (

@@ -940,12 +940,9 @@ fn summary(message: &Message<OrderBook>) -> String {
         TransferChunk::Suffix { since, entries: e } => {
             format!("suffix since {since} [{}]", entries(e))
         }
-        TransferChunk::Snapshot {
-            index,
-            count,
-            bytes,
-        } => {
-            format!("snapshot chunk {index}/{count} ({} bytes)", bytes.len())
+        TransferChunk::Snapshot { index, last, bytes } => {
+            let last = if *last { ", last" } else { "" };
+            format!("snapshot chunk {index} ({} bytes{last})", bytes.len())
         }
     };
     match message {
@@ -955,6 +952,12 @@ fn summary(message: &Message<OrderBook>) -> String {
             format!("StartView {} {op} {}", view.number, chunk(c))
         }
         Message::StartViewOk { view, replica, op } => format!("StartViewOk {view} {replica} {op}"),
+        Message::SnapshotAck {
+            view,
+            replica,
+            op,
+            next,
+        } => format!("SnapshotAck {view} {replica} {op} below {next}"),
         Message::Learn {
             view,
             learner,
