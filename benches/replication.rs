@@ -34,8 +34,8 @@ const CLIENTS: [usize; 3] = [1, 16, 64];
 /// Orders each client places per iteration.
 const ORDERS_PER_CLIENT: u64 = 16;
 /// The most orders one cluster takes before the bench starts a fresh one (between samples,
-/// untimed): about 25 MB of bench orders, half of what an order book may hold
-/// (`MAX_ORDER_BOOK_BYTES`), however fast the path gets.
+/// untimed): about 25 MB of bench orders, so a sample's memory stays small however fast the
+/// path gets.
 const ORDERS_PER_TARGET: u64 = 300_000;
 
 /// What one bench loads.

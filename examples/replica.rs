@@ -18,7 +18,7 @@ use just_hungry::core::ids::{Address, Identity, NodeRole, ReplicaId};
 use just_hungry::core::orders::{OrderBook, OrderValidator};
 use just_hungry::core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, ReplicaConfig};
 use just_hungry::core::protocol::replicated::ClientTableLimits;
-use just_hungry::core::protocol::{MAX_ENTRIES_PER_PREPARE, MAX_OPS_IN_FLIGHT, Pipeline};
+use just_hungry::core::protocol::{MAX_ENTRIES_PER_PREPARE, MAX_OPS_IN_FLIGHT, Pipeline, Transfer};
 use just_hungry::core::runtime::{self, random_u64};
 use just_hungry::core::transport::Transport;
 use just_hungry::tcp::{TcpConfig, TcpTransport};
@@ -51,6 +51,12 @@ struct Args {
     /// The most ops in flight to one backup beyond what it acknowledged (the pipelining window).
     #[arg(long, default_value_t = MAX_OPS_IN_FLIGHT)]
     window: u64,
+    /// The size of the snapshot chunks this replica streams as primary (at most 1MiB).
+    #[arg(long, default_value = "64KiB", value_parser = parse_byte_size)]
+    transfer_chunk_bytes: u64,
+    /// How many snapshot chunks this replica, as primary, has in flight to one receiver.
+    #[arg(long, default_value_t = just_hungry::core::protocol::DEFAULT_TRANSFER_WINDOW)]
+    transfer_window: u32,
     /// Measurements only: start with a synthetic book of this many orders instead of the
     /// pre-defined one (`OrderBook::synthetic`; see examples/state_transfer.rs).
     #[arg(long, hide = true)]
@@ -84,7 +90,10 @@ async fn main() -> anyhow::Result<()> {
         timing: args.timing.timing(),
         client_table: ClientTableLimits::default(),
         pipeline,
-        transfer: Default::default(),
+        transfer: Transfer::new(
+            usize::try_from(args.transfer_chunk_bytes).unwrap_or(usize::MAX),
+            args.transfer_window,
+        )?,
         // A joiner must accept the largest snapshot this cluster's book can reach.
         max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES.max(
             usize::try_from(args.max_book_bytes.saturating_add(1 << 30)).unwrap_or(usize::MAX),

@@ -98,6 +98,9 @@ enum What {
         /// `--backup-timeout` of the replicas (the binaries' default: 500ms).
         #[arg(long, default_value = "500ms")]
         backup_timeout: String,
+        /// `--transfer-chunk-bytes` of the primary (the binary's default: 64KiB).
+        #[arg(long, default_value = "64KiB")]
+        chunk_bytes: String,
     },
 }
 
@@ -112,6 +115,7 @@ fn main() -> anyhow::Result<()> {
             timeout,
             dead_after,
             backup_timeout,
+            chunk_bytes,
         } => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -127,6 +131,8 @@ fn main() -> anyhow::Result<()> {
                     dead_after,
                     "--backup-timeout".to_owned(),
                     backup_timeout,
+                    "--transfer-chunk-bytes".to_owned(),
+                    chunk_bytes,
                 ],
             )),
     }
@@ -235,9 +241,12 @@ impl Children {
         } else {
             &[]
         };
+        // Plaintext links: this measures state transfer, not TLS (docs/PERFORMANCE.md, "What
+        // TLS costs", measures that), and needs no certificates.
         let child = Command::new(binary(binary_name)?)
             .args(args)
             .args(offline)
+            .arg("--insecure-plaintext")
             .env("JUST_HUNGRY_REGISTRY", registry)
             .env(
                 "RUST_LOG",
@@ -301,7 +310,7 @@ async fn join(
     baseline: Duration,
     after: Duration,
     timeout: Duration,
-    timing: [String; 4],
+    timing: [String; 6],
 ) -> anyhow::Result<()> {
     let timing: Vec<&str> = timing.iter().map(String::as_str).collect();
     let dead_after = &timing[..2];
@@ -443,6 +452,14 @@ async fn join(
     summary("before", &phase(Duration::ZERO, join_at));
     summary("during", &phase(join_at, joined_at));
     summary("after", &phase(joined_at, Duration::MAX));
+    let during = phase(join_at, joined_at);
+    if let Some(stall) = during.iter().max_by_key(|s| s.latency) {
+        println!(
+            "longest write stall during the join: {:.3?}, from {:.3?} after replica-2 started",
+            stall.latency,
+            stall.at - join_at
+        );
+    }
     let show = |name: &str, pid: &str, sampled: u64| {
         if let Some((rss, hwm)) = memory(pid) {
             println!(

@@ -57,9 +57,9 @@
 //!
 //! Everything shares this process and its cores: the clients compete with the nodes they
 //! measure. Every acknowledged order's id and completion time is kept until the end (16 bytes
-//! each) for the check; the order book refuses orders past 48 MiB (about a million orders,
-//! [`just_hungry_core::orders::MAX_ORDER_BOOK_BYTES`]), so a much longer run ends in
-//! `refused (order book full)` errors.
+//! each) for the check; the order book refuses orders past its limit
+//! ([`just_hungry_core::orders::DEFAULT_MAX_ORDER_BOOK_BYTES`], 4 GiB, some 75 million orders),
+//! so a run that long ends in `refused (order book full)` errors.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;

@@ -68,9 +68,11 @@ pub const MAX_ITEMS_PER_ORDER: usize = 50;
 pub const MAX_ITEM_NAME_BYTES: usize = 100;
 
 /// The default of [`OrderBook::max_bytes`]: 4 GiB counted by [`OrderBook::stored_bytes`]
-/// (about 75 million orders of two items), sized for the 24 GiB machines we run on: the book
-/// in memory takes about 3 times its count (measured in `docs/PERFORMANCE.md`), a joining
-/// replica holds it once, and the primary adds a few MiB per transfer under way.
+/// (about 75 million orders of two items), sized for the 24 GiB machines we run on, one
+/// replica per machine: the book in memory takes about 3.3 times its count, some 14 GiB
+/// (measured in `docs/PERFORMANCE.md`), a joining replica holds it once, and the primary adds
+/// about 10 MiB per transfer under way. Lower it (`replica --max-book-bytes`) to run several
+/// replicas on one machine.
 pub const DEFAULT_MAX_ORDER_BOOK_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 mod snapshot;

@@ -21,6 +21,9 @@ use crate::protocol::replicated::{
 use crate::protocol::{MAX_TRANSFER_WINDOW, Transfer};
 use crate::state_machine::StateMachine;
 
+/// The most chunks a stream encodes in one call of [`OutgoingSnapshot::fill`].
+const CHUNKS_PER_STEP: usize = 2;
+
 /// A snapshot a primary streams to one receiver.
 pub(crate) struct OutgoingSnapshot<S: StateMachine> {
     /// The op the snapshot is at.
@@ -76,7 +79,10 @@ impl<S: StateMachine> OutgoingSnapshot<S> {
         }
     }
 
-    /// Encodes and returns the chunks the window lets out now.
+    /// Encodes and returns the chunks the window lets out now, at most
+    /// [`CHUNKS_PER_STEP`]: a stream begins with that many chunks in flight and grows by one
+    /// per acknowledgement up to the window, so no single step of the primary's event loop
+    /// encodes a whole window.
     pub(crate) fn fill(
         &mut self,
         state: &ReplicatedState<S>,
@@ -84,7 +90,10 @@ impl<S: StateMachine> OutgoingSnapshot<S> {
     ) -> Result<Vec<TransferChunk<S::Command>>, CodecError> {
         let chunk_bytes = transfer.chunk_bytes();
         let mut chunks = Vec::new();
-        while self.last.is_none() && self.unacked.len() < transfer.window() as usize {
+        while self.last.is_none()
+            && self.unacked.len() < transfer.window() as usize
+            && chunks.len() < CHUNKS_PER_STEP
+        {
             while !self.written && self.pending.len() < chunk_bytes {
                 let budget = chunk_bytes - self.pending.len();
                 self.written = self.writer.write(state, &mut self.pending, budget)?;
