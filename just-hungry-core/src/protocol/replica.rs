@@ -1249,8 +1249,10 @@ impl<S: StateMachine> Replica<S> {
         let next = incoming.next;
         let replica = self.me().clone();
         match result {
-            Ok(Some(state)) => {
-                self.incoming = None;
+            Ok(state) => {
+                if state.is_some() {
+                    self.incoming = None;
+                }
                 let ack = Message::SnapshotAck {
                     view,
                     replica,
@@ -1258,17 +1260,7 @@ impl<S: StateMachine> Replica<S> {
                     next,
                 };
                 self.send(from.clone(), ack);
-                Some(state)
-            }
-            Ok(None) => {
-                let ack = Message::SnapshotAck {
-                    view,
-                    replica,
-                    op,
-                    next,
-                };
-                self.send(from.clone(), ack);
-                None
+                state
             }
             Err(why) => {
                 tracing::info!(node = %self.config.id, error = %why, "state transfer: refused the snapshot, dropped what was received of it");
