@@ -151,6 +151,16 @@ impl Processes {
         self.spawn(name, "replica", &args);
     }
 
+    /// Sends `signal` to process `name` (`SIGSTOP` pauses it, `SIGCONT` resumes it).
+    #[cfg(unix)]
+    fn signal(&self, name: &str, signal: i32) {
+        let child = self.children.get(name).expect("a running process");
+        let pid = i32::try_from(child.id()).expect("a pid");
+        // SAFETY: kill(2) with the pid of a child we started and still hold.
+        let result = unsafe { libc::kill(pid, signal) };
+        assert_eq!(result, 0, "kill({pid}, {signal}) failed");
+    }
+
     /// `kill -9`.
     fn kill(&mut self, name: &str) {
         if let Some(mut child) = self.children.remove(name) {
@@ -635,4 +645,40 @@ async fn the_client_binary_prints_a_history_longer_than_a_frame() {
         Some(format!("{POSTCODE}: {orders} order(s)").as_str())
     );
     drop(procs);
+}
+
+/// Issue 13: a front-end paused for 3 s (SIGSTOP, as a GC pause or a slow VM would) retires no
+/// replica when it resumes, and no election happens: it notices that it was the one asleep
+/// and judges the replicas on the time it was running. (Before, it woke, took the first
+/// replica's queued ping, found the others silent for 3 s and shrank the view to one member.)
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_end_paused_for_3_s_retires_nobody_when_it_resumes() {
+    let mut procs = Processes::new();
+    procs.start_registry();
+    procs.start_frontend();
+    let client = client(&procs).await;
+    for name in ["replica-1", "replica-2", "replica-3"] {
+        procs.start_replica(name);
+    }
+    let before = wait_for(&client, "a view of three members", |s| members(s) == 3).await;
+    client
+        .place_order("SW1A 1AA", vec!["before the pause".into()])
+        .await
+        .expect("an order before the pause");
+    procs.signal("frontend", libc::SIGSTOP);
+    // The fault itself lasts 3 s; nothing is awaited here.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    procs.signal("frontend", libc::SIGCONT);
+    // An order acknowledged after the resume: the front-end has run its detector by then.
+    client
+        .place_order("SW1A 1AA", vec!["after the pause".into()])
+        .await
+        .expect("an order after the pause");
+    let after = wait_for(&client, "the status after the pause", |_| true).await;
+    assert_eq!(
+        after.view, before.view,
+        "the same view after the pause: nobody retired, no election"
+    );
+    assert!(after.replicas.iter().all(|r| r.alive), "{after:?}");
 }

@@ -306,6 +306,14 @@ impl Timing {
         self.learner_request_interval() * 4
     }
 
+    /// How late a node's own timer may fire before the node takes it that it was the one
+    /// asleep (a paused process, a starved event loop): half of `dead_after`. A front-end
+    /// that wakes later than this past its deadline does not count the time it lost against
+    /// the replicas' silence (issue 13).
+    pub fn stall_tolerance(&self) -> Duration {
+        self.dead_after / 2
+    }
+
     /// How often a node renews its registry lease: well within `autoclean`.
     pub fn lease_renewal(&self) -> Duration {
         (self.autoclean / 4).max(Duration::from_millis(10))

@@ -176,6 +176,11 @@ pub struct Replica<S: StateMachine> {
     /// and where it came from: replayed when the announcement comes.
     unannounced: Option<(Address, Message<S>)>,
     refusals: Refusals,
+    /// The time of the latest input, to tell this replica's own stalls from its peers'
+    /// silence.
+    latest_input: Time,
+    /// How often it found itself woken far past its deadline.
+    stalls: u64,
 }
 
 impl<S: StateMachine> Replica<S> {
@@ -204,6 +209,39 @@ impl<S: StateMachine> Replica<S> {
             now,
             unannounced: None,
             refusals: Refusals::default(),
+            latest_input: now,
+            stalls: 0,
+        }
+    }
+
+    /// How often this replica was woken more than [`Timing::stall_tolerance`] past its
+    /// deadline (its process paused, or its loop starved): each time, the time it lost was not
+    /// counted against its backups and learners.
+    pub fn stalls(&self) -> u64 {
+        self.stalls
+    }
+
+    /// Called first with every input, like the front-end's detector: woken more than
+    /// [`Timing::stall_tolerance`] past its own deadline, a primary does not count the time it
+    /// lost against its backups (`SuspectBackup`) and learners, whose acknowledgements may be
+    /// queued behind this very input.
+    fn notice_own_stall(&mut self, now: Time) {
+        let due = Node::next_timeout(self)
+            .unwrap_or(now)
+            .max(self.latest_input);
+        self.latest_input = self.latest_input.max(now);
+        let late = now.saturating_since(due);
+        if late <= self.config.timing.stall_tolerance() {
+            return;
+        }
+        self.stalls += 1;
+        tracing::warn!(node = %self.config.id, late = ?late, "woken late (paused or starved): not counting the time lost against the backups");
+        if let Some(p) = self.primary.as_mut() {
+            for peer in p.backups.values_mut().chain(p.learners.values_mut()) {
+                peer.behind_since = peer.behind_since.map(|t| (t + late).min(now));
+                peer.last_sent_at = (peer.last_sent_at + late).min(now);
+                peer.requested_at = (peer.requested_at + late).min(now);
+            }
         }
     }
 
@@ -1425,6 +1463,7 @@ impl<S: StateMachine> Replica<S> {
 
 impl<S: StateMachine> Node<S> for Replica<S> {
     fn handle_message(&mut self, now: Time, from: Address, sender: &Identity, message: Message<S>) {
+        self.notice_own_stall(now);
         self.now = self.now.max(now);
         if let Err(why) =
             trust::check(sender, &message).and_then(|()| self.authorize(sender, &message))
@@ -1484,6 +1523,7 @@ impl<S: StateMachine> Node<S> for Replica<S> {
     }
 
     fn handle_timeout(&mut self, now: Time) {
+        self.notice_own_stall(now);
         self.now = self.now.max(now);
         self.on_ping_timer(now);
         if now >= self.next_tick {

@@ -114,6 +114,11 @@ pub struct ViewManager<S: StateMachine> {
     next_tick: Time,
     registration: RegistrationSchedule,
     refusals: Refusals,
+    /// The time of the latest input, to tell the front-end's own stalls from the replicas'
+    /// silence.
+    latest_input: Time,
+    /// How often the front-end found itself woken far past its deadline.
+    stalls: u64,
 }
 
 impl<S: StateMachine> ViewManager<S> {
@@ -144,6 +149,8 @@ impl<S: StateMachine> ViewManager<S> {
             next_tick: now,
             registration: RegistrationSchedule::new(now),
             refusals: Refusals::default(),
+            latest_input: now,
+            stalls: 0,
         };
         if let Some(record) = stored {
             tracing::info!(node = %vm.config.name, view = %record.current, active = record.current_active, "front-end resumes from its stored view");
@@ -198,6 +205,36 @@ impl<S: StateMachine> ViewManager<S> {
                     alive: self.is_alive(k, now),
                 })
                 .collect(),
+        }
+    }
+
+    /// How often the front-end was woken more than [`Timing::stall_tolerance`] past its
+    /// deadline (its process paused, or its loop starved): each time, the time it lost was not
+    /// counted against any replica.
+    pub fn stalls(&self) -> u64 {
+        self.stalls
+    }
+
+    /// Called first with every input. If the front-end is woken more than
+    /// [`Timing::stall_tolerance`] past its own deadline, it was the one asleep: the replicas'
+    /// pings may be queued behind this very input, and their silence over the lost time is
+    /// the front-end's, not theirs. That time is added to every replica's last ping, so each
+    /// is judged only on the time the front-end was running; one whose connection was refused
+    /// is still failed (that is evidence, not silence).
+    fn notice_own_stall(&mut self, now: Time) {
+        let due = self
+            .next_tick
+            .min(self.registration.next())
+            .max(self.latest_input);
+        self.latest_input = self.latest_input.max(now);
+        let late = now.saturating_since(due);
+        if late <= self.config.timing.stall_tolerance() {
+            return;
+        }
+        self.stalls += 1;
+        tracing::warn!(node = %self.config.name, late = ?late, "the front-end was woken late (paused or starved): not counting the time it lost against the replicas");
+        for k in self.replicas.values_mut() {
+            k.last_ping = (k.last_ping + late).min(now);
         }
     }
 
@@ -793,6 +830,7 @@ impl<S: StateMachine> ViewManager<S> {
 
 impl<S: StateMachine> Node<S> for ViewManager<S> {
     fn handle_message(&mut self, now: Time, from: Address, sender: &Identity, message: Message<S>) {
+        self.notice_own_stall(now);
         if let Err(why) =
             trust::check(sender, &message).and_then(|()| self.authorize(sender, &message))
         {
@@ -820,6 +858,7 @@ impl<S: StateMachine> Node<S> for ViewManager<S> {
     }
 
     fn handle_unreachable(&mut self, now: Time, to: &Address) {
+        self.notice_own_stall(now);
         if *to == self.config.registry {
             // The registry is not up yet (or restarting): register again after one
             // retransmit interval rather than a whole lease renewal, or clients could not find
@@ -845,6 +884,7 @@ impl<S: StateMachine> Node<S> for ViewManager<S> {
     }
 
     fn handle_timeout(&mut self, now: Time) {
+        self.notice_own_stall(now);
         if self.registration.due(now, &self.config.timing) {
             let registry = self.config.registry.clone();
             self.send(
