@@ -54,7 +54,13 @@ async fn main() -> anyhow::Result<()> {
     config.force_new_cluster = args.force_new_cluster;
     tracing::info!(address = %address, state_dir = %args.state_dir.display(), "front-end listening");
     let node = runtime::spawn_frontend::<OrderBook, _>(transport, config, Box::new(store));
-    shutdown_signal().await;
+    tokio::select! {
+        () = shutdown_signal() => {}
+        // A front-end that cannot store its view stops (publishing a view it did not store
+        // could take a restarted front-end back in time): exit non-zero with the reason, so a
+        // supervisor restarts it or alerts, rather than live on without serving.
+        reason = node.failed() => anyhow::bail!("the front-end stopped: {reason}"),
+    }
     tracing::info!("front-end shutting down");
     node.shutdown().await;
     Ok(())

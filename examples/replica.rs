@@ -82,7 +82,14 @@ async fn main() -> anyhow::Result<()> {
     let pipeline = Pipeline::new(args.max_batch, args.window)?;
     let tcp = TcpConfig::server(args.listen, Identity::new(NodeRole::Replica, name.as_str()))
         .for_service::<OrderBook>();
-    let transport = TcpTransport::bind(args.tls.apply(tcp, &name)?).await?;
+    let transport = TcpTransport::bind(args.tls.apply(tcp, &name)?)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{name} cannot listen on {}: {e}\n  another process holds that port: an earlier {name} still running? Stop it (its data is replicated), or start this one with another --listen (port 0 picks a free one)",
+                args.listen
+            )
+        })?;
     let config = ReplicaConfig {
         id: ReplicaId::new(&name, random_u64()),
         address: transport.local_address(),

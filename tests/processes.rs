@@ -113,6 +113,11 @@ impl Processes {
     }
 
     fn spawn(&mut self, name: &str, binary_name: &str, args: &[&str]) {
+        self.spawn_with_stderr(name, binary_name, args, Stdio::null());
+    }
+
+    /// As [`Processes::spawn`], its standard error going to `stderr`.
+    fn spawn_with_stderr(&mut self, name: &str, binary_name: &str, args: &[&str], stderr: Stdio) {
         let mut command = Command::new(binary(binary_name));
         match &self.tls_dir {
             Some(dir) => command.env("JUST_HUNGRY_TLS_DIR", dir),
@@ -124,7 +129,7 @@ impl Processes {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {binary_name}: {e}"));
         self.children.insert(name.to_owned(), child);
@@ -681,4 +686,72 @@ async fn a_front_end_paused_for_3_s_retires_nobody_when_it_resumes() {
         "the same view after the pause: nobody retired, no election"
     );
     assert!(after.replicas.iter().all(|r| r.alive), "{after:?}");
+}
+
+/// Issue 13: a front-end that cannot store its view (here its temporary file's path is taken
+/// by a directory; a full or read-only disk fails the same call) exits non-zero and says why,
+/// so a supervisor restarts it or alerts, instead of living on without serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_end_that_cannot_store_its_view_exits_non_zero_with_the_reason() {
+    let mut procs = Processes::new();
+    procs.start_registry();
+    std::fs::create_dir_all(procs.state_dir.join("view.tmp").join("taken")).expect("a directory");
+    let dir = procs.state_dir.to_string_lossy().into_owned();
+    procs.spawn_with_stderr(
+        "frontend",
+        "frontend",
+        &["--state-dir", &dir],
+        Stdio::piped(),
+    );
+    // A replica makes the front-end install (and so store) its first view.
+    procs.start_replica("replica-1");
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        let child = procs.children.get_mut("frontend").expect("started");
+        if let Some(status) = child.try_wait().expect("a status") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the front-end did not exit"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!status.success(), "exits non-zero: {status}");
+    let mut stderr = String::new();
+    let child = procs.children.get_mut("frontend").expect("started");
+    std::io::Read::read_to_string(child.stderr.as_mut().expect("piped"), &mut stderr)
+        .expect("its standard error");
+    assert!(
+        stderr.contains("cannot persist the view") && stderr.contains("view.tmp"),
+        "says why: {stderr}"
+    );
+}
+
+/// Issue 13: a replica started on a port still held (an earlier one with the same `--id`
+/// still running) exits non-zero, names the port, and says what to do.
+#[test]
+fn a_replica_on_a_port_still_held_says_so_and_what_to_do() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let listen = held.local_addr().expect("its address").to_string();
+    let output = Command::new(binary("replica"))
+        .args([
+            "--insecure-plaintext",
+            "--id",
+            "replica-1",
+            "--listen",
+            &listen,
+        ])
+        .args(["--validator", "offline", "--registry", "127.0.0.1:1"])
+        .env("RUST_LOG", "error")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the replica ran");
+    assert!(!output.status.success(), "exits non-zero");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&listen) && stderr.contains("another --listen"),
+        "names the port and what to do: {stderr}"
+    );
 }

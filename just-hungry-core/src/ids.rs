@@ -117,9 +117,10 @@ impl fmt::Display for ReplicaId {
 pub struct ViewNumber(pub u64);
 
 impl ViewNumber {
-    /// The next view number.
+    /// The next view number; `u64::MAX` stays itself (a number from the network may be
+    /// anything: saturating, it never overflows, and a view that cannot grow is never newer).
     pub fn next(self) -> ViewNumber {
-        ViewNumber(self.0 + 1)
+        ViewNumber(self.0.saturating_add(1))
     }
 }
 
@@ -136,9 +137,9 @@ impl fmt::Display for ViewNumber {
 pub struct OpNumber(pub u64);
 
 impl OpNumber {
-    /// The next op number.
+    /// The next op number; `u64::MAX` stays itself (see [`ViewNumber::next`]).
     pub fn next(self) -> OpNumber {
-        OpNumber(self.0 + 1)
+        OpNumber(self.0.saturating_add(1))
     }
 }
 

@@ -879,6 +879,9 @@ impl<S: StateMachine> Replica<S> {
             return;
         }
         let last_op = p.last_op;
+        // No one acknowledges an op that was never prepared (a number from the network may be
+        // anything).
+        let op = op.min(last_op);
         if let Some(peer) = p.backups.get_mut(&replica) {
             if op > peer.acked {
                 peer.acked = op;
@@ -961,6 +964,7 @@ impl<S: StateMachine> Replica<S> {
         if p.view != view {
             return;
         }
+        let op = op.min(p.last_op);
         if let Some(peer) = p.backups.get_mut(&replica) {
             if !peer.started {
                 tracing::info!(node = %self.config.id, backup = %replica, op = %op, "state transfer: backup holds the view's state");
@@ -1038,7 +1042,7 @@ impl<S: StateMachine> Replica<S> {
             let upto = last_op.min(OpNumber(peer.acked.0.saturating_add(window)));
             let mut from = peer.sent.max(peer.acked).next();
             while from <= upto {
-                let to = OpNumber((from.0 + batch - 1).min(upto.0));
+                let to = OpNumber(from.0.saturating_add(batch - 1).min(upto.0));
                 match entries_between(&p.recent, &p.log, from, to) {
                     Some(entries) => sends.push((peer.address.clone(), entries)),
                     None => {

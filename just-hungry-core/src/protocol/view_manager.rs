@@ -335,6 +335,11 @@ impl<S: StateMachine> ViewManager<S> {
     /// A replica says it is the primary of a started `view`.
     fn on_primary_report(&mut self, now: Time, view: &View, replica: &ReplicaId) {
         match &self.record {
+            None if view.number.next() == view.number => {
+                // A view that no view could follow (its number is u64::MAX): resuming from it
+                // would freeze the cluster's membership for ever.
+                tracing::warn!(node = %self.config.name, view = %view, replica = %replica, "refused to resume from a view numbered at the limit");
+            }
             None => {
                 // Rule 5: with no stored view, resume only from a view whose live primary
                 // reports it active.

@@ -138,11 +138,23 @@ impl ViewStore for FileViewStore {
             source,
         })?;
         let tmp = self.path.with_extension("tmp");
-        let mut file = fs::File::create(&tmp).map_err(|e| self.io(e))?;
-        file.write_all(&bytes).map_err(|e| self.io(e))?;
-        file.sync_all().map_err(|e| self.io(e))?;
-        drop(file);
-        fs::rename(&tmp, &self.path).map_err(|e| self.io(e))?;
+        let mut file = fs::File::create(&tmp).map_err(|source| ViewStoreError::Io {
+            path: tmp.clone(),
+            source,
+        })?;
+        // Written, synced and renamed, or removed: a failed save (a full disk) leaves no
+        // temporary file behind.
+        let written = file
+            .write_all(&bytes)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| {
+                drop(file);
+                fs::rename(&tmp, &self.path)
+            });
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(self.io(e));
+        }
         if let Some(dir) = self.path.parent() {
             fs::File::open(dir)
                 .and_then(|d| d.sync_all())
@@ -156,6 +168,23 @@ impl ViewStore for FileViewStore {
 mod tests {
     use super::*;
     use crate::ids::{Address, Member, ReplicaId, ViewNumber};
+
+    #[test]
+    fn a_failed_save_says_why_and_leaves_no_temporary_file() {
+        let dir = std::env::temp_dir().join(format!("jh-store-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut store = FileViewStore::in_dir(&dir).unwrap();
+        // The rename fails: the view's path is a directory that is not empty.
+        fs::create_dir_all(dir.join(FileViewStore::FILE_NAME).join("x")).unwrap();
+        let error = store.save(&record(1)).unwrap_err();
+        assert!(error.to_string().contains("view.bin"), "{error}");
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, [std::ffi::OsString::from(FileViewStore::FILE_NAME)]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn record(n: u64) -> ViewRecord {
         let view = View {

@@ -69,6 +69,8 @@ pub struct NodeHandle {
     name: String,
     shutdown: watch::Sender<bool>,
     reports: mpsc::Sender<oneshot::Sender<NodeReport>>,
+    /// Why the node stopped on its own, once it has.
+    failure: watch::Receiver<Option<String>>,
     task: JoinHandle<()>,
 }
 
@@ -100,6 +102,19 @@ impl NodeHandle {
     /// Whether the node's task has stopped.
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
+    }
+
+    /// Waits until the node stops on its own because it cannot go on, and says why (a
+    /// front-end that cannot persist its view). Never completes for a node that keeps
+    /// running or is stopped by [`NodeHandle::shutdown`]: a binary selects on it beside its
+    /// shutdown signal and exits non-zero with the reason, so a supervisor restarts it or
+    /// alerts.
+    pub async fn failed(&self) -> String {
+        let mut failure = self.failure.clone();
+        match failure.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => std::future::pending().await,
+        }
     }
 }
 
@@ -244,6 +259,7 @@ fn spawn<S: StateMachine, N: Driven<S>, T: Transport>(
 ) -> NodeHandle {
     let (shutdown, signal) = watch::channel(false);
     let (reports, report_requests) = mpsc::channel(8);
+    let (fail, failure) = watch::channel(None);
     let name = node.name().to_owned();
     let task = tokio::spawn(drive(
         node,
@@ -252,11 +268,13 @@ fn spawn<S: StateMachine, N: Driven<S>, T: Transport>(
         signal,
         report_requests,
         clock,
+        fail,
     ));
     NodeHandle {
         name,
         shutdown,
         reports,
+        failure,
         task,
     }
 }
@@ -278,10 +296,14 @@ async fn drive<S: StateMachine, N: Driven<S>, T: Transport>(
     shutdown: watch::Receiver<bool>,
     report_requests: mpsc::Receiver<oneshot::Sender<NodeReport>>,
     clock: Clock,
+    fail: watch::Sender<Option<String>>,
 ) {
     let mut owned = ReleasedOffLoop(Some(node));
-    if let Some(node) = owned.0.as_mut() {
-        run_loop(node, transport, effects, shutdown, report_requests, clock).await;
+    if let Some(node) = owned.0.as_mut()
+        && let Err(reason) =
+            run_loop(node, transport, effects, shutdown, report_requests, clock).await
+    {
+        let _ = fail.send(Some(reason));
     }
     // Stopped gracefully: the node is released here, in order.
     drop(owned.0.take());
@@ -295,7 +317,7 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
     mut shutdown: watch::Receiver<bool>,
     mut report_requests: mpsc::Receiver<oneshot::Sender<NodeReport>>,
     clock: Clock,
-) {
+) -> Result<(), String> {
     let mut validations: Validations<S> = FuturesUnordered::new();
     let mut buffer = Vec::new();
     node.handle_timeout(clock.now());
@@ -311,7 +333,7 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
             // Publishing a view that is not stored could make a restarted front-end go back
             // in time: stop instead.
             tracing::error!(node = %node.name(), error = %e, "cannot persist the view: stopping");
-            break;
+            return Err(format!("cannot persist the view: {e}"));
         }
         let deadline = node
             .next_timeout()
@@ -343,6 +365,7 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
     }
     drop(validations);
     tracing::info!(node = %node.name(), "stopped");
+    Ok(())
 }
 
 /// Holds a node for its event loop. Dropped still holding it, which happens only when the
