@@ -488,6 +488,10 @@ pub fn describe_status(status: &ClusterStatus) -> String {
         ),
         None => "no view yet".to_owned(),
     };
+    match &status.why_not_serving {
+        None => text.push_str("\n  serving: yes"),
+        Some(why) => text.push_str(&format!("\n  serving: NO: {why}")),
+    }
     for r in &status.replicas {
         text.push_str(&format!(
             "\n  {:<24} {:<21} {:<14} applied op {:<8} {}",
@@ -558,6 +562,8 @@ fn status_json(status: &ClusterStatus) -> serde_json::Value {
         "ok": true,
         "view": status.view.as_ref().map(|v| v.number.0),
         "active": status.active,
+        "serving": status.serving,
+        "why_not_serving": status.why_not_serving,
         "primary": status.view.as_ref().map(|v| v.primary.id.name.clone()),
         "backups": status.view.as_ref().map(|v| v.backups.iter().map(|b| b.id.name.clone()).collect::<Vec<_>>()),
         "replicas": replicas,

@@ -272,6 +272,18 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
         true
     }
 
+    /// Freezes the front-end's event loop for `duration`, as `SIGSTOP` and `SIGCONT` would
+    /// (see [`NodeHandle::pause`]); returns at once. `false` if no front-end runs.
+    pub async fn pause_frontend(&self, duration: std::time::Duration) -> bool {
+        match &self.frontend {
+            Some((_, handle)) => {
+                handle.pause(duration).await;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Kills the front-end at once; [`LocalCluster::start_frontend`] brings it back.
     pub async fn crash_frontend(&mut self) {
         if let Some((address, handle)) = self.frontend.take() {

@@ -1,6 +1,6 @@
 //! Nemesis runs: concurrent clients place orders and read histories while a nemesis crashes
-//! and restarts replicas (the primary too), partitions the primary, restarts the front-end,
-//! adds replicas, and drops, duplicates, delays and reorders messages; then everything heals,
+//! and restarts replicas (the primary too), partitions the primary, pauses and restarts the
+//! front-end, adds replicas, and drops, duplicates, delays and reorders messages; then everything heals,
 //! and the recorded history is checked ([`just_hungry_core::checker`]) with the cluster's
 //! convergence and liveness.
 //!
@@ -309,9 +309,17 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
                     faults.push("partition the primary from its backups".into());
                 }
             }
-            5 if cluster.frontend_running() => {
+            5 if cluster.frontend_running() && rng.below(2) == 0 => {
                 cluster.crash_frontend().await;
                 faults.push("crash the front-end".into());
+            }
+            5 => {
+                // The detector asleep (a GC pause, a slow VM): it must not judge the replicas
+                // by its own lost time when it wakes.
+                let pause = Duration::from_millis(500 + rng.below(2500));
+                if cluster.pause_frontend(pause).await {
+                    faults.push(format!("pause the front-end for {pause:?}"));
+                }
             }
             6 if !cluster.frontend_running() => {
                 cluster.start_frontend().await?;

@@ -287,3 +287,60 @@ fn a_paused_primary_does_not_report_its_backup_when_it_wakes() {
     assert_eq!(r1.stalls(), 1);
     assert_eq!(r1.applied(), OpNumber(1), "the write committed");
 }
+
+/// Issue 13, item 4: the status says whether the view serves, not only whether it was marked
+/// active.
+#[test]
+fn the_status_says_whether_the_view_actually_serves() {
+    use just_hungry_core::ids::{ClientId, RequestId};
+    use just_hungry_core::orders::OrderCommand;
+    use just_hungry_core::protocol::messages::{ClientRequest, ClientResponse, Operation, Outcome};
+
+    let mut h = three_member_view();
+    let status = h.fe.cluster_status(h.now);
+    assert!(status.active && status.serving, "{status:?}");
+    assert_eq!(status.why_not_serving, None);
+
+    // The primary pings but answers nothing: a request waits.
+    let request = RequestId {
+        client: ClientId(5),
+        seq: 1,
+    };
+    let client = Identity::new(NodeRole::Client, "client");
+    h.fe.handle_message(
+        h.now,
+        Address::new("client"),
+        &client,
+        M::Request(ClientRequest {
+            id: request,
+            operation: Operation::Write(OrderCommand::PlaceOrder {
+                postcode: "SW1A 1AA".into(),
+                items: vec!["Chips".into()],
+            }),
+        }),
+    );
+    h.fire_due();
+    h.run(Duration::from_secs(3), &REPLICAS);
+    let status = h.fe.cluster_status(h.now);
+    assert!(status.active && !status.serving, "{status:?}");
+    let why = status.why_not_serving.expect("a reason");
+    assert!(why.contains("answered no request"), "{why}");
+
+    // It answers: serving again.
+    let primary = h.view().primary.id.name.clone();
+    h.deliver(
+        &primary,
+        M::Response(ClientResponse {
+            id: request,
+            outcome: Outcome::Written(Ok(request)),
+        }),
+    );
+    assert!(h.fe.cluster_status(h.now).serving);
+
+    // Every replica goes silent: the view is still marked active, but does not serve.
+    h.run(Timing::default().dead_after * 4, &[]);
+    let status = h.fe.cluster_status(h.now);
+    assert!(!status.serving, "{status:?}");
+    let why = status.why_not_serving.expect("a reason");
+    assert!(why.contains("is not alive"), "{why}");
+}

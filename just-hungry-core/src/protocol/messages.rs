@@ -9,7 +9,7 @@ use crate::ids::{Address, Member, OpNumber, ReplicaId, RequestId, Time, View, Vi
 use crate::state_machine::StateMachine;
 
 /// The protocol version. A peer that speaks another is refused (the TCP hello carries it).
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// One command in the op log: its position, the request it answers, when the primary took it,
 /// and the validated command itself.
@@ -397,8 +397,17 @@ impl<S: StateMachine> Message<S> {
 pub struct ClusterStatus {
     /// The newest view the front-end created.
     pub view: Option<View>,
-    /// Whether that view is active (its primary serves requests).
+    /// Whether that view was marked active: its primary started it (every backup held its
+    /// state). An active view may still not serve (its primary died and no member of it is
+    /// alive to take over): see `serving`.
     pub active: bool,
+    /// Whether the view actually serves now: it is active, its primary pinged within
+    /// `dead_after`, and requests are being answered (none forwarded to it has waited longer
+    /// than [`SERVING_PATIENCE`](crate::protocol::view_manager::SERVING_PATIENCE) while
+    /// nothing was answered).
+    pub serving: bool,
+    /// Why it does not serve, for a person (`None` while it serves).
+    pub why_not_serving: Option<String>,
     /// Every replica the front-end has heard from.
     pub replicas: Vec<ReplicaStatus>,
 }

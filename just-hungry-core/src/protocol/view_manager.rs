@@ -36,6 +36,11 @@ use crate::state_machine::StateMachine;
 /// has given up long ago).
 pub const MAX_REQUEST_AGE: Duration = Duration::from_secs(120);
 
+/// How long a forwarded request may wait, with no request answered meanwhile, before the
+/// status says the view is not serving ([`ClusterStatus::serving`]). Longer than any answer
+/// takes when the primary works (a 30 MB history read takes a quarter of a second).
+pub const SERVING_PATIENCE: Duration = Duration::from_secs(2);
+
 /// The most replicas the front-end tracks.
 pub const MAX_REPLICAS: usize = 1024;
 
@@ -119,6 +124,8 @@ pub struct ViewManager<S: StateMachine> {
     latest_input: Time,
     /// How often the front-end found itself woken far past its deadline.
     stalls: u64,
+    /// When a primary last answered a forwarded request.
+    last_answer_at: Option<Time>,
 }
 
 impl<S: StateMachine> ViewManager<S> {
@@ -151,6 +158,7 @@ impl<S: StateMachine> ViewManager<S> {
             refusals: Refusals::default(),
             latest_input: now,
             stalls: 0,
+            last_answer_at: None,
         };
         if let Some(record) = stored {
             tracing::info!(node = %vm.config.name, view = %record.current, active = record.current_active, "front-end resumes from its stored view");
@@ -189,11 +197,65 @@ impl<S: StateMachine> ViewManager<S> {
         self.record.as_ref().and_then(|r| r.last_active.as_ref())
     }
 
+    /// Why the current view does not serve at `now`, or `None` if it does (see
+    /// [`ClusterStatus::serving`]).
+    fn why_not_serving(&self, now: Time) -> Option<String> {
+        let Some(view) = self.current_view() else {
+            return Some("no view yet: waiting for a replica".to_owned());
+        };
+        if self.active_view().is_none() {
+            return Some(format!(
+                "view {} is starting: its primary is transferring its state to the backups",
+                view.number
+            ));
+        }
+        let primary = &view.primary.id;
+        if self.alive_id(primary, now).is_none() {
+            let silent = self
+                .replicas
+                .get(&primary.name)
+                .filter(|k| k.id == *primary)
+                .map(|k| format!(" for {:.1?}", now.saturating_since(k.last_ping)));
+            let mut why = format!(
+                "the primary {primary} is not alive (no ping{})",
+                silent.unwrap_or_default()
+            );
+            if let Some(reason) = &self.unavailable {
+                why.push_str(": ");
+                why.push_str(reason);
+            }
+            return Some(why);
+        }
+        let oldest = self
+            .pending
+            .values()
+            .filter(|p| p.forwarded.is_some())
+            .map(|p| p.arrived)
+            .min()?;
+        let waited = now.saturating_since(oldest);
+        let answered = self.last_answer_at.map(|t| now.saturating_since(t));
+        if waited > SERVING_PATIENCE && answered.is_none_or(|a| a > SERVING_PATIENCE) {
+            let waiting = self
+                .pending
+                .values()
+                .filter(|p| p.forwarded.is_some())
+                .count();
+            return Some(format!(
+                "the primary {primary} pings but has answered no request for {:.1?} while {waiting} wait",
+                answered.unwrap_or(waited)
+            ));
+        }
+        None
+    }
+
     /// The cluster as the front-end sees it at `now`.
     pub fn cluster_status(&self, now: Time) -> ClusterStatus {
+        let why_not_serving = self.why_not_serving(now);
         ClusterStatus {
             view: self.current_view().cloned(),
             active: self.active_view().is_some(),
+            serving: why_not_serving.is_none(),
+            why_not_serving,
             replicas: self
                 .replicas
                 .values()
@@ -820,13 +882,14 @@ impl<S: StateMachine> ViewManager<S> {
         }
     }
 
-    fn on_response(&mut self, response: ClientResponse<S>) {
+    fn on_response(&mut self, now: Time, response: ClientResponse<S>) {
         if let Outcome::Failed(ServiceError::NotPrimary { .. }) = response.outcome {
             if let Some(p) = self.pending.get_mut(&response.id) {
                 p.forwarded = None;
             }
             return;
         }
+        self.last_answer_at = Some(now);
         if let Some(p) = self.pending.remove(&response.id) {
             self.send(p.client, Message::Response(response));
         }
@@ -852,7 +915,7 @@ impl<S: StateMachine> Node<S> for ViewManager<S> {
             Message::CaughtUp { view, learners } => self.on_caught_up(now, view, learners),
             Message::SuspectBackup { view, backup } => self.on_suspect_backup(now, view, backup),
             Message::Request(request) => self.on_request(now, from, sender, request),
-            Message::Response(response) => self.on_response(response),
+            Message::Response(response) => self.on_response(now, response),
             Message::Registered { name } if name == FRONTEND_NAME => {
                 self.registration.acknowledged(now, &self.config.timing);
             }

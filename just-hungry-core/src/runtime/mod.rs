@@ -68,7 +68,7 @@ pub struct NodeReport {
 pub struct NodeHandle {
     name: String,
     shutdown: watch::Sender<bool>,
-    reports: mpsc::Sender<oneshot::Sender<NodeReport>>,
+    controls: mpsc::Sender<Control>,
     /// Why the node stopped on its own, once it has.
     failure: watch::Receiver<Option<String>>,
     task: JoinHandle<()>,
@@ -83,8 +83,16 @@ impl NodeHandle {
     /// The node's report, or `None` if it has stopped.
     pub async fn report(&self) -> Option<NodeReport> {
         let (tx, rx) = oneshot::channel();
-        self.reports.send(tx).await.ok()?;
+        self.controls.send(Control::Report(tx)).await.ok()?;
         rx.await.ok()
+    }
+
+    /// Freezes the node's event loop for `duration`, as `SIGSTOP` then `SIGCONT` would
+    /// freeze its process: it takes no message and fires no timer meanwhile, and what reaches
+    /// it waits in its transport. For tests of what a node does when it wakes (the
+    /// nemesis's "pause the front-end").
+    pub async fn pause(&self, duration: std::time::Duration) {
+        let _ = self.controls.send(Control::Pause(duration)).await;
     }
 
     /// Asks the node to stop and waits until its task has finished.
@@ -116,6 +124,14 @@ impl NodeHandle {
             Err(_) => std::future::pending().await,
         }
     }
+}
+
+/// What a [`NodeHandle`] asks of its node's loop.
+enum Control {
+    /// Send the node's report.
+    Report(oneshot::Sender<NodeReport>),
+    /// Freeze for this long.
+    Pause(std::time::Duration),
 }
 
 /// A protocol node as the runtime drives it: [`Node`] plus the validation callback only a
@@ -258,7 +274,7 @@ fn spawn<S: StateMachine, N: Driven<S>, T: Transport>(
     clock: Clock,
 ) -> NodeHandle {
     let (shutdown, signal) = watch::channel(false);
-    let (reports, report_requests) = mpsc::channel(8);
+    let (controls, control_requests) = mpsc::channel(8);
     let (fail, failure) = watch::channel(None);
     let name = node.name().to_owned();
     let task = tokio::spawn(drive(
@@ -266,14 +282,14 @@ fn spawn<S: StateMachine, N: Driven<S>, T: Transport>(
         transport,
         effects,
         signal,
-        report_requests,
+        control_requests,
         clock,
         fail,
     ));
     NodeHandle {
         name,
         shutdown,
-        reports,
+        controls,
         failure,
         task,
     }
@@ -294,14 +310,13 @@ async fn drive<S: StateMachine, N: Driven<S>, T: Transport>(
     transport: T,
     effects: Effects<S>,
     shutdown: watch::Receiver<bool>,
-    report_requests: mpsc::Receiver<oneshot::Sender<NodeReport>>,
+    controls: mpsc::Receiver<Control>,
     clock: Clock,
     fail: watch::Sender<Option<String>>,
 ) {
     let mut owned = ReleasedOffLoop(Some(node));
     if let Some(node) = owned.0.as_mut()
-        && let Err(reason) =
-            run_loop(node, transport, effects, shutdown, report_requests, clock).await
+        && let Err(reason) = run_loop(node, transport, effects, shutdown, controls, clock).await
     {
         let _ = fail.send(Some(reason));
     }
@@ -315,7 +330,7 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
     mut transport: T,
     mut effects: Effects<S>,
     mut shutdown: watch::Receiver<bool>,
-    mut report_requests: mpsc::Receiver<oneshot::Sender<NodeReport>>,
+    mut controls: mpsc::Receiver<Control>,
     clock: Clock,
 ) -> Result<(), String> {
     let mut validations: Validations<S> = FuturesUnordered::new();
@@ -342,7 +357,13 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
         tokio::select! {
             biased;
             _ = shutdown.changed() => break,
-            Some(reply) = report_requests.recv() => { let _ = reply.send(node.report()); }
+            Some(control) = controls.recv() => match control {
+                Control::Report(reply) => { let _ = reply.send(node.report()); }
+                Control::Pause(duration) => {
+                    tracing::info!(node = %node.name(), duration = ?duration, "paused (a test's fault)");
+                    tokio::time::sleep(duration).await;
+                }
+            },
             event = transport.recv() => {
                 let Some(event) = event else { break };
                 feed(node, &clock, event);
