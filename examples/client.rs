@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use just_hungry::cli::{
-    ClientCommand, DEFAULT_REGISTRY, REGISTRY_ENV, TlsArgs, init_logging, parse_duration,
-    print_history, run_command, run_shell,
+    ClientCommand, DEFAULT_REGISTRY, REGISTRY_ENV, TlsArgs, init_logging, parse_args_json_aware,
+    parse_duration, print_history, run_command, run_shell,
 };
 use just_hungry::core::ids::Address;
 use just_hungry::core::protocol::client::ClientConfig;
@@ -54,7 +54,7 @@ enum OneShot {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<ExitCode> {
-    let args = Args::parse();
+    let args: Args = parse_args_json_aware();
     if std::env::var_os("RUST_LOG").is_some() {
         init_logging();
     }

@@ -164,6 +164,33 @@ pub fn spawn_reload_on_sighup(tls: TlsConfig) {
     let _ = tls;
 }
 
+/// Parses the command line into `T`, as `T::parse()` does, except that with `--json` among the
+/// arguments a usage error is printed as one JSON object on standard output
+/// (`{"ok": false, "error": "usage", "message": ...}`) before exiting with status 2, so a
+/// script gets JSON whatever went wrong. Help and version are printed as usual.
+pub fn parse_args_json_aware<T: clap::Parser>() -> T {
+    match T::try_parse() {
+        Ok(args) => args,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            let informational = matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if informational || !std::env::args_os().any(|a| a == "--json") {
+                error.exit();
+            }
+            let message = error.render().to_string();
+            let json =
+                serde_json::json!({ "ok": false, "error": "usage", "message": message.trim_end() });
+            println!("{json}");
+            std::process::exit(2);
+        }
+    }
+}
+
 /// Parses a duration such as `20s`, `500ms` or `1m 30s`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (try 500ms, 20s or 1m)"))
@@ -366,6 +393,22 @@ pub struct CommandOutput {
     pub ok: bool,
 }
 
+/// The postcode and items as the order book stores them: canonical postcode, item names
+/// trimmed (what [`just_hungry_core::orders::validate_offline`] rewrites them into).
+fn stored_form(postcode: String, items: Vec<String>) -> (String, Vec<String>) {
+    use just_hungry_core::orders::{OrderCommand, validate_offline};
+    match validate_offline(OrderCommand::PlaceOrder {
+        postcode: postcode.clone(),
+        items: items.clone(),
+    }) {
+        Ok(command) => {
+            let (postcode, items) = command.order();
+            (postcode.to_owned(), items.to_vec())
+        }
+        Err(_) => (postcode, items),
+    }
+}
+
 fn failure(error: &OrderClientError) -> CommandOutput {
     let kind = match error {
         OrderClientError::Refused(_) => "refused",
@@ -510,11 +553,17 @@ pub async fn run_command(client: &OrderClient, command: ClientCommand) -> Comman
     match command {
         ClientCommand::Order { postcode, items } => {
             match client.place_order(&postcode, items.clone()).await {
-                Ok(id) => CommandOutput {
-                    text: format!("order {id} placed: {}", items.join(", ")),
-                    json: serde_json::json!({ "ok": true, "order_id": id.to_string(), "items": items }),
-                    ok: true,
-                },
+                Ok(id) => {
+                    // Echo what was stored, not what was typed: the book keeps the canonical
+                    // postcode and the items trimmed (the offline rewrite is the one `apply`
+                    // makes; an accepted order passed it).
+                    let (postcode, items) = stored_form(postcode, items);
+                    CommandOutput {
+                        text: format!("order {id} placed for {postcode}: {}", items.join(", ")),
+                        json: serde_json::json!({ "ok": true, "order_id": id.to_string(), "postcode": postcode, "items": items }),
+                        ok: true,
+                    }
+                }
                 Err(e) => failure(&e),
             }
         }
@@ -612,6 +661,45 @@ pub async fn run_shell(client: &OrderClient) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_order_is_echoed_as_stored_not_as_typed() {
+        let (postcode, items) =
+            stored_form("sw1a1aa".into(), vec!["  Chips ".into(), "naan".into()]);
+        assert_eq!(postcode, "SW1A 1AA");
+        assert_eq!(items, ["Chips", "naan"]);
+    }
+
+    #[test]
+    fn a_timed_out_read_says_nothing_was_changed_and_a_write_that_it_may_have_been() {
+        use just_hungry_core::ids::{ClientId, RequestId};
+        use just_hungry_core::protocol::client::ClientError;
+        let id = RequestId {
+            client: ClientId(1),
+            seq: 2,
+        };
+        let deadline = Duration::from_secs(10);
+        let read = ClientError::Timeout {
+            id,
+            deadline,
+            write: false,
+        }
+        .to_string();
+        let write = ClientError::Timeout {
+            id,
+            deadline,
+            write: true,
+        }
+        .to_string();
+        assert!(
+            read.contains("it was a read, so nothing was changed"),
+            "{read}"
+        );
+        assert!(
+            write.contains("may or may not have been applied"),
+            "{write}"
+        );
+    }
 
     #[test]
     fn sizes_parse_with_binary_units_and_bad_ones_are_named() {

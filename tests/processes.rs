@@ -755,3 +755,25 @@ fn a_replica_on_a_port_still_held_says_so_and_what_to_do() {
         "names the port and what to do: {stderr}"
     );
 }
+
+/// Issue 13: with `--json`, a usage error is JSON too (and exit status 2), so a script that
+/// parses the output never meets clap's text.
+#[test]
+fn a_usage_error_under_json_is_a_json_object_and_exit_2() {
+    let output = Command::new(binary("client"))
+        .args(["--json", "order"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("the client ran");
+    assert_eq!(output.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let json: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["error"], "usage");
+    assert!(
+        json["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("POSTCODE")),
+        "{json}"
+    );
+}

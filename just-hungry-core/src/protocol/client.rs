@@ -30,17 +30,29 @@ impl Default for ClientConfig {
     }
 }
 
+/// What a timed-out request's message says of its effect.
+fn timeout_effect(write: bool) -> &'static str {
+    if write {
+        "; the write may or may not have been applied"
+    } else {
+        "; it was a read, so nothing was changed: ask again"
+    }
+}
+
 /// Why a client request did not complete. Each variant says what is known of its effect.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
-    /// No answer before the deadline: the write may or may not have happened. Retrying the
-    /// same request id later is safe (exactly once) within the client-table eviction time.
-    #[error("no answer within {deadline:?} (request {id}); it may or may not have been applied")]
+    /// No answer before the deadline. A write may or may not have happened: retrying the
+    /// same request id later is safe (exactly once) within the client-table eviction time. A
+    /// read or a status request changed nothing, and the message says so.
+    #[error("no answer within {deadline:?} (request {id}){}", timeout_effect(*.write))]
     Timeout {
         /// The request.
         id: RequestId,
         /// The deadline that passed.
         deadline: Duration,
+        /// Whether it was a write (whose effect is then unknown).
+        write: bool,
     },
     /// The service said it cannot serve (no primary available) until the deadline passed.
     #[error("service unavailable: {reason}")]
@@ -282,6 +294,7 @@ impl<S: StateMachine> ClientSession<S> {
                 None => ClientError::Timeout {
                     id: f.request.id,
                     deadline: self.config.deadline,
+                    write: matches!(f.request.operation, Operation::Write(_)),
                 },
             };
             self.complete(Err(error));
