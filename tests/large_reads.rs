@@ -136,11 +136,18 @@ async fn a_history_several_frames_long_is_read_back_whole_while_others_are_serve
             latencies
         })
     };
+    let view_before = cluster.frontend_report().await.and_then(|r| r.view);
     let read_start = Instant::now();
     let (postcode, history) = reader.order_history(BUSY).await.expect("the whole history");
     let read_time = read_start.elapsed();
     stop.store(true, std::sync::atomic::Ordering::Release);
     let mut latencies = small_orders.await.expect("small orders");
+    // Issue 13: the large read neither retired a live replica nor caused an election.
+    let view_after = cluster.frontend_report().await.and_then(|r| r.view);
+    assert_eq!(
+        view_after, view_before,
+        "no view change during the large read"
+    );
 
     assert_eq!(postcode.as_str(), BUSY);
     let bytes = codec::encode(&history).unwrap().len();

@@ -782,3 +782,43 @@ fn chunked_transfer_with_writes_and_lost_duplicated_reordered_chunks_completes()
     }
     sim.finish().unwrap();
 }
+
+/// "View change", joining under steady writes (issue 13): every client writes without pause
+/// while a newcomer joins. A learner that follows the log is always a few ops behind the
+/// committed op then; it is reported caught up within `CATCH_UP_SLACK` and the view change
+/// brings it the rest, instead of waiting for an instant when it holds every committed op.
+#[test]
+fn a_newcomer_joins_under_steady_writes() {
+    let mut sim = settled_with(
+        53,
+        SimConfig {
+            replicas: 2,
+            clients: 4,
+            ..SimConfig::default()
+        },
+    );
+    sim.set_max_delay(5);
+    let slot = sim.add_replica();
+    let newcomer = sim.replica(slot).id.expect("running");
+    let start = sim.now();
+    let mut joined_at = None;
+    for step in 0..20_000u64 {
+        for client in 0..4 {
+            if !sim.client_busy(client) {
+                let postcode = POSTCODES[(step as usize + client) % POSTCODES.len()].typed;
+                sim.client_write(client, postcode, vec![format!("dish {step}")])
+                    .unwrap();
+            }
+        }
+        sim.run_for(ms(1)).unwrap();
+        if sim.frontend().active.is_some_and(|v| v.contains(&newcomer)) {
+            joined_at = Some(sim.now());
+            break;
+        }
+    }
+    let joined_at = joined_at.expect("the newcomer joined under steady writes");
+    let took = joined_at.saturating_since(start);
+    println!("joined under steady writes after {took:?} of simulated time");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    sim.finish().unwrap();
+}

@@ -67,6 +67,13 @@ pub const MAX_PENDING_WRITES: usize = 16_384;
 /// The most client requests the front-end holds waiting for the primary's answer.
 pub const MAX_PENDING_REQUESTS: usize = 16_384;
 
+/// How many committed ops a learner may still lack and be reported caught up (issue 13): under
+/// steady writes the primary commits on its backups' acknowledgements, so a learner that
+/// follows the log is always a few ops behind, and waiting for it to hold every committed op
+/// at the same instant took seconds. The view change that adds it brings it the rest with a
+/// `StartView` suffix (the primary tracked its state), within one message (`MAX_CHUNK_BYTES`).
+pub const CATCH_UP_SLACK: u64 = 256;
+
 /// The most committed entries a primary keeps to bring a backup up to date with a log suffix
 /// instead of a full snapshot.
 pub const MAX_RECENT_ENTRIES: usize = 16_384;

@@ -29,8 +29,8 @@ use crate::protocol::replicated::{ClientTableLimits, ReplicatedState, Seen};
 use crate::protocol::transfer::{Acknowledged, IncomingSnapshot, OutgoingSnapshot, SnapshotOf};
 use crate::protocol::trust::{self, Refusal, Refusals};
 use crate::protocol::{
-    FRONTEND_NAME, MAX_BUFFERED_ENTRIES, MAX_CHUNK_BYTES, MAX_PENDING_WRITES, MAX_RECENT_ENTRIES,
-    Node, Output, Pipeline, Timing, Transfer, replica_registry_name,
+    CATCH_UP_SLACK, FRONTEND_NAME, MAX_BUFFERED_ENTRIES, MAX_CHUNK_BYTES, MAX_PENDING_WRITES,
+    MAX_RECENT_ENTRIES, Node, Output, Pipeline, Timing, Transfer, replica_registry_name,
 };
 use crate::state_machine::StateMachine;
 
@@ -913,7 +913,8 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
-    /// Tells the front-end about learners that hold every committed op, all of them in one
+    /// Tells the front-end about learners that hold every committed op but at most
+    /// [`CATCH_UP_SLACK`] (the view change brings them the rest), all of them in one
     /// message so they join in one view change. While another learner is still on its way, a
     /// learner that caught up waits for it up to one retransmission interval: learners started
     /// together join together, and none waits longer than that for the others.
@@ -928,7 +929,8 @@ impl<S: StateMachine> Replica<S> {
         let mut others_on_their_way = false;
         let mut waited_enough = false;
         for peer in p.learners.values_mut() {
-            let caught_up = peer.started && peer.acked >= applied;
+            let caught_up =
+                peer.started && peer.acked.0.saturating_add(CATCH_UP_SLACK) >= applied.0;
             if !caught_up {
                 peer.caught_up_since = None;
                 others_on_their_way = true;
