@@ -327,6 +327,42 @@ impl Timing {
     }
 }
 
+/// Tells a node's own stalls from its peers' silence: fed the node's deadline and the time of
+/// each input, it reports how late the node was woken when that is more than
+/// [`Timing::stall_tolerance`] (issue 13), and counts such stalls.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StallDetector {
+    latest_input: Time,
+    stalls: u64,
+}
+
+impl StallDetector {
+    pub(crate) fn new(now: Time) -> Self {
+        StallDetector {
+            latest_input: now,
+            stalls: 0,
+        }
+    }
+
+    /// An input at `now` for a node that was due to be woken at `due`: how late it was, if it
+    /// was the one asleep.
+    pub(crate) fn woken(&mut self, due: Time, now: Time, timing: &Timing) -> Option<Duration> {
+        let due = due.max(self.latest_input);
+        self.latest_input = self.latest_input.max(now);
+        let late = now.saturating_since(due);
+        if late <= timing.stall_tolerance() {
+            return None;
+        }
+        self.stalls += 1;
+        Some(late)
+    }
+
+    /// How many stalls it reported.
+    pub(crate) fn stalls(&self) -> u64 {
+        self.stalls
+    }
+}
+
 /// What a protocol node asks its driver to do.
 #[derive(Debug)]
 pub enum Output<S: StateMachine> {

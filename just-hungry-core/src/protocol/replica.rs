@@ -30,7 +30,8 @@ use crate::protocol::transfer::{Acknowledged, IncomingSnapshot, OutgoingSnapshot
 use crate::protocol::trust::{self, Refusal, Refusals};
 use crate::protocol::{
     CATCH_UP_SLACK, FRONTEND_NAME, MAX_BUFFERED_ENTRIES, MAX_CHUNK_BYTES, MAX_PENDING_WRITES,
-    MAX_RECENT_ENTRIES, Node, Output, Pipeline, Timing, Transfer, replica_registry_name,
+    MAX_RECENT_ENTRIES, Node, Output, Pipeline, StallDetector, Timing, Transfer,
+    replica_registry_name,
 };
 use crate::state_machine::StateMachine;
 
@@ -176,11 +177,8 @@ pub struct Replica<S: StateMachine> {
     /// and where it came from: replayed when the announcement comes.
     unannounced: Option<(Address, Message<S>)>,
     refusals: Refusals,
-    /// The time of the latest input, to tell this replica's own stalls from its peers'
-    /// silence.
-    latest_input: Time,
-    /// How often it found itself woken far past its deadline.
-    stalls: u64,
+    /// Tells this replica's own stalls from its peers' silence.
+    stall: StallDetector,
 }
 
 impl<S: StateMachine> Replica<S> {
@@ -209,8 +207,7 @@ impl<S: StateMachine> Replica<S> {
             now,
             unannounced: None,
             refusals: Refusals::default(),
-            latest_input: now,
-            stalls: 0,
+            stall: StallDetector::new(now),
         }
     }
 
@@ -218,7 +215,7 @@ impl<S: StateMachine> Replica<S> {
     /// deadline (its process paused, or its loop starved): each time, the time it lost was not
     /// counted against its backups and learners.
     pub fn stalls(&self) -> u64 {
-        self.stalls
+        self.stall.stalls()
     }
 
     /// Called first with every input, like the front-end's detector: woken more than
@@ -226,15 +223,10 @@ impl<S: StateMachine> Replica<S> {
     /// lost against its backups (`SuspectBackup`) and learners, whose acknowledgements may be
     /// queued behind this very input.
     fn notice_own_stall(&mut self, now: Time) {
-        let due = Node::next_timeout(self)
-            .unwrap_or(now)
-            .max(self.latest_input);
-        self.latest_input = self.latest_input.max(now);
-        let late = now.saturating_since(due);
-        if late <= self.config.timing.stall_tolerance() {
+        let due = Node::next_timeout(self).unwrap_or(now);
+        let Some(late) = self.stall.woken(due, now, &self.config.timing) else {
             return;
-        }
-        self.stalls += 1;
+        };
         tracing::warn!(node = %self.config.id, late = ?late, "woken late (paused or starved): not counting the time lost against the backups");
         if let Some(p) = self.primary.as_mut() {
             for peer in p.backups.values_mut().chain(p.learners.values_mut()) {

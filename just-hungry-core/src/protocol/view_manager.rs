@@ -29,7 +29,7 @@ use crate::protocol::messages::{
 use crate::protocol::registry::RegistrationSchedule;
 use crate::protocol::trust::{self, Refusal, Refusals};
 use crate::protocol::view_store::ViewRecord;
-use crate::protocol::{FRONTEND_NAME, MAX_PENDING_REQUESTS, Node, Output, Timing};
+use crate::protocol::{FRONTEND_NAME, MAX_PENDING_REQUESTS, Node, Output, StallDetector, Timing};
 use crate::state_machine::StateMachine;
 
 /// A request the front-end holds longer than this without an answer is dropped (its client
@@ -119,11 +119,8 @@ pub struct ViewManager<S: StateMachine> {
     next_tick: Time,
     registration: RegistrationSchedule,
     refusals: Refusals,
-    /// The time of the latest input, to tell the front-end's own stalls from the replicas'
-    /// silence.
-    latest_input: Time,
-    /// How often the front-end found itself woken far past its deadline.
-    stalls: u64,
+    /// Tells the front-end's own stalls from the replicas' silence.
+    stall: StallDetector,
     /// When a primary last answered a forwarded request.
     last_answer_at: Option<Time>,
 }
@@ -156,8 +153,7 @@ impl<S: StateMachine> ViewManager<S> {
             next_tick: now,
             registration: RegistrationSchedule::new(now),
             refusals: Refusals::default(),
-            latest_input: now,
-            stalls: 0,
+            stall: StallDetector::new(now),
             last_answer_at: None,
         };
         if let Some(record) = stored {
@@ -274,7 +270,7 @@ impl<S: StateMachine> ViewManager<S> {
     /// deadline (its process paused, or its loop starved): each time, the time it lost was not
     /// counted against any replica.
     pub fn stalls(&self) -> u64 {
-        self.stalls
+        self.stall.stalls()
     }
 
     /// Called first with every input. If the front-end is woken more than
@@ -284,16 +280,10 @@ impl<S: StateMachine> ViewManager<S> {
     /// is judged only on the time the front-end was running; one whose connection was refused
     /// is still failed (that is evidence, not silence).
     fn notice_own_stall(&mut self, now: Time) {
-        let due = self
-            .next_tick
-            .min(self.registration.next())
-            .max(self.latest_input);
-        self.latest_input = self.latest_input.max(now);
-        let late = now.saturating_since(due);
-        if late <= self.config.timing.stall_tolerance() {
+        let due = self.next_tick.min(self.registration.next());
+        let Some(late) = self.stall.woken(due, now, &self.config.timing) else {
             return;
-        }
-        self.stalls += 1;
+        };
         tracing::warn!(node = %self.config.name, late = ?late, "the front-end was woken late (paused or starved): not counting the time it lost against the replicas");
         for k in self.replicas.values_mut() {
             k.last_ping = (k.last_ping + late).min(now);
