@@ -622,27 +622,48 @@ fn status_json(status: &ClusterStatus) -> serde_json::Value {
 /// Runs the interactive prompt on stdin until `quit` or end of input. Line editing and
 /// history come from rustyline when stdin is a terminal.
 pub async fn run_shell(client: &OrderClient) {
-    let (lines_tx, mut lines) = tokio::sync::mpsc::channel::<String>(1);
+    // A line, or why one could not be read (not UTF-8, say): the shell says so and goes on.
+    let (lines_tx, mut lines) = tokio::sync::mpsc::channel::<Result<String, String>>(1);
     let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
     // rustyline blocks: it reads on a thread of its own, one line per prompt.
     std::thread::spawn(move || {
         let Ok(mut editor) = rustyline::DefaultEditor::new() else {
             return;
         };
+        let mut unreadable = 0;
         loop {
-            match editor.readline("just-hungry> ") {
+            let line = match editor.readline("just-hungry> ") {
                 Ok(line) => {
+                    unreadable = 0;
                     let _ = editor.add_history_entry(line.as_str());
-                    if lines_tx.blocking_send(line).is_err() || ready.recv().is_err() {
-                        return;
-                    }
+                    Ok(line)
                 }
-                Err(_) => return,
+                Err(rustyline::error::ReadlineError::Eof)
+                | Err(rustyline::error::ReadlineError::Interrupted) => return,
+                // Give up only on an input that keeps failing (a closed terminal).
+                Err(_) if unreadable >= 16 => return,
+                Err(e) => {
+                    unreadable += 1;
+                    Err(format!("error: a line could not be read ({e}); skipped"))
+                }
+            };
+            if lines_tx.blocking_send(line).is_err() || ready.recv().is_err() {
+                return;
             }
         }
     });
     println!("{SHELL_HELP}");
     while let Some(line) = lines.recv().await {
+        let line = match line {
+            Ok(line) => line,
+            Err(message) => {
+                println!("{message}");
+                if ready_tx.send(()).is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
         match parse_shell_line(&line) {
             Ok(None) => {}
             Ok(Some(ClientCommand::Quit)) => break,

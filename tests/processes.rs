@@ -777,3 +777,29 @@ fn a_usage_error_under_json_is_a_json_object_and_exit_2() {
         "{json}"
     );
 }
+
+/// Issue 13: the interactive client reports a line that is not UTF-8 and carries on with the
+/// next one, instead of ending there.
+#[test]
+fn the_shell_reports_a_line_that_is_not_utf8_and_carries_on() {
+    use std::io::Write;
+    let mut child = Command::new(binary("client"))
+        .args(["--insecure-plaintext", "--registry", "127.0.0.1:1"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the client");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(b"\xff\xfe\nhelp\n")
+        .expect("input");
+    let output = child.wait_with_output().expect("the client ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("could not be read"), "{stdout}");
+    // The help once at start, once for the line after the bad one.
+    assert_eq!(stdout.matches("show this").count(), 2, "{stdout}");
+}
