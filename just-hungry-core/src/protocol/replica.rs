@@ -601,11 +601,24 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
-    /// A receiver holds every chunk below `next` of the snapshot at `op`.
-    fn on_snapshot_ack(&mut self, now: Time, replica: ReplicaId, op: OpNumber, next: u32) {
+    /// A receiver holds every chunk below `next` of the snapshot at `op`, streamed in `view`.
+    fn on_snapshot_ack(
+        &mut self,
+        now: Time,
+        view: ViewNumber,
+        replica: ReplicaId,
+        op: OpNumber,
+        next: u32,
+    ) {
         let Some(p) = self.primary.as_mut() else {
             return;
         };
+        // A backup's stream is this view's: an acknowledgement of the previous view's stream
+        // to it (the same state at the same op, another stream) must not count (found by the
+        // simulator). A learner's stream goes on across this primary's views.
+        if p.backups.contains_key(&replica) && view != p.view {
+            return;
+        }
         let (peer, learner) = match (p.backups.get_mut(&replica), p.learners.get_mut(&replica)) {
             (Some(peer), _) => (peer, false),
             (None, Some(peer)) => (peer, true),
@@ -1496,11 +1509,11 @@ impl<S: StateMachine> Node<S> for Replica<S> {
             Message::StartView { view, op, chunk } => self.on_start_view(from, view, op, chunk),
             Message::StartViewOk { view, replica, op } => self.on_start_view_ok(view, replica, op),
             Message::SnapshotAck {
-                view: _,
+                view,
                 replica,
                 op,
                 next,
-            } => self.on_snapshot_ack(now, replica, op, next),
+            } => self.on_snapshot_ack(now, view, replica, op, next),
             Message::Learn {
                 view,
                 learner,

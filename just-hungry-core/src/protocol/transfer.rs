@@ -43,6 +43,9 @@ pub(crate) struct OutgoingSnapshot<S: StateMachine> {
     last_chunk: Vec<u8>,
     /// When the receiver last acknowledged a new chunk, or a chunk was last sent again.
     pub(crate) progress_at: Time,
+    /// Acknowledgements in a row below `acked`: one is an older acknowledgement overtaken by
+    /// a newer one; several mean the receiver holds less than it acknowledged.
+    behind: u32,
 }
 
 /// What an acknowledgement meant to the stream.
@@ -69,6 +72,7 @@ impl<S: StateMachine> OutgoingSnapshot<S> {
             last: None,
             last_chunk: Vec::new(),
             progress_at: now,
+            behind: 0,
         })
     }
 
@@ -119,13 +123,20 @@ impl<S: StateMachine> OutgoingSnapshot<S> {
 
     /// The receiver holds every chunk below `next`.
     ///
-    /// A receiver that dropped its chunks holds none: it acknowledges 0, as it can decode
-    /// nothing without chunk 0. Any other acknowledgement below what was acknowledged is an
-    /// older one, reordered, and ignored.
+    /// A receiver that dropped its chunks holds fewer than it acknowledged: it acknowledges
+    /// 0 (or 1, when a duplicate of chunk 0 reached it again). One acknowledgement below what
+    /// was acknowledged may be an older one, reordered, and is ignored; three in a row mean
+    /// the receiver lost what it had (found by the simulator: a receiver that kept
+    /// acknowledging 1 while the sender resent chunk 3 for ever).
     pub(crate) fn acknowledge(&mut self, next: u32, now: Time) -> Acknowledged {
-        if next == 0 && self.acked > 0 {
-            return Acknowledged::Lost;
+        if next < self.acked {
+            self.behind += 1;
+            if next == 0 || self.behind >= 3 {
+                return Acknowledged::Lost;
+            }
+            return Acknowledged::Progress;
         }
+        self.behind = 0;
         let sent = self.acked + self.unacked.len() as u32;
         let next = next.min(sent);
         if next > self.acked {
