@@ -13,6 +13,8 @@ use just_hungry_core::protocol::messages::{Message, Ping, ReplicaRole};
 use just_hungry_core::protocol::view_manager::{FrontEndConfig, ViewManager};
 use just_hungry_core::protocol::{Node, Timing};
 
+mod nodes;
+
 type M = Message<OrderBook>;
 
 const REPLICAS: [&str; 3] = ["r1", "r2", "r3"];
@@ -24,7 +26,7 @@ struct Harness {
 
 impl Harness {
     fn id(name: &str) -> ReplicaId {
-        ReplicaId::new(name, 1)
+        nodes::id(name)
     }
 
     fn deliver(&mut self, name: &str, message: M) {
@@ -166,32 +168,15 @@ fn a_replica_that_died_during_the_pause_is_still_found_after_it() {
 /// backup as slow when it wakes: the acknowledgement is queued behind its own timer.
 #[test]
 fn a_paused_primary_does_not_report_its_backup_when_it_wakes() {
-    use just_hungry_core::ids::{ClientId, Member, RequestId, ViewNumber};
+    use just_hungry_core::ids::{ClientId, RequestId, ViewNumber};
     use just_hungry_core::orders::OrderCommand;
     use just_hungry_core::protocol::Output;
     use just_hungry_core::protocol::messages::{ClientRequest, Operation};
-    use just_hungry_core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, Replica, ReplicaConfig};
-    use just_hungry_core::protocol::replicated::ClientTableLimits;
+    use just_hungry_core::protocol::replica::Replica;
+    use nodes::member;
 
-    let member = |name: &str| Member {
-        id: Harness::id(name),
-        address: Address::new(name),
-    };
     let timing = Timing::default();
-    let mut r1 = Replica::new(
-        ReplicaConfig {
-            id: Harness::id("r1"),
-            address: Address::new("r1"),
-            registry: Address::new("registry"),
-            timing,
-            client_table: ClientTableLimits::default(),
-            pipeline: Default::default(),
-            transfer: Default::default(),
-            max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
-        },
-        OrderBook::with_predefined_history(),
-        Time(0),
-    );
+    let mut r1 = nodes::replica("r1");
     let frontend = Identity::new(NodeRole::Frontend, "frontend");
     let r2 = Identity::new(NodeRole::Replica, "r2");
     let mut now = Time(0);

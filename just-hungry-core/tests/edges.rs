@@ -3,49 +3,23 @@
 //! what a node holds; the node goes on serving.
 
 use just_hungry_core::ids::{
-    Address, ClientId, Identity, Member, NodeRole, OpNumber, ReplicaId, RequestId, Time, View,
-    ViewNumber,
+    Address, ClientId, Identity, NodeRole, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber,
 };
 use just_hungry_core::orders::{OrderBook, OrderCommand};
+use just_hungry_core::protocol::Node;
 use just_hungry_core::protocol::messages::{
     ClientRequest, Entry, Message, Operation, Ping, ReplicaRole, TransferChunk,
 };
-use just_hungry_core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, Replica, ReplicaConfig};
-use just_hungry_core::protocol::replicated::ClientTableLimits;
+use just_hungry_core::protocol::replica::Replica;
 use just_hungry_core::protocol::view_manager::{FrontEndConfig, ViewManager};
-use just_hungry_core::protocol::{Node, Timing};
+
+mod nodes;
+
+use nodes::{id, member, replica};
 
 type M = Message<OrderBook>;
 
 const MAX: u64 = u64::MAX;
-
-fn id(name: &str) -> ReplicaId {
-    ReplicaId::new(name, 1)
-}
-
-fn member(name: &str) -> Member {
-    Member {
-        id: id(name),
-        address: Address::new(name),
-    }
-}
-
-fn replica(name: &str) -> Replica<OrderBook> {
-    Replica::new(
-        ReplicaConfig {
-            id: id(name),
-            address: Address::new(name),
-            registry: Address::new("registry"),
-            timing: Timing::default(),
-            client_table: ClientTableLimits::default(),
-            pipeline: Default::default(),
-            transfer: Default::default(),
-            max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
-        },
-        OrderBook::with_predefined_history(),
-        Time(0),
-    )
-}
 
 fn from(node: &mut impl Node<OrderBook>, name: &str, role: NodeRole, message: M) {
     node.handle_message(

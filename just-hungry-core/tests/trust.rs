@@ -7,16 +7,18 @@
 //! `tests/security.rs`.
 
 use just_hungry_core::ids::{
-    Address, ClientId, Identity, Member, NodeRole, OpNumber, ReplicaId, RequestId, Time, View,
-    ViewNumber,
+    Address, ClientId, Identity, NodeRole, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber,
 };
 use just_hungry_core::orders::{OrderBook, OrderCommand};
 use just_hungry_core::protocol::messages::{Entry, Message, Ping, ReplicaRole, TransferChunk};
 use just_hungry_core::protocol::registry::{MAX_REGISTRY_ENTRIES, Registry};
-use just_hungry_core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, Replica, ReplicaConfig};
-use just_hungry_core::protocol::replicated::ClientTableLimits;
+use just_hungry_core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, Replica};
 use just_hungry_core::protocol::view_manager::{FrontEndConfig, ViewManager};
 use just_hungry_core::protocol::{FRONTEND_NAME, Node, Output, Timing};
+
+mod nodes;
+
+use nodes::{member, replica_with as replica};
 
 type M = Message<OrderBook>;
 
@@ -26,27 +28,6 @@ fn frontend() -> Identity {
 
 fn replica_identity(name: &str) -> Identity {
     Identity::new(NodeRole::Replica, name)
-}
-
-fn member(name: &str) -> Member {
-    Member {
-        id: ReplicaId::new(name, 1),
-        address: Address::new(name),
-    }
-}
-
-fn replica(name: &str, max_snapshot_bytes: usize) -> Replica<OrderBook> {
-    let config = ReplicaConfig {
-        id: ReplicaId::new(name, 1),
-        address: Address::new(name),
-        registry: Address::new("registry"),
-        timing: Timing::default(),
-        client_table: ClientTableLimits::default(),
-        pipeline: Default::default(),
-        transfer: Default::default(),
-        max_snapshot_bytes,
-    };
-    Replica::new(config, OrderBook::with_predefined_history(), Time(0))
 }
 
 fn drain(node: &mut impl Node<OrderBook>) -> Vec<Output<OrderBook>> {
