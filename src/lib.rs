@@ -5,6 +5,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod burst;
 pub mod cli;
 pub mod loadgen;
 pub mod local;

@@ -351,6 +351,7 @@ async fn impostor(
         name: claims.name.clone(),
         listen: None,
         service: Some(OrderBook::SERVICE.to_owned()),
+        lane: Default::default(),
     }))
     .unwrap();
     framed.send(Bytes::from(hello)).await.expect("send hello");
@@ -484,6 +485,7 @@ async fn pings_forged_for_real_replicas_or_made_up_ones_are_refused() {
                             view: Some(view.clone()),
                             role: ReplicaRole::Idle,
                             applied: OpNumber(0),
+                            number: 0,
                         })
                     });
                     let made_up = (0..1024).map(|i| {
@@ -493,6 +495,7 @@ async fn pings_forged_for_real_replicas_or_made_up_ones_are_refused() {
                             view: None,
                             role: ReplicaRole::Idle,
                             applied: OpNumber(u64::MAX / 2),
+                            number: u64::MAX,
                         })
                     });
                     retire.chain(made_up).collect()
@@ -542,6 +545,7 @@ async fn views_announced_by_anyone_but_the_front_end_are_refused() {
                     vec![
                         Message::ViewInfo {
                             view: Some(announced),
+                            answers: None,
                         },
                         Message::StartView {
                             view: forged,

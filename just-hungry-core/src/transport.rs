@@ -39,7 +39,8 @@ pub enum TransportEvent {
 /// # To ensure correctness
 ///
 /// - Payloads sent from one endpoint to another arrive in order or not at all (a transport
-///   may drop, as networks do; the protocol retransmits). Duplicates are tolerated.
+///   may drop, as networks do; the protocol retransmits). Duplicates are tolerated. Payloads
+///   sent with [`Transport::send_priority`] are ordered among themselves only.
 /// - `send` never blocks and never panics, whatever the address.
 /// - `recv` returns `None` only once the endpoint is closed for good.
 /// - Every received message carries the sender's [`Identity`] as established by the
@@ -52,6 +53,15 @@ pub trait Transport: Send + 'static {
 
     /// Queues `payload` for `to`. Failure is reported later by [`Transport::recv`].
     fn send(&self, to: &Address, payload: Vec<u8>);
+
+    /// Queues `payload` for `to` ahead of what [`Transport::send`] queued: a liveness signal
+    /// (a ping, its answer) that must not wait behind bulk traffic (issue 13). A transport
+    /// with a priority path delivers it before the ordinary payloads waiting at `to`; the
+    /// default sends it like any other. Priority payloads keep their order among themselves,
+    /// not with respect to ordinary ones (the protocol tolerates reordering).
+    fn send_priority(&self, to: &Address, payload: Vec<u8>) {
+        self.send(to, payload);
+    }
 
     /// The longest payload [`Transport::send`] carries; a longer one is dropped. The runtime
     /// never hands over a longer one: it answers a request whose answer would be longer with

@@ -56,6 +56,7 @@ impl Harness {
             view,
             role,
             applied: OpNumber(0),
+            number: 0,
         };
         self.deliver(name, M::Ping(ping));
     }
@@ -199,7 +200,10 @@ fn a_paused_primary_does_not_report_its_backup_when_it_wakes() {
         now,
         Address::new("frontend"),
         &frontend,
-        M::ViewInfo { view: Some(view) },
+        M::ViewInfo {
+            view: Some(view),
+            answers: None,
+        },
     );
     r1.handle_message(
         now,

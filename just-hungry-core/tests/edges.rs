@@ -59,7 +59,10 @@ fn primary() -> Replica<OrderBook> {
         &mut r1,
         "frontend",
         NodeRole::Frontend,
-        M::ViewInfo { view: Some(view) },
+        M::ViewInfo {
+            view: Some(view),
+            answers: None,
+        },
     );
     from(
         &mut r1,
@@ -158,6 +161,7 @@ fn a_backup_takes_ops_views_and_chunks_at_the_edge_without_overflowing() {
         NodeRole::Frontend,
         M::ViewInfo {
             view: Some(edge.clone()),
+            answers: None,
         },
     );
     assert_eq!(r2.view_number(), ViewNumber(MAX));
@@ -230,6 +234,7 @@ fn a_front_end_takes_pings_and_reports_at_the_edge_without_overflowing() {
             view: Some(edge.clone()),
             role: ReplicaRole::Primary,
             applied: OpNumber(MAX),
+            number: 0,
         };
         from(&mut fe, name, NodeRole::Replica, M::Ping(ping));
     }
@@ -262,6 +267,7 @@ fn a_front_end_takes_pings_and_reports_at_the_edge_without_overflowing() {
         view: None,
         role: ReplicaRole::Idle,
         applied: OpNumber(0),
+        number: 0,
     };
     for t in 30..60 {
         fe.handle_message(

@@ -49,6 +49,7 @@ fn backup_of_view_2() -> (Replica<OrderBook>, View) {
         &frontend(),
         M::ViewInfo {
             view: Some(view.clone()),
+            answers: None,
         },
     );
     assert_eq!(r2.role(), ReplicaRole::AwaitingState);
@@ -140,7 +141,10 @@ fn a_view_is_believed_only_from_the_front_end() {
         Time(21),
         Address::new("r3"),
         &replica_identity("r3"),
-        M::ViewInfo { view: Some(forged) },
+        M::ViewInfo {
+            view: Some(forged),
+            answers: None,
+        },
     );
     assert_eq!(r2.view(), Some(&view));
     assert_eq!(r2.refused(), 1);
@@ -161,6 +165,7 @@ fn the_front_end_believes_pings_and_reports_only_of_their_senders() {
             view: None,
             role: ReplicaRole::Idle,
             applied: OpNumber(0),
+            number: 0,
         })
     };
     fe.handle_message(
@@ -273,6 +278,7 @@ fn a_snapshot_being_received_is_bounded_by_the_budget_not_by_what_chunks_announc
         &frontend(),
         M::ViewInfo {
             view: Some(view.clone()),
+            answers: None,
         },
     );
     // The view's primary sends 1 KiB after 1 KiB of a stream that never ends (its first

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use just_hungry_core::ids::Address;
-use just_hungry_core::ids::Identity;
+use just_hungry_core::ids::{Identity, NodeRole};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
@@ -22,7 +22,10 @@ use crate::listener::Slot;
 use crate::queue::FrameReceiver;
 use crate::tls;
 use crate::transport::Shared;
-use crate::wire::{self, CONNECTION_ADDRESS_PREFIX, Handshake, HandshakeError, MAX_HELLO_BYTES};
+use crate::wire::{
+    self, CONNECTION_ADDRESS_PREFIX, Handshake, HandshakeError, Lane, MAX_HELLO_BYTES,
+    MAX_PRIORITY_FRAME_BYTES,
+};
 
 /// How long a refused peer is given to read our reject frame, and how long we drain what it
 /// still sends (so that closing does not reset the connection and destroy the reason).
@@ -95,6 +98,7 @@ fn framed(read: ReadHalf, write: WriteHalf, max_frame_bytes: usize) -> (Reader, 
 /// the connection ends.
 async fn read_frames(
     shared: &Shared,
+    lane: Lane,
     reader: &mut Reader,
     from: &Address,
     sender: &Identity,
@@ -118,7 +122,7 @@ async fn read_frames(
             Some(Ok(frame)) => {
                 tracing::trace!(from = %from, bytes = frame.len(), "frame received");
                 if shared
-                    .deliver(from, sender, Vec::from(frame))
+                    .deliver(lane, from, sender, Vec::from(frame))
                     .await
                     .is_err()
                 {
@@ -164,6 +168,7 @@ async fn write_frames(writer: &mut Writer, queue: &mut FrameReceiver, wrote: &mu
 /// forgotten; the next send reconnects).
 pub(crate) async fn run_peer(
     shared: Arc<Shared>,
+    lane: Lane,
     to: Address,
     id: u64,
     mut queue: FrameReceiver,
@@ -171,23 +176,24 @@ pub(crate) async fn run_peer(
 ) {
     let failed = tokio::select! {
         () = shared.cancel.cancelled() => return,
-        failed = peer_connections(&shared, &to, id, &mut queue, &mut failures) => failed,
+        failed = peer_connections(&shared, lane, &to, id, &mut queue, &mut failures) => failed,
     };
     if let Some(error) = failed {
-        shared.peer_failed(&to, id, failures, &error);
+        shared.peer_failed(lane, &to, id, failures, &error);
     }
 }
 
 /// Connects as long as frames wait; `Some(error)` on failure, `None` once retired.
 async fn peer_connections(
     shared: &Shared,
+    lane: Lane,
     to: &Address,
     id: u64,
     queue: &mut FrameReceiver,
     failures: &mut u32,
 ) -> Option<ConnectionError> {
     loop {
-        let (mut reader, mut writer, peer) = match connect(shared, to).await {
+        let (mut reader, mut writer, peer) = match connect(shared, lane, to).await {
             Ok(connected) => connected,
             Err(e) => return Some(e),
         };
@@ -195,7 +201,7 @@ async fn peer_connections(
         let mut wrote = false;
         let end = tokio::select! {
             biased;
-            end = read_frames(shared, &mut reader, to, &peer, None) => end,
+            end = read_frames(shared, lane, &mut reader, to, &peer, None) => end,
             end = write_frames(&mut writer, queue, &mut wrote) => end,
         };
         match end {
@@ -214,7 +220,7 @@ async fn peer_connections(
                 }
                 // With nothing to send, forget it quietly. With frames waiting, reconnect once
                 // at once: a peer that is gone refuses, and one that is alive takes them.
-                if shared.retire_peer(to, id, queue) {
+                if shared.retire_peer(lane, to, id, queue) {
                     tracing::debug!(peer = %to, "connection closed");
                     return None;
                 }
@@ -242,9 +248,18 @@ async fn probe(shared: &Shared, to: &Address) -> Option<ConnectionError> {
 /// identity.
 async fn connect(
     shared: &Shared,
+    lane: Lane,
     to: &Address,
 ) -> Result<(Reader, Writer, Identity), ConnectionError> {
     let config = &shared.config;
+    let hello = match lane {
+        Lane::Normal => shared.hello.clone(),
+        // Only an endpoint that listens sends on the priority lane.
+        Lane::Priority => shared
+            .priority_hello
+            .clone()
+            .unwrap_or_else(|| shared.hello.clone()),
+    };
     let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(to.as_str()))
         .await
         .map_err(|_| ConnectionError::ConnectTimeout(config.connect_timeout))??;
@@ -268,7 +283,7 @@ async fn connect(
         }
     };
     let handshake = async {
-        writer.send(shared.hello.clone()).await?;
+        writer.send(hello).await?;
         match reader.next().await {
             Some(answer) => Ok(answer?),
             None => Err(ConnectionError::ClosedEarly),
@@ -422,22 +437,34 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
             let reason = format!("the hello's listen address `{listen}` is not host:port");
             return refuse(reader, writer, peer, reason).await;
         }
+        None if hello.lane == Lane::Priority => {
+            let reason = "a priority connection must come from a node that listens".to_owned();
+            return refuse(reader, writer, peer, reason).await;
+        }
         None => Address::new(format!("{CONNECTION_ADDRESS_PREFIX}{}", shared.next_id())),
     };
+    if hello.lane == Lane::Priority && sender.role == NodeRole::Client {
+        // Clients send no liveness signals: a client that opened a priority connection could
+        // only use it to jump the queue ahead of other clients.
+        let reason = "a client may not open a priority connection".to_owned();
+        return refuse(reader, writer, peer, reason).await;
+    }
     let accepted = tokio::time::timeout(config.hello_timeout, writer.send(shared.accept.clone()));
     if !matches!(accepted.await, Ok(Ok(()))) {
         tracing::debug!(peer = %peer, "could not answer the hello");
         return;
     }
-    reader
-        .decoder_mut()
-        .set_max_frame_length(config.max_frame_bytes);
-    tracing::debug!(peer = %peer, role = %hello.role, name = %hello.name, from = %from, "accepted a connection");
+    let max_frame_bytes = match hello.lane {
+        Lane::Normal => config.max_frame_bytes,
+        Lane::Priority => MAX_PRIORITY_FRAME_BYTES.min(config.max_frame_bytes),
+    };
+    reader.decoder_mut().set_max_frame_length(max_frame_bytes);
+    tracing::debug!(peer = %peer, role = %hello.role, name = %hello.name, from = %from, lane = ?hello.lane, "accepted a connection");
 
     let idle = Some(config.idle_timeout);
     let end = if hello.listen.is_some() {
         // Replies to a peer that listens go to its listener: this connection only reads.
-        read_frames(shared, &mut reader, &from, &sender, idle).await
+        read_frames(shared, hello.lane, &mut reader, &from, &sender, idle).await
     } else {
         let (queue, mut replies) = shared.new_queue();
         let close = shared.cancel.child_token();
@@ -446,7 +473,7 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
         tokio::select! {
             biased;
             () = close.cancelled() => End::Local,
-            end = read_frames(shared, &mut reader, &from, &sender, idle) => end,
+            end = read_frames(shared, Lane::Normal, &mut reader, &from, &sender, idle) => end,
             end = write_frames(&mut writer, &mut replies, &mut wrote) => end,
         }
     };

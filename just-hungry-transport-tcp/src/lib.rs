@@ -75,6 +75,21 @@
 //! over the client's own connection; it means nothing to any other node. A client's own
 //! `local_address()` is a synthetic name that nobody can dial.
 //!
+//! ## The priority lane
+//!
+//! What the node sends with
+//! [`Transport::send_priority`](just_hungry_core::transport::Transport::send_priority) (the
+//! runtime sends pings and their answers so) goes over a second connection to the same peer,
+//! whose hello says [`Lane::Priority`]. Its frames never wait behind the normal connection's
+//! queue or socket buffer, and the acceptor hands them to its node before the normal messages
+//! waiting ([`MAX_PRIORITY_STREAK`] in a row at most, so a flood of them slows the rest and
+//! never stops it), from a queue of its own ([`PRIORITY_QUEUE`]). A priority connection
+//! carries frames of at most [`MAX_PRIORITY_FRAME_BYTES`] and only from a node that listens
+//! and is not a client; a longer priority payload, a reply to a `conn:N` address and any
+//! priority send of a client go on the normal connection. The two lanes are ordered each on
+//! its own, not with respect to each other. The measured effect is in `docs/PERFORMANCE.md`
+//! ("Liveness under load").
+//!
 //! ## Failures
 //!
 //! A connection refused, reset, timed out (connecting: [`TcpConfig::connect_timeout`]) or
@@ -117,8 +132,9 @@ mod wire;
 pub use config::TcpConfig;
 pub use connection::{REJECT_DRAIN_BYTES, REJECT_LINGER};
 pub use listener::ACCEPT_ERROR_PAUSE;
-pub use transport::{MAX_PENDING_UNREACHABLE, TcpTransport};
+pub use transport::{MAX_PENDING_UNREACHABLE, MAX_PRIORITY_STREAK, PRIORITY_QUEUE, TcpTransport};
 pub use wire::{
     CONNECTION_ADDRESS_PREFIX, Handshake, HandshakeError, HandshakeFrame, Hello,
-    LENGTH_PREFIX_BYTES, MAGIC, MAX_HELLO_BYTES, decode_handshake, encode_handshake, frame_codec,
+    LENGTH_PREFIX_BYTES, Lane, MAGIC, MAX_HELLO_BYTES, MAX_PRIORITY_FRAME_BYTES, decode_handshake,
+    encode_handshake, frame_codec,
 };

@@ -23,7 +23,7 @@ use crate::config::TcpConfig;
 use crate::connection::{self, ConnectionError};
 use crate::listener;
 use crate::queue::{FrameQueue, FrameReceiver, Push};
-use crate::wire::{self, Handshake, Hello, MAX_HELLO_BYTES};
+use crate::wire::{self, Handshake, Hello, Lane, MAX_HELLO_BYTES, MAX_PRIORITY_FRAME_BYTES};
 
 /// The most distinct peers with an unreachable report waiting for the node. Reports for a peer
 /// already waiting are merged into the waiting one.
@@ -37,8 +37,20 @@ pub const MAX_PENDING_UNREACHABLE: usize = 4096;
 pub struct TcpTransport {
     shared: Arc<Shared>,
     events: mpsc::Receiver<TransportEvent>,
+    /// What priority connections carried ([`Lane::Priority`]).
+    priority: mpsc::Receiver<TransportEvent>,
+    /// Priority events handed over in a row since the last normal one.
+    priority_streak: usize,
     listen: Option<SocketAddr>,
 }
+
+/// The most priority events handed to the node in a row while normal ones wait: a peer that
+/// floods its priority connection slows the others' traffic, never stops it.
+pub const MAX_PRIORITY_STREAK: usize = 64;
+
+/// The most priority events waiting for the node; a priority connection's reader waits while
+/// it is full. At most [`MAX_PRIORITY_FRAME_BYTES`] each.
+pub const PRIORITY_QUEUE: usize = 1024;
 
 /// What an outbound peer is doing.
 pub(crate) enum Peer {
@@ -70,17 +82,23 @@ pub(crate) struct ReplyQueue {
 pub(crate) struct Shared {
     pub(crate) config: TcpConfig,
     local: Address,
-    /// The frame we open every outbound connection with.
+    /// The frame we open every outbound normal connection with.
     pub(crate) hello: Bytes,
+    /// The frame we open every outbound priority connection with; `None` for an endpoint
+    /// that listens nowhere (a client), which opens none.
+    pub(crate) priority_hello: Option<Bytes>,
     /// The frame we accept every valid hello with.
     pub(crate) accept: Bytes,
     events: mpsc::Sender<TransportEvent>,
+    /// Where priority connections deliver.
+    priority_events: mpsc::Sender<TransportEvent>,
     /// Bytes of payloads in `events`, at most `inbound_budget_max`.
     inbound_budget: Semaphore,
     inbound_budget_max: u32,
     unreachable: Mutex<PendingUnreachable>,
     unreachable_ready: Notify,
-    pub(crate) peers: Mutex<HashMap<Address, Peer>>,
+    /// The outbound peers of each lane, by [`Lane::index`].
+    pub(crate) peers: [Mutex<HashMap<Address, Peer>>; 2],
     /// Reply queues of inbound connections whose peer listens nowhere, by `conn:N` address.
     replies: Mutex<HashMap<Address, ReplyQueue>>,
     pub(crate) inbound_connections: Arc<AtomicUsize>,
@@ -159,13 +177,21 @@ impl TcpTransport {
         let runtime = Handle::try_current().map_err(|_| {
             io::Error::other("a TCP transport must be created inside a tokio runtime")
         })?;
-        let hello = wire::encode_handshake(&Handshake::Hello(Hello {
-            role: config.identity.role.as_str().to_owned(),
-            name: config.identity.name.clone(),
-            listen,
-            service: config.service.clone(),
-        }))
-        .map_err(|e| invalid(e.to_string()))?;
+        let hello_on = |lane: Lane| {
+            wire::encode_handshake(&Handshake::Hello(Hello {
+                role: config.identity.role.as_str().to_owned(),
+                name: config.identity.name.clone(),
+                listen: listen.clone(),
+                service: config.service.clone(),
+                lane,
+            }))
+            .map_err(|e| invalid(e.to_string()))
+        };
+        let hello = hello_on(Lane::Normal)?;
+        let priority_hello = match listen {
+            Some(_) => Some(Bytes::from(hello_on(Lane::Priority)?)),
+            None => None,
+        };
         let accept = wire::encode_handshake(&Handshake::Accept {
             role: config.identity.role.as_str().to_owned(),
             name: config.identity.name.clone(),
@@ -178,6 +204,7 @@ impl TcpTransport {
             )));
         }
         let (events_tx, events) = mpsc::channel(config.inbound_queue);
+        let (priority_tx, priority) = mpsc::channel(PRIORITY_QUEUE);
         let inbound_budget_max = config
             .inbound_queue_bytes
             .min(u32::MAX as usize)
@@ -188,13 +215,15 @@ impl TcpTransport {
             config,
             local,
             hello: Bytes::from(hello),
+            priority_hello,
             accept: Bytes::from(accept),
             events: events_tx,
+            priority_events: priority_tx,
             inbound_budget: Semaphore::new(inbound_budget_max as usize),
             inbound_budget_max,
             unreachable: Mutex::default(),
             unreachable_ready: Notify::new(),
-            peers: Mutex::default(),
+            peers: Default::default(),
             replies: Mutex::default(),
             inbound_connections: Arc::new(AtomicUsize::new(0)),
             queued_bytes: Arc::new(AtomicUsize::new(0)),
@@ -207,6 +236,8 @@ impl TcpTransport {
         Ok(TcpTransport {
             shared,
             events,
+            priority,
+            priority_streak: 0,
             listen: None,
         })
     }
@@ -242,7 +273,10 @@ impl TcpTransport {
         self.shared.stop();
         self.shared.tasks.wait().await;
         self.events.close();
-        lock(&self.shared.peers).clear();
+        self.priority.close();
+        for peers in &self.shared.peers {
+            lock(peers).clear();
+        }
         lock(&self.shared.replies).clear();
     }
 
@@ -280,6 +314,80 @@ impl Transport for TcpTransport {
     /// Dropped silently (logged): a full queue, a payload over `max_frame_bytes`, a send after
     /// shutdown.
     fn send(&self, to: &Address, payload: Vec<u8>) {
+        self.send_on(Lane::Normal, to, payload);
+    }
+
+    /// Queues `payload` for `to` on the priority connection to it ([`Lane::Priority`]), which
+    /// is written and delivered ahead of the normal one's traffic. On the normal connection
+    /// instead, like [`Transport::send`]: a payload over [`MAX_PRIORITY_FRAME_BYTES`], a
+    /// reply to a `conn:N` address, any send from an endpoint that listens nowhere.
+    fn send_priority(&self, to: &Address, payload: Vec<u8>) {
+        let lane = if payload.len() <= MAX_PRIORITY_FRAME_BYTES
+            && self.shared.priority_hello.is_some()
+            && !wire::is_connection_address(to.as_str())
+        {
+            Lane::Priority
+        } else {
+            Lane::Normal
+        };
+        self.send_on(lane, to, payload);
+    }
+
+    /// The next event. Messages from one peer on one lane come in the order it sent them;
+    /// priority messages come before normal ones waiting (at most [`MAX_PRIORITY_STREAK`] in
+    /// a row while normal ones wait). Unreachable reports come first, and those for one peer
+    /// are merged while one is waiting. `None` only after [`TcpTransport::shutdown`], once the
+    /// queued events are taken.
+    async fn recv(&mut self) -> Option<TransportEvent> {
+        loop {
+            if let Some(event) = self.ready() {
+                return Some(event);
+            }
+            tokio::select! {
+                biased;
+                Some(event) = self.priority.recv() => {
+                    self.priority_streak += 1;
+                    return Some(event);
+                }
+                event = self.events.recv() => {
+                    self.priority_streak = 0;
+                    return match event {
+                        Some(event) => Some(self.release(event)),
+                        None => self.ready(),
+                    };
+                }
+                () = self.shared.unreachable_ready.notified() => {}
+            }
+        }
+    }
+
+    fn try_recv(&mut self) -> Option<TransportEvent> {
+        self.ready()
+    }
+}
+
+impl TcpTransport {
+    /// The next event ready now, in the order [`Transport::recv`] documents.
+    fn ready(&mut self) -> Option<TransportEvent> {
+        if let Some(to) = self.shared.pop_unreachable() {
+            return Some(TransportEvent::Unreachable { to });
+        }
+        if self.priority_streak < MAX_PRIORITY_STREAK
+            && let Ok(event) = self.priority.try_recv()
+        {
+            self.priority_streak += 1;
+            return Some(event);
+        }
+        if let Ok(event) = self.events.try_recv() {
+            self.priority_streak = 0;
+            return Some(self.release(event));
+        }
+        let event = self.priority.try_recv().ok()?;
+        self.priority_streak += 1;
+        Some(event)
+    }
+
+    fn send_on(&self, lane: Lane, to: &Address, payload: Vec<u8>) {
         let shared = &self.shared;
         if shared.cancel.is_cancelled() {
             tracing::debug!(parent: &shared.span, to = %to, "send after shutdown: dropped");
@@ -299,43 +407,11 @@ impl Transport for TcpTransport {
         if wire::is_connection_address(to.as_str()) {
             shared.send_reply(to, frame);
         } else if wire::is_dialable(to.as_str()) {
-            shared.send_to_peer(to, frame);
+            shared.send_to_peer(lane, to, frame);
         } else {
             tracing::debug!(parent: &shared.span, to = %to, "not a host:port address: unreachable");
             shared.report_unreachable(to);
         }
-    }
-
-    /// The next event. Messages from one peer come in the order it sent them. Unreachable
-    /// reports for one peer are merged while one is waiting. `None` only after
-    /// [`TcpTransport::shutdown`], once the queued events are taken.
-    async fn recv(&mut self) -> Option<TransportEvent> {
-        loop {
-            if let Some(to) = self.shared.pop_unreachable() {
-                return Some(TransportEvent::Unreachable { to });
-            }
-            tokio::select! {
-                biased;
-                event = self.events.recv() => {
-                    return match event {
-                        Some(event) => Some(self.release(event)),
-                        None => self
-                            .shared
-                            .pop_unreachable()
-                            .map(|to| TransportEvent::Unreachable { to }),
-                    };
-                }
-                () = self.shared.unreachable_ready.notified() => {}
-            }
-        }
-    }
-
-    fn try_recv(&mut self) -> Option<TransportEvent> {
-        if let Some(to) = self.shared.pop_unreachable() {
-            return Some(TransportEvent::Unreachable { to });
-        }
-        let event = self.events.try_recv().ok()?;
-        Some(self.release(event))
     }
 }
 
@@ -377,10 +453,20 @@ impl Shared {
     /// backpressure. `Err` once the transport is shut down.
     pub(crate) async fn deliver(
         &self,
+        lane: Lane,
         from: &Address,
         sender: &Identity,
         payload: Vec<u8>,
     ) -> Result<(), ()> {
+        if lane == Lane::Priority {
+            // Bounded in count, and each frame in size by its connection's reader.
+            let event = TransportEvent::Message {
+                from: from.clone(),
+                sender: sender.clone(),
+                payload,
+            };
+            return self.priority_events.send(event).await.map_err(|_| ());
+        }
         let cost = self.inbound_cost(payload.len());
         let permit = self
             .inbound_budget
@@ -449,8 +535,8 @@ impl Shared {
         }
     }
 
-    fn send_to_peer(self: &Arc<Self>, to: &Address, frame: Bytes) {
-        let mut peers = lock(&self.peers);
+    fn send_to_peer(self: &Arc<Self>, lane: Lane, to: &Address, frame: Bytes) {
+        let mut peers = lock(&self.peers[lane.index()]);
         let failures = match peers.get(to) {
             Some(Peer::Open(queue)) => match queue.push(frame) {
                 Push::Queued => return,
@@ -462,7 +548,7 @@ impl Shared {
                 Push::Closed(frame) => {
                     // The task ended without retiring its entry (it cannot, but be safe).
                     peers.remove(to);
-                    return self.open(peers, to, frame, 0);
+                    return self.open(lane, peers, to, frame, 0);
                 }
             },
             Some(Peer::Backoff { until, failures }) => {
@@ -490,13 +576,14 @@ impl Shared {
                 0
             }
         };
-        self.open(peers, to, frame, failures);
+        self.open(lane, peers, to, frame, failures);
     }
 
     /// Starts a connection task for `to`, with `first` queued, after `failures` consecutive
     /// failures.
     fn open(
         self: &Arc<Self>,
+        lane: Lane,
         mut peers: MutexGuard<'_, HashMap<Address, Peer>>,
         to: &Address,
         first: Bytes,
@@ -507,9 +594,10 @@ impl Shared {
         let id = queue.id();
         peers.insert(to.clone(), Peer::Open(queue));
         drop(peers);
-        tracing::debug!(parent: &self.span, to = %to, "connecting");
+        tracing::debug!(parent: &self.span, to = %to, lane = ?lane, "connecting");
         self.spawn(connection::run_peer(
             self.clone(),
+            lane,
             to.clone(),
             id,
             receiver,
@@ -520,8 +608,14 @@ impl Shared {
     /// The connection task of `to` (queue `id`) has ended without error and nothing waits in
     /// `receiver`: forget the peer (the next send reconnects). Returns `false`, keeping the
     /// entry, if frames arrived meanwhile.
-    pub(crate) fn retire_peer(&self, to: &Address, id: u64, receiver: &FrameReceiver) -> bool {
-        let mut peers = lock(&self.peers);
+    pub(crate) fn retire_peer(
+        &self,
+        lane: Lane,
+        to: &Address,
+        id: u64,
+        receiver: &FrameReceiver,
+    ) -> bool {
+        let mut peers = lock(&self.peers[lane.index()]);
         if !receiver.is_empty() {
             return false;
         }
@@ -536,6 +630,7 @@ impl Shared {
     /// are dropped with the task's receiver.
     pub(crate) fn peer_failed(
         &self,
+        lane: Lane,
         to: &Address,
         id: u64,
         failures: u32,
@@ -544,7 +639,7 @@ impl Shared {
         let unit = (random_u64() >> 11) as f64 / (1u64 << 53) as f64;
         let delay = self.config.backoff_delay(failures, unit);
         {
-            let mut peers = lock(&self.peers);
+            let mut peers = lock(&self.peers[lane.index()]);
             if matches!(peers.get(to), Some(Peer::Open(queue)) if queue.id() == id) {
                 peers.insert(
                     to.clone(),
@@ -603,6 +698,64 @@ impl Drop for ReplyRoute<'_> {
             .is_some_and(|r| r.queue.id() == self.id)
         {
             replies.remove(&self.from);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use just_hungry_core::ids::NodeRole;
+
+    #[tokio::test]
+    async fn priority_events_come_first_and_never_starve_normal_ones() {
+        let config = TcpConfig::server(
+            "127.0.0.1:0".parse().unwrap(),
+            Identity::new(NodeRole::Replica, "node"),
+        );
+        let mut transport = TcpTransport::bind(config).await.unwrap();
+        let from = Address::new("127.0.0.1:9");
+        let sender = Identity::new(NodeRole::Replica, "peer");
+        let shared = transport.shared.clone();
+        for i in 0..3u8 {
+            shared
+                .deliver(Lane::Normal, &from, &sender, vec![0, i])
+                .await
+                .unwrap();
+        }
+        let flood = MAX_PRIORITY_STREAK * 2;
+        for i in 0..flood {
+            shared
+                .deliver(Lane::Priority, &from, &sender, vec![1, i as u8])
+                .await
+                .unwrap();
+        }
+        let mut lanes = Vec::new();
+        while let Some(event) = transport.try_recv() {
+            match event {
+                TransportEvent::Message { payload, .. } => lanes.push(payload[0]),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let mut expected = vec![1; MAX_PRIORITY_STREAK];
+        expected.push(0);
+        expected.extend(vec![1; MAX_PRIORITY_STREAK]);
+        expected.extend([0, 0]);
+        assert_eq!(lanes, expected);
+        // `recv` prefers them likewise.
+        shared
+            .deliver(Lane::Normal, &from, &sender, vec![0])
+            .await
+            .unwrap();
+        shared
+            .deliver(Lane::Priority, &from, &sender, vec![1])
+            .await
+            .unwrap();
+        for lane in [1, 0] {
+            match transport.recv().await {
+                Some(TransportEvent::Message { payload, .. }) => assert_eq!(payload[0], lane),
+                other => panic!("unexpected {other:?}"),
+            }
         }
     }
 }

@@ -89,7 +89,43 @@ pub struct Hello {
     /// The service it serves ([`StateMachine::SERVICE`](just_hungry_core::StateMachine::SERVICE)),
     /// if it says: an acceptor serving another one refuses the connection.
     pub service: Option<String>,
+    /// Which of the two connections between a pair of nodes this is.
+    pub lane: Lane,
 }
+
+/// The two connections a node opens to a peer: one for everything, and one for the liveness
+/// signals the runtime sends with
+/// [`Transport::send_priority`](just_hungry_core::transport::Transport::send_priority) (pings
+/// and their answers), so that they never wait behind bulk traffic in a queue or a socket
+/// (issue 13). The acceptor hands what a priority connection carries to its node before what
+/// the normal ones carry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Lane {
+    /// Every message.
+    #[default]
+    Normal,
+    /// Liveness signals only: frames of at most [`MAX_PRIORITY_FRAME_BYTES`], from a node that
+    /// listens (a replica, the front-end or the registry, never a client).
+    Priority,
+}
+
+impl Lane {
+    /// Both lanes, in the order of [`Lane::index`].
+    pub const ALL: [Lane; 2] = [Lane::Normal, Lane::Priority];
+
+    /// 0 for [`Lane::Normal`], 1 for [`Lane::Priority`].
+    pub fn index(self) -> usize {
+        match self {
+            Lane::Normal => 0,
+            Lane::Priority => 1,
+        }
+    }
+}
+
+/// The longest frame a priority connection carries. A longer priority payload (a view of
+/// hundreds of members) travels on the normal connection instead; a peer that sends a longer
+/// one on a priority connection has it closed.
+pub const MAX_PRIORITY_FRAME_BYTES: usize = 64 * 1024;
 
 /// Why a handshake frame was not understood.
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +234,7 @@ mod tests {
             name: "r1".into(),
             listen: Some("127.0.0.1:7001".into()),
             service: Some("just-hungry/orders".into()),
+            lane: Lane::Priority,
         });
         let bytes = encode_handshake(&hello).unwrap();
         assert!(bytes.len() < MAX_HELLO_BYTES);

@@ -228,6 +228,7 @@ async fn a_peer_of_another_service_is_refused_at_the_hello_naming_both() {
             name: "kv-client".into(),
             listen: None,
             service: Some("kv-store".into()),
+            lane: Default::default(),
         }),
     )
     .unwrap();

@@ -100,6 +100,7 @@ async fn a_hello_naming_another_node_than_the_certificate_is_refused() {
         name: "replica-1".into(),
         listen: None,
         service: None,
+        lane: Default::default(),
     }))
     .unwrap();
     framed.send(Bytes::from(hello)).await.unwrap();

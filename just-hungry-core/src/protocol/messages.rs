@@ -9,7 +9,7 @@ use crate::ids::{Address, Member, OpNumber, ReplicaId, RequestId, Time, View, Vi
 use crate::state_machine::StateMachine;
 
 /// The protocol version. A peer that speaks another is refused (the TCP hello carries it).
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// One command in the op log: its position, the request it answers, when the primary took it,
 /// and the validated command itself.
@@ -190,6 +190,9 @@ pub struct Ping {
     pub role: ReplicaRole,
     /// The last op applied to its state.
     pub applied: OpNumber,
+    /// This ping's number, echoed by the answer ([`Message::ViewInfo`]'s `answers`), so the
+    /// replica measures the round trip ([`crate::protocol::liveness`]).
+    pub number: u64,
 }
 
 /// How a snapshot or a log suffix travels.
@@ -270,6 +273,8 @@ pub enum Message<S: StateMachine> {
     ViewInfo {
         /// The newest view (`None` before bootstrap).
         view: Option<View>,
+        /// The number of the ping this answers; `None` when sent unasked (a view change).
+        answers: Option<u64>,
     },
     /// The front-end asks the primary of `view` to bring `learner` up to date.
     AddLearner {
@@ -366,6 +371,15 @@ pub enum Message<S: StateMachine> {
 }
 
 impl<S: StateMachine> Message<S> {
+    /// Whether this is a liveness signal: a replica's ping, or the front-end's view
+    /// announcement that answers it. The runtime sends these with
+    /// [`Transport::send_priority`](crate::transport::Transport::send_priority), so that bulk
+    /// traffic queued at either end cannot delay them past the failure detector's patience
+    /// (issue 13).
+    pub fn is_liveness_signal(&self) -> bool {
+        matches!(self, Message::Ping(_) | Message::ViewInfo { .. })
+    }
+
     /// A short name of the message kind, for logs.
     pub fn kind(&self) -> &'static str {
         match self {

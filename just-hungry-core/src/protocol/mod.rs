@@ -18,6 +18,7 @@
 
 pub mod client;
 pub mod election;
+pub mod liveness;
 pub mod messages;
 pub mod registry;
 pub mod replica;

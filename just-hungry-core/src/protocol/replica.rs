@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::ids::{
     Address, Identity, Member, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber,
 };
+use crate::protocol::liveness::{Durations, PingRoundTrips};
 use crate::protocol::messages::{
     ClientRequest, ClientResponse, Entry, Message, Operation, Outcome, Ping, ReplicaRole,
     ServiceError, TransferChunk,
@@ -179,6 +180,8 @@ pub struct Replica<S: StateMachine> {
     refusals: Refusals,
     /// Tells this replica's own stalls from its peers' silence.
     stall: StallDetector,
+    /// Its pings awaiting the front-end's answer, and the round trips measured.
+    pings: PingRoundTrips,
 }
 
 impl<S: StateMachine> Replica<S> {
@@ -208,7 +211,14 @@ impl<S: StateMachine> Replica<S> {
             unannounced: None,
             refusals: Refusals::default(),
             stall: StallDetector::new(now),
+            pings: PingRoundTrips::default(),
         }
+    }
+
+    /// The round trips of this replica's pings to the front-end so far (issue 13): how long
+    /// the liveness signal took, there and back, through both nodes' queues and loops.
+    pub fn ping_round_trips(&self) -> &Durations {
+        self.pings.round_trips()
     }
 
     /// How often this replica was woken more than [`Timing::stall_tolerance`] past its
@@ -1466,6 +1476,7 @@ impl<S: StateMachine> Replica<S> {
                 view: self.view.clone(),
                 role: self.role,
                 applied: self.state.applied(),
+                number: self.pings.sent(now),
             };
             self.send(fe, Message::Ping(ping));
         }
@@ -1497,7 +1508,14 @@ impl<S: StateMachine> Node<S> for Replica<S> {
                     self.on_ping_timer(now);
                 }
             }
-            Message::ViewInfo { view: Some(view) } => self.on_view_info(now, view),
+            Message::ViewInfo { view, answers } => {
+                if let Some(number) = answers {
+                    self.pings.answered(now, number);
+                }
+                if let Some(view) = view {
+                    self.on_view_info(now, view);
+                }
+            }
             Message::Forward {
                 view,
                 request,

@@ -205,7 +205,9 @@ pub fn check<S: StateMachine>(sender: &Identity, message: &Message<S>) -> Result
             bounded_members(view)?;
         }
         Message::Learn { primary, .. } => own(kind, sender, &primary.name)?,
-        Message::ViewInfo { view: Some(view) } => bounded_members(view)?,
+        Message::ViewInfo {
+            view: Some(view), ..
+        } => bounded_members(view)?,
         Message::AddLearner { learner, .. } => {
             bounded(
                 "the learner's address",
@@ -274,6 +276,7 @@ mod tests {
             view: None,
             role: ReplicaRole::Idle,
             applied: OpNumber(0),
+            number: 0,
         })
     }
 

@@ -22,6 +22,7 @@ use crate::ids::{
     Address, Identity, Member, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber,
 };
 use crate::protocol::election::{Candidate, MostUpToDate, PrimaryElection};
+use crate::protocol::liveness::Durations;
 use crate::protocol::messages::{
     ClientRequest, ClientResponse, ClusterStatus, Message, Operation, Outcome, Ping, ReplicaRole,
     ReplicaStatus, ServiceError,
@@ -35,6 +36,16 @@ use crate::state_machine::StateMachine;
 /// A request the front-end holds longer than this without an answer is dropped (its client
 /// has given up long ago).
 pub const MAX_REQUEST_AGE: Duration = Duration::from_secs(120);
+
+/// The most client requests the front-end has forwarded to the primary and not yet seen
+/// answered; the others wait in arrival order (issue 13). It bounds what a burst puts in
+/// flight, below the TCP transport's 4,096-frame queue per peer and the primary's
+/// [`crate::protocol::MAX_PENDING_WRITES`], and so what a retransmission round resends.
+pub const MAX_FORWARDS_IN_FLIGHT: usize = 2048;
+
+/// The longest wait before a forwarded request is sent again, in retransmit intervals: each
+/// retransmission of one request waits twice as long as the one before, up to this.
+pub const MAX_RETRANSMIT_BACKOFF: u32 = 8;
 
 /// How long a forwarded request may wait, with no request answered meanwhile, before the
 /// status says the view is not serving ([`ClusterStatus::serving`]). Longer than any answer
@@ -100,8 +111,12 @@ struct PendingRequest<S: StateMachine> {
     owner: String,
     request: ClientRequest<S>,
     arrived: Time,
-    /// The view and time it was last forwarded in.
+    /// The view and time it was last forwarded in; `None` while it waits for room in the
+    /// forwarding window ([`MAX_FORWARDS_IN_FLIGHT`]).
     forwarded: Option<(ViewNumber, Time)>,
+    /// How many times it was forwarded in that view: each retransmission waits twice as long
+    /// as the one before (up to [`MAX_RETRANSMIT_BACKOFF`] retransmit intervals).
+    sends: u32,
 }
 
 /// The front-end of service `S`. See the module documentation.
@@ -114,6 +129,12 @@ pub struct ViewManager<S: StateMachine> {
     next_registered: u64,
     started_at: Time,
     pending: BTreeMap<RequestId, PendingRequest<S>>,
+    /// How many of `pending` are forwarded (`forwarded` is set): at most
+    /// [`MAX_FORWARDS_IN_FLIGHT`].
+    in_flight: usize,
+    /// Pending requests waiting for room in the forwarding window, oldest first (an id whose
+    /// request was answered or forwarded meanwhile is skipped when its turn comes).
+    waiting: VecDeque<RequestId>,
     unavailable: Option<String>,
     outputs: VecDeque<Output<S>>,
     next_tick: Time,
@@ -123,6 +144,8 @@ pub struct ViewManager<S: StateMachine> {
     stall: StallDetector,
     /// When a primary last answered a forwarded request.
     last_answer_at: Option<Time>,
+    /// The silences between consecutive pings of each replica, as this front-end saw them.
+    ping_gaps: Durations,
 }
 
 impl<S: StateMachine> ViewManager<S> {
@@ -148,6 +171,8 @@ impl<S: StateMachine> ViewManager<S> {
             next_registered: 0,
             started_at: now,
             pending: BTreeMap::new(),
+            in_flight: 0,
+            waiting: VecDeque::new(),
             unavailable: None,
             outputs: VecDeque::new(),
             next_tick: now,
@@ -155,6 +180,7 @@ impl<S: StateMachine> ViewManager<S> {
             refusals: Refusals::default(),
             stall: StallDetector::new(now),
             last_answer_at: None,
+            ping_gaps: Durations::default(),
         };
         if let Some(record) = stored {
             tracing::info!(node = %vm.config.name, view = %record.current, active = record.current_active, "front-end resumes from its stored view");
@@ -273,6 +299,13 @@ impl<S: StateMachine> ViewManager<S> {
         self.stall.stalls()
     }
 
+    /// The gaps between consecutive pings of the same replica incarnation, as handled by this
+    /// front-end (issue 13): what its failure detector judges by, to hold against
+    /// [`Timing::dead_after`]. Time the front-end itself lost asleep is not counted in them.
+    pub fn ping_gaps(&self) -> &Durations {
+        &self.ping_gaps
+    }
+
     /// Called first with every input. If the front-end is woken more than
     /// [`Timing::stall_tolerance`] past its own deadline, it was the one asleep: the replicas'
     /// pings may be queued behind this very input, and their silence over the lost time is
@@ -363,10 +396,14 @@ impl<S: StateMachine> ViewManager<S> {
             }
             self.replicas.remove(&ping.replica.name);
         }
-        if self.learn_replica(now, &ping.replica, &ping.address) {
+        let newcomer = self.learn_replica(now, &ping.replica, &ping.address);
+        if newcomer {
             tracing::info!(node = %self.config.name, replica = %ping.replica, address = %ping.address, "replica registered with the front-end");
         }
         if let Some(k) = self.replicas.get_mut(&ping.replica.name) {
+            if !newcomer {
+                self.ping_gaps.record(now.saturating_since(k.last_ping));
+            }
             k.last_ping = now;
             k.failed = false;
             k.address = ping.address.clone();
@@ -380,7 +417,13 @@ impl<S: StateMachine> ViewManager<S> {
             self.on_primary_report(now, view, &ping.replica);
         }
         let view = self.current_view().cloned();
-        self.send(ping.address, Message::ViewInfo { view });
+        self.send(
+            ping.address,
+            Message::ViewInfo {
+                view,
+                answers: Some(ping.number),
+            },
+        );
         self.evaluate(now);
     }
 
@@ -456,6 +499,7 @@ impl<S: StateMachine> ViewManager<S> {
                     m.address,
                     Message::ViewInfo {
                         view: Some(view.clone()),
+                        answers: None,
                     },
                 );
             }
@@ -806,8 +850,9 @@ impl<S: StateMachine> ViewManager<S> {
                 );
                 return;
             }
+            // A client's retry: the front-end retransmits what it forwarded on its own
+            // schedule, so a retry only says where to answer.
             pending.client = from.clone();
-            pending.forwarded = None;
         } else if self.pending.len() >= MAX_PENDING_REQUESTS {
             self.send(
                 from,
@@ -826,8 +871,10 @@ impl<S: StateMachine> ViewManager<S> {
                     request,
                     arrived: now,
                     forwarded: None,
+                    sends: 0,
                 },
             );
+            self.waiting.push_back(id);
         }
         if let Some(reason) = self.unavailable.clone() {
             self.send(
@@ -838,11 +885,35 @@ impl<S: StateMachine> ViewManager<S> {
                 }),
             );
         }
-        self.forward_pending(now, false);
+        self.forward_waiting(now);
     }
 
-    /// Forwards to the active primary every pending request not forwarded in its view, or
-    /// (with `retransmit`) not answered within the retransmit interval.
+    /// Forwards waiting requests to the active primary while the forwarding window has room.
+    fn forward_waiting(&mut self, now: Time) {
+        let Some(view) = self.active_view().cloned() else {
+            return;
+        };
+        let mut sends = Vec::new();
+        while self.in_flight < MAX_FORWARDS_IN_FLIGHT
+            && let Some(id) = self.waiting.pop_front()
+        {
+            if let Some(p) = self.pending.get_mut(&id)
+                && p.forwarded.is_none()
+            {
+                p.forwarded = Some((view.number, now));
+                p.sends = 1;
+                self.in_flight += 1;
+                sends.push((p.request.clone(), p.owner.clone()));
+            }
+        }
+        self.send_forwards(&view, sends);
+    }
+
+    /// Forwards again to the active primary every forwarded request not forwarded in its view
+    /// or (unless `all`) due for retransmission, then fills the window with waiting ones. At
+    /// most [`MAX_FORWARDS_IN_FLIGHT`] requests are ever forwarded and unanswered, so a burst
+    /// of requests cannot make the front-end send the primary more than it can take, nor
+    /// retransmit all of it every interval while the primary works through it (issue 13).
     fn forward_pending(&mut self, now: Time, all: bool) {
         let Some(view) = self.active_view().cloned() else {
             return;
@@ -850,16 +921,29 @@ impl<S: StateMachine> ViewManager<S> {
         let retransmit = self.config.timing.retransmit_interval;
         let mut sends = Vec::new();
         for p in self.pending.values_mut() {
-            let due = all
-                || match p.forwarded {
-                    None => true,
-                    Some((v, at)) => v != view.number || now.saturating_since(at) >= retransmit,
-                };
+            let Some((v, at)) = p.forwarded else {
+                continue;
+            };
+            let backoff = 1u32
+                << p.sends
+                    .saturating_sub(1)
+                    .min(MAX_RETRANSMIT_BACKOFF.ilog2());
+            let due = all || v != view.number || now.saturating_since(at) >= retransmit * backoff;
             if due {
+                p.sends = if v == view.number {
+                    p.sends.saturating_add(1)
+                } else {
+                    1
+                };
                 p.forwarded = Some((view.number, now));
                 sends.push((p.request.clone(), p.owner.clone()));
             }
         }
+        self.send_forwards(&view, sends);
+        self.forward_waiting(now);
+    }
+
+    fn send_forwards(&mut self, view: &View, sends: Vec<(ClientRequest<S>, String)>) {
         for (request, owner) in sends {
             self.send(
                 view.primary.address.clone(),
@@ -872,17 +956,30 @@ impl<S: StateMachine> ViewManager<S> {
         }
     }
 
+    /// Takes `id` off the pending requests, freeing its place in the forwarding window.
+    fn take_pending(&mut self, id: &RequestId) -> Option<PendingRequest<S>> {
+        let p = self.pending.remove(id)?;
+        if p.forwarded.is_some() {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
+        Some(p)
+    }
+
     fn on_response(&mut self, now: Time, response: ClientResponse<S>) {
         if let Outcome::Failed(ServiceError::NotPrimary { .. }) = response.outcome {
-            if let Some(p) = self.pending.get_mut(&response.id) {
-                p.forwarded = None;
+            if let Some(p) = self.pending.get_mut(&response.id)
+                && p.forwarded.take().is_some()
+            {
+                self.in_flight = self.in_flight.saturating_sub(1);
+                self.waiting.push_front(response.id);
             }
             return;
         }
         self.last_answer_at = Some(now);
-        if let Some(p) = self.pending.remove(&response.id) {
+        if let Some(p) = self.take_pending(&response.id) {
             self.send(p.client, Message::Response(response));
         }
+        self.forward_waiting(now);
     }
 }
 
@@ -957,6 +1054,15 @@ impl<S: StateMachine> Node<S> for ViewManager<S> {
             self.next_tick = now + self.config.timing.retransmit_interval;
             self.pending
                 .retain(|_, p| now.saturating_since(p.arrived) < MAX_REQUEST_AGE);
+            self.in_flight = self
+                .pending
+                .values()
+                .filter(|p| p.forwarded.is_some())
+                .count();
+            if self.waiting.len() > 2 * self.pending.len() {
+                let waiting = self.pending.iter().filter(|(_, p)| p.forwarded.is_none());
+                self.waiting = waiting.map(|(id, _)| *id).collect();
+            }
             self.evaluate(now);
             self.forward_pending(now, false);
         }

@@ -4,7 +4,10 @@
 //! decision. One loop per node: wait for a message, a timer, a finished validation or the
 //! shutdown signal; feed it to the state machine; act on its outputs in order (persist before
 //! send; encode and send; start validations). Ready messages are taken in a batch before the
-//! outputs are drained, so the primary sends one `Prepare` per backup for many writes.
+//! outputs are drained, so the primary sends one `Prepare` per backup for many writes; a batch
+//! ends after [`MAX_EVENTS_PER_BATCH`] events or [`MAX_BATCH_TIME`], so that a liveness signal
+//! the transport holds is taken soon (issue 13). Liveness signals (pings and their answers,
+//! [`Message::is_liveness_signal`]) are sent with [`Transport::send_priority`].
 //!
 //! Validations run inside the node's task, not in tasks of their own: one that completes at
 //! once (the offline check, a cache hit) is fed back before the next output, with no spawn and
@@ -31,6 +34,7 @@ use tokio::task::JoinHandle;
 
 use crate::codec;
 use crate::ids::{Address, OpNumber, RequestId, Time, View};
+use crate::protocol::liveness::Durations;
 use crate::protocol::messages::ReplicaRole;
 use crate::protocol::messages::{ClientResponse, Message, Outcome, ServiceError};
 use crate::protocol::registry::Registry;
@@ -43,6 +47,12 @@ use crate::transport::{Transport, TransportEvent};
 
 /// The most ready events taken in one batch before outputs are acted on.
 pub const MAX_EVENTS_PER_BATCH: usize = 256;
+
+/// The longest a node spends taking one batch of events before it acts on their outputs and
+/// looks at its transport again (issue 13): a batch of expensive messages (large answers to
+/// decode, writes to apply) cannot keep a liveness signal waiting longer than this plus the
+/// encoding of what the batch produced.
+pub const MAX_BATCH_TIME: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// What a node says about itself when asked ([`NodeHandle::report`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +72,12 @@ pub struct NodeReport {
     /// How many messages the node refused because their sender may not send them
     /// ([`crate::protocol::trust`]).
     pub refused: u64,
+    /// A replica: the round trips of its pings to the front-end
+    /// ([`Replica::ping_round_trips`]).
+    pub ping_round_trips: Option<Durations>,
+    /// A front-end: the gaps between consecutive pings of each replica
+    /// ([`ViewManager::ping_gaps`]).
+    pub ping_gaps: Option<Durations>,
 }
 
 /// A running node: ask for its report, stop it gracefully or crash it.
@@ -146,6 +162,8 @@ trait Driven<S: StateMachine>: Node<S> + Send + 'static {
             applied: OpNumber(0),
             digest: None,
             refused: self.refused(),
+            ping_round_trips: None,
+            ping_gaps: None,
         }
     }
 
@@ -169,6 +187,8 @@ impl<S: StateMachine> Driven<S> for ViewManager<S> {
             applied: OpNumber(0),
             digest: None,
             refused: self.refused(),
+            ping_round_trips: None,
+            ping_gaps: Some(self.ping_gaps().clone()),
         }
     }
 }
@@ -183,6 +203,8 @@ impl<S: StateMachine> Driven<S> for Replica<S> {
             applied: self.applied(),
             digest: Some(self.state().digest()),
             refused: self.refused(),
+            ping_round_trips: Some(self.ping_round_trips().clone()),
+            ping_gaps: None,
         }
     }
 
@@ -366,8 +388,12 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
             },
             event = transport.recv() => {
                 let Some(event) = event else { break };
+                let batch = std::time::Instant::now();
                 feed(node, &clock, event);
                 for _ in 1..MAX_EVENTS_PER_BATCH {
+                    if batch.elapsed() >= MAX_BATCH_TIME {
+                        break;
+                    }
                     match transport.try_recv() {
                         Some(event) => feed(node, &clock, event),
                         None => break,
@@ -482,7 +508,12 @@ fn send<S: StateMachine, T: Transport>(
         }
         Ok(()) => {
             let next = Vec::with_capacity(buffer.len().min(64 * 1024));
-            transport.send(to, std::mem::replace(buffer, next));
+            let payload = std::mem::replace(buffer, next);
+            if message.is_liveness_signal() {
+                transport.send_priority(to, payload);
+            } else {
+                transport.send(to, payload);
+            }
         }
         Err(e) => {
             tracing::error!(node = %name, to = %to, kind = message.kind(), error = %e, "cannot encode a message")

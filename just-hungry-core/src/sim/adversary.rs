@@ -150,6 +150,7 @@ impl Sim {
                         view: Some(forged_view),
                         role: ReplicaRole::Primary,
                         applied: OpNumber(1 << 40),
+                        number: u64::from(tweak),
                     }),
                 )
             }
@@ -198,6 +199,7 @@ impl Sim {
                         },
                         backups: Vec::new(),
                     }),
+                    answers: Some(u64::from(tweak)),
                 },
             ),
             6 => (

@@ -318,7 +318,10 @@ impl Sim {
         if from.as_str() != FRONTEND_ADDRESS {
             return Ok(());
         }
-        if let Message::ViewInfo { view: Some(view) } = message {
+        if let Message::ViewInfo {
+            view: Some(view), ..
+        } = message
+        {
             let stored = self.stored_view.as_ref().map(|r| &r.current);
             if stored.is_none_or(|s| s.number < view.number) {
                 return Err(self.violation(

@@ -968,7 +968,7 @@ fn summary(message: &Message<OrderBook>) -> String {
         Message::Forward { view, request, .. } => format!("Forward {view} {}", request.id),
         Message::Response(r) => format!("Response {} {:?}", r.id, r.outcome),
         Message::Request(r) => format!("Request {}", r.id),
-        Message::ViewInfo { view } => {
+        Message::ViewInfo { view, .. } => {
             format!("ViewInfo {:?}", view.as_ref().map(|v| v.to_string()))
         }
         other => other.kind().to_owned(),

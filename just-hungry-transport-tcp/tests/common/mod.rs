@@ -142,6 +142,7 @@ pub fn hello(listen: Option<&str>) -> Vec<u8> {
         name: "raw".into(),
         listen: listen.map(str::to_owned),
         service: None,
+        lane: Default::default(),
     }))
     .unwrap()
 }
@@ -153,6 +154,7 @@ pub fn hello_with(magic: u32, version: u32) -> Vec<u8> {
         name: "from-elsewhere".into(),
         listen: None,
         service: None,
+        lane: Default::default(),
     }))
     .unwrap();
     codec::encode(&HandshakeFrame {
