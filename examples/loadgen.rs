@@ -13,7 +13,7 @@
 
 use std::time::Duration;
 
-use just_hungry::cli::parse_duration;
+use just_hungry::cli::{parse_byte_size, parse_duration};
 use just_hungry::loadgen::{self, LoadOptions, RuntimeFlavor, TransportKind};
 
 /// Drives a cluster in this process with closed-loop clients and checks every order.
@@ -43,6 +43,10 @@ struct Args {
     /// No progress lines.
     #[arg(long)]
     quiet: bool,
+    /// The order book's limit (`64MiB`, bytes without a unit); the default otherwise. A small
+    /// one makes the book fill during the run, which the report then says.
+    #[arg(long, value_parser = parse_byte_size)]
+    max_book_bytes: Option<u64>,
 }
 
 fn main() {
@@ -55,6 +59,7 @@ fn main() {
         duration: args.duration,
         kill_primary_every: args.kill_primary_every,
         progress: !args.quiet,
+        max_book_bytes: args.max_book_bytes,
         ..LoadOptions::default()
     };
     let report = args

@@ -156,6 +156,18 @@ pub struct LoadOptions {
     pub client: ClientConfig,
     /// Print one line of progress a second to stderr.
     pub progress: bool,
+    /// The order book's limit ([`OrderBook::max_bytes`]); `None`: the default. A small one
+    /// makes the book fill during the run, whose report then says so.
+    pub max_book_bytes: Option<u64>,
+}
+
+/// The book every replica of a run starts with.
+fn initial_book(options: &LoadOptions) -> OrderBook {
+    let book = OrderBook::with_predefined_history();
+    match options.max_book_bytes {
+        Some(max) => book.with_max_bytes(max),
+        None => book,
+    }
 }
 
 impl Default for LoadOptions {
@@ -170,6 +182,7 @@ impl Default for LoadOptions {
             timing: Timing::default(),
             client: ClientConfig::default(),
             progress: false,
+            max_book_bytes: None,
         }
     }
 }
@@ -243,6 +256,7 @@ pub struct Kill {
     /// The replica started in its place.
     pub replacement: String,
     /// From the kill to the first acknowledgement completing after it, ms (`None`: none did).
+    /// Once the book is full ([`LoadReport::book_full_from_s`]), refusals as full count too.
     pub time_to_first_ack_ms: Option<f64>,
     /// The longest interval between consecutive acknowledgements spanning the kill, or starting
     /// in `[kill - 1 s, kill + 5 s)` after the previous kill and ending by the next, ms.
@@ -295,6 +309,10 @@ pub struct LoadReport {
     /// then the replacement's join); any other is a backup removed for not acknowledging in
     /// time (`Timing::backup_timeout`) and its return, each with a state transfer.
     pub view_changes: u64,
+    /// When the first order was refused because the order book is full, seconds from the
+    /// start (`None`: never). From then on the kills' figures count those refusals as
+    /// answers, with the acknowledgements: both are the primary's decisions.
+    pub book_full_from_s: Option<f64>,
     /// The kills, in order.
     pub kills: Vec<Kill>,
     /// The final check.
@@ -305,7 +323,8 @@ pub struct LoadReport {
 
 impl LoadReport {
     /// Whether the run found nothing wrong: no lost, doubled or phantom order, a complete
-    /// check of converged replicas, an acknowledgement after every kill, no other problem.
+    /// check of converged replicas, an answer after every kill (an acknowledgement, or a
+    /// refusal because the book is full), no other problem.
     pub fn passed(&self) -> bool {
         self.check.complete
             && self.check.converged
@@ -364,6 +383,8 @@ struct ClientOutcome {
     acknowledged: Vec<(OrderId, u64)>,
     unknown: Vec<OrderId>,
     refused: Vec<OrderId>,
+    /// Completion times (µs from the start) of orders refused because the book is full.
+    refused_full: Vec<u64>,
     errors: BTreeMap<String, u64>,
     problems: Vec<String>,
 }
@@ -377,11 +398,7 @@ async fn run_on<N: Network>(
     for i in 1..=options.replicas {
         let name = format!("replica-{i}");
         cluster
-            .start_replica(
-                &name,
-                OrderBook::with_predefined_history(),
-                validator.clone(),
-            )
+            .start_replica(&name, initial_book(&options), validator.clone())
             .await?;
     }
     cluster.start_frontend().await?;
@@ -422,11 +439,7 @@ async fn run_on<N: Network>(
                     counters.kills.fetch_add(1, Ordering::Relaxed);
                     kills.push(kill);
                     cluster
-                        .start_replica(
-                            &replacement,
-                            OrderBook::with_predefined_history(),
-                            validator.clone(),
-                        )
+                        .start_replica(&replacement, initial_book(&options), validator.clone())
                         .await?;
                 }
                 Err(problem) => problems.push(problem),
@@ -452,6 +465,7 @@ async fn run_on<N: Network>(
     let mut latencies = new_histogram();
     let mut errors = BTreeMap::new();
     let mut ack_times = Vec::new();
+    let mut full_times = Vec::new();
     for outcome in &outcomes {
         // Same bounds and precision on both sides: adding cannot fail.
         let _ = latencies.add(&outcome.latencies);
@@ -459,8 +473,15 @@ async fn run_on<N: Network>(
             *errors.entry(kind.clone()).or_insert(0) += n;
         }
         ack_times.extend(outcome.acknowledged.iter().map(|&(_, t)| t));
+        full_times.extend(outcome.refused_full.iter().copied());
         problems.extend(outcome.problems.iter().cloned());
     }
+    full_times.sort_unstable();
+    let book_full_from_s = full_times.first().map(|&t| t as f64 / 1e6);
+    // A refusal because the book is full is the primary's decision, as an acknowledgement
+    // is: once the book is full, a failover shows in the refusals (issue 13), and a full
+    // book is reported as such, not as a failover that never ended.
+    ack_times.extend(full_times.iter().copied());
     ack_times.sort_unstable();
     let kill_times: Vec<u64> = kills.iter().map(|k| micros_of(k.at_s)).collect();
     for (i, kill) in kills.iter_mut().enumerate() {
@@ -468,7 +489,7 @@ async fn run_on<N: Network>(
         measure_failover(kill, &ack_times, previous, kill_times.get(i + 1).copied());
         if kill.time_to_first_ack_ms.is_none() {
             problems.push(format!(
-                "no order was acknowledged after the kill of {} at {:.3} s",
+                "no order was answered after the kill of {} at {:.3} s",
                 kill.victim, kill.at_s
             ));
         }
@@ -499,6 +520,7 @@ async fn run_on<N: Network>(
         latency: summarise(&latencies),
         errors,
         view_changes,
+        book_full_from_s,
         kills,
         check,
         problems,
@@ -587,6 +609,7 @@ async fn drive_client(
         acknowledged: Vec::new(),
         unknown: Vec::new(),
         refused: Vec::new(),
+        refused_full: Vec::new(),
         errors: BTreeMap::new(),
         problems: Vec::new(),
     };
@@ -616,6 +639,14 @@ async fn drive_client(
                 counters.errors.fetch_add(1, Ordering::Relaxed);
                 *outcome.errors.entry(error_kind(&e).to_owned()).or_insert(0) += 1;
                 let closed = matches!(e, OrderClientError::Client(ClientError::Closed));
+                if matches!(
+                    e,
+                    OrderClientError::Refused(OrderError::OrderBookFull { .. })
+                ) {
+                    outcome
+                        .refused_full
+                        .push((completed - start).as_micros() as u64);
+                }
                 match (e, id) {
                     (OrderClientError::Refused(_), Some(id)) => outcome.refused.push(id),
                     (OrderClientError::Client(_), Some(id)) => outcome.unknown.push(id),
@@ -878,6 +909,12 @@ impl fmt::Display for LoadReport {
                 .map(|(k, n)| format!("{k} {n}"))
                 .collect();
             writeln!(f, "errors       {}", errors.join(", "))?;
+        }
+        if let Some(t) = self.book_full_from_s {
+            writeln!(
+                f,
+                "book full    from {t:.3} s: orders refused as the order book is full (--max-book-bytes); the kills after it are measured by those answers"
+            )?;
         }
         let opt = |v: Option<f64>| {
             v.map(|v| format!("{v:.1} ms"))

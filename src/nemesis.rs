@@ -1,6 +1,7 @@
 //! Nemesis runs: concurrent clients place orders and read histories while a nemesis crashes
 //! and restarts replicas (the primary too), partitions the primary, pauses and restarts the
-//! front-end, adds replicas, and drops, duplicates, delays and reorders messages; then everything heals,
+//! front-end, adds replicas, and drops, duplicates, delays and reorders messages, while a bulk
+//! reader reads a history of [`BULK_ORDERS`] orders again and again; then everything heals,
 //! and the recorded history is checked ([`just_hungry_core::checker`]) with the cluster's
 //! convergence and liveness.
 //!
@@ -29,6 +30,26 @@ pub const POSTCODES: [&str; 10] = [
     "SW1A 1AA", "M1 1AE", "EH1 2NG", "CF10 3RB", "BT1 5GS", "B33 8TH", "CR2 6XH", "DN55 1PT",
     "W1A 0AX", "EC1A 1BB",
 ];
+
+/// The orders of the bulk postcode that every replica starts with (beside the pre-defined
+/// history), which a bulk reader reads whole, two pages at a time, throughout a run: a large
+/// read under failovers, and a state transfer of several chunks at every join (issue 13).
+pub const BULK_ORDERS: usize = 12_000;
+
+/// The book every replica of a run starts with: the pre-defined history and the bulk postcode.
+pub fn initial_book() -> OrderBook {
+    OrderBook::with_predefined_history().merged_with(OrderBook::synthetic(BULK_ORDERS, 1, 0xb0b))
+}
+
+/// The bulk postcode of [`initial_book`] (none of [`POSTCODES`]).
+pub fn bulk_postcode() -> String {
+    OrderBook::synthetic(1, 1, 0xb0b)
+        .histories()
+        .keys()
+        .next()
+        .map(ToString::to_string)
+        .unwrap_or_default()
+}
 
 /// The size of a run.
 #[derive(Clone, Copy, Debug)]
@@ -67,6 +88,8 @@ pub struct NemesisOutcome {
     pub report: checker::Report,
     /// Convergence and liveness problems (empty when fine).
     pub problems: Vec<String>,
+    /// Whole reads of the bulk postcode that succeeded during the run.
+    pub bulk_reads: usize,
 }
 
 impl NemesisOutcome {
@@ -189,7 +212,7 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
         cluster
             .start_replica(
                 &format!("replica-{next_replica}"),
-                OrderBook::with_predefined_history(),
+                initial_book(),
                 validator.clone(),
             )
             .await?;
@@ -226,6 +249,32 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
             client
         }));
     }
+
+    // The bulk reader: the whole bulk history, again and again, until the clients are done.
+    let bulk = bulk_postcode();
+    let reading = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let bulk_reader = {
+        let client = cluster
+            .order_client_with_id(client_config(), ClientId(options.clients as u64 + 2))
+            .await?;
+        let reading = reading.clone();
+        let bulk = bulk.clone();
+        let mut choices = SimRng::new(seed ^ 0xb01c);
+        tokio::spawn(async move {
+            let (mut reads, mut wrong) = (0usize, Vec::new());
+            while reading.load(std::sync::atomic::Ordering::Acquire) {
+                if let Ok((_, orders)) = client.order_history(&bulk).await {
+                    reads += 1;
+                    if orders.len() != BULK_ORDERS {
+                        wrong.push(orders.len());
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100 + choices.below(200))).await;
+            }
+            (reads, wrong)
+        })
+    };
+    faults.push(format!("bulk reads of {BULK_ORDERS} orders throughout"));
 
     // The nemesis. Message faults from the start: with instant delivery every backup would
     // hold every op the moment the primary sends it, and some bugs could not show.
@@ -281,11 +330,7 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
             2 if !crashed.is_empty() => {
                 let name = crashed.remove(rng.below(crashed.len() as u64) as usize);
                 cluster
-                    .start_replica(
-                        &name,
-                        OrderBook::with_predefined_history(),
-                        validator.clone(),
-                    )
+                    .start_replica(&name, initial_book(), validator.clone())
                     .await?;
                 faults.push(format!("restart {name}"));
             }
@@ -329,11 +374,7 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
                 let name = format!("replica-{next_replica}");
                 next_replica += 1;
                 cluster
-                    .start_replica(
-                        &name,
-                        OrderBook::with_predefined_history(),
-                        validator.clone(),
-                    )
+                    .start_replica(&name, initial_book(), validator.clone())
                     .await?;
                 faults.push(format!("add {name}"));
             }
@@ -366,6 +407,15 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
             Err(e) => problems.push(format!("a client task failed: {e}")),
         }
     }
+    reading.store(false, std::sync::atomic::Ordering::Release);
+    let mut bulk_reads = 0;
+    match bulk_reader.await {
+        Ok((_, wrong)) if !wrong.is_empty() => problems.push(format!(
+            "bulk reads returned {wrong:?} orders instead of {BULK_ORDERS}"
+        )),
+        Ok((reads, _)) => bulk_reads = reads,
+        Err(e) => problems.push(format!("the bulk reader failed: {e}")),
+    }
     // Liveness after healing: one more order per client succeeds.
     for (c, client) in clients.iter().enumerate() {
         if !recorded_append(
@@ -394,6 +444,14 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
             problems.push(format!("the final read of {postcode} failed"));
         }
     }
+    match closer.order_history(&bulk).await {
+        Ok((_, orders)) if orders.len() == BULK_ORDERS => {}
+        Ok((_, orders)) => problems.push(format!(
+            "the final bulk read returned {} orders instead of {BULK_ORDERS}",
+            orders.len()
+        )),
+        Err(e) => problems.push(format!("the final bulk read failed: {e}")),
+    }
     let report = checker::check(&recorder.numbered()).unwrap_or_else(|e| {
         problems.push(format!("the recorded history is malformed: {e}"));
         checker::Report::default()
@@ -405,5 +463,6 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
         history: recorder,
         report,
         problems,
+        bulk_reads,
     })
 }

@@ -55,6 +55,36 @@ async fn no_acknowledged_order_is_lost_or_doubled_when_the_primary_is_killed_ove
     assert_no_order_lost_or_doubled_and_every_kill_measured(&report);
 }
 
+#[tokio::test]
+async fn a_book_that_fills_is_reported_full_and_the_kills_after_it_are_still_measured() {
+    // Room for the pre-defined history and a few hundred orders: full within the first kill.
+    let max = just_hungry::core::orders::OrderBook::with_predefined_history().stored_bytes() as u64
+        + 20_000;
+    let report = loadgen::run(LoadOptions {
+        max_book_bytes: Some(max),
+        ..options(TransportKind::Mem)
+    })
+    .await
+    .unwrap();
+    println!("{report}");
+    let full_from = report.book_full_from_s.expect("the book filled");
+    assert!(report.errors.contains_key("refused (order book full)"));
+    assert!(
+        report.passed(),
+        "a full book is not a failed failover:\n{report}"
+    );
+    assert!(
+        report.kills.iter().any(|k| k.at_s > full_from),
+        "a kill after the book filled: {report}"
+    );
+    for kill in &report.kills {
+        assert!(kill.time_to_first_ack_ms.is_some(), "{kill:?}");
+    }
+    assert!(report.to_string().contains("book full"));
+    assert_eq!(report.check.lost, 0);
+    assert_eq!(report.check.doubled, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_without_kills_on_a_multi_thread_runtime_checks_out() {
     let report = loadgen::run(LoadOptions {

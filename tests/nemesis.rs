@@ -36,13 +36,18 @@ fn every_seed_is_linearizable_loses_nothing_and_heals() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100);
-    let mut operations = 0;
+    let (mut operations, mut bulk_reads) = (0, 0);
     for seed in 0..seeds {
         let outcome = run_seed(seed);
         assert!(outcome.passed(), "{}", describe(&outcome));
         operations += outcome.report.operations;
+        bulk_reads += outcome.bulk_reads;
     }
-    println!("{seeds} seeds, {operations} operations checked");
+    println!("{seeds} seeds, {operations} operations checked, {bulk_reads} bulk reads");
+    assert!(
+        bulk_reads >= seeds as usize,
+        "the bulk reader read too little"
+    );
 }
 
 #[test]

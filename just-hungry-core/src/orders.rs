@@ -644,6 +644,18 @@ impl OrderBook {
         }
     }
 
+    /// This book with the orders of `other` appended to its own, postcode by postcode (a
+    /// fixture: the pre-defined history and a synthetic bulk, say). Built directly, like
+    /// [`OrderBook::synthetic`], so it may exceed this book's limit, which it keeps.
+    pub fn merged_with(self, other: OrderBook) -> OrderBook {
+        let max_bytes = self.max_bytes;
+        let mut histories = self.histories;
+        for (postcode, orders) in other.histories {
+            histories.entry(postcode).or_default().extend(orders);
+        }
+        OrderBook::from_histories(histories).with_max_bytes(max_bytes)
+    }
+
     /// The same book with another limit ([`OrderBook::max_bytes`]). Set it on the state a
     /// cluster starts from: the limit is replicated with the orders, so a replica that joins
     /// takes the cluster's, whatever it started with.
