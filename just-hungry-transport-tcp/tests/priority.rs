@@ -92,21 +92,14 @@ async fn hello_on(
         .await
         .unwrap();
     let mut framed = Framed::new(stream, frame_codec(MAX_HELLO_BYTES));
-    let hello = encode_handshake(&Handshake::Hello(Hello {
+    let hello = Hello {
         role: role.into(),
         name: "raw".into(),
         listen: listen.map(str::to_owned),
         service: None,
         lane,
-    }))
-    .unwrap();
-    framed.send(Bytes::from(hello)).await.unwrap();
-    let answer = tokio::time::timeout(WAIT, framed.next())
-        .await
-        .expect("an answer in time")
-        .expect("an answer")
-        .expect("a frame");
-    just_hungry_transport_tcp::decode_handshake(&answer).unwrap()
+    };
+    say_hello(&mut framed, hello).await
 }
 
 #[tokio::test]

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use just_hungry_core::ids::{Identity, NodeRole};
 use just_hungry_core::transport::{Transport, TransportEvent};
 use just_hungry_transport_tcp::tls::{self, DevPki, TlsConfig};
-use just_hungry_transport_tcp::{Handshake, Hello, TcpConfig, TcpTransport, encode_handshake};
+use just_hungry_transport_tcp::{Handshake, Hello, TcpConfig, TcpTransport};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
 
@@ -95,22 +95,15 @@ async fn a_hello_naming_another_node_than_the_certificate_is_refused() {
         .await
         .expect("the TLS handshake itself succeeds");
     let mut framed = Framed::new(secured, just_hungry_transport_tcp::frame_codec(4096));
-    let hello = encode_handshake(&Handshake::Hello(Hello {
+    let hello = Hello {
         role: "replica".into(),
         name: "replica-1".into(),
         listen: None,
         service: None,
         lane: Default::default(),
-    }))
-    .unwrap();
-    framed.send(Bytes::from(hello)).await.unwrap();
-    let answer = tokio::time::timeout(WAIT, framed.next())
-        .await
-        .expect("an answer in time")
-        .expect("an answer")
-        .expect("a frame");
-    let Ok(Handshake::Reject { reason }) = just_hungry_transport_tcp::decode_handshake(&answer)
-    else {
+    };
+    let answer = say_hello(&mut framed, hello).await;
+    let Handshake::Reject { reason } = answer else {
         panic!("expected a reject, got {answer:?}");
     };
     assert!(

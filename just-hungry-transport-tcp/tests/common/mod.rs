@@ -179,6 +179,25 @@ pub fn rejection(answer: &[u8]) -> String {
     }
 }
 
+/// Sends `hello` as the first frame on `framed` and decodes the answer, failing the test if
+/// none comes within [`WAIT`] or it is not a handshake.
+pub async fn say_hello<S>(
+    framed: &mut Framed<S, tokio_util::codec::LengthDelimitedCodec>,
+    hello: Hello,
+) -> Handshake
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let hello = encode_handshake(&Handshake::Hello(hello)).unwrap();
+    framed.send(Bytes::from(hello)).await.unwrap();
+    let answer = tokio::time::timeout(WAIT, framed.next())
+        .await
+        .expect("an answer in time")
+        .expect("an answer")
+        .expect("a frame");
+    decode_handshake(&answer).expect("a handshake")
+}
+
 /// A framed connection that completed the handshake with `server`, as a client would.
 pub async fn raw_client(
     server: &TcpTransport,
