@@ -11,8 +11,8 @@ use just_hungry::cli::{
 use just_hungry::core::ids::{Address, Identity, NodeRole};
 use just_hungry::core::orders::OrderBook;
 use just_hungry::core::protocol::view_manager::FrontEndConfig;
-use just_hungry::core::protocol::view_store::FileViewStore;
 use just_hungry::core::runtime;
+use just_hungry::core::runtime::view_store::FileViewStore;
 use just_hungry::core::transport::Transport;
 use just_hungry::tcp::{TcpConfig, TcpTransport};
 

@@ -15,9 +15,9 @@ use just_hungry_core::protocol::client::ClientConfig;
 use just_hungry_core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, ReplicaConfig};
 use just_hungry_core::protocol::replicated::ClientTableLimits;
 use just_hungry_core::protocol::view_manager::FrontEndConfig;
-use just_hungry_core::protocol::view_store::MemoryViewStore;
+use just_hungry_core::rng::SeededRng;
+use just_hungry_core::runtime::view_store::MemoryViewStore;
 use just_hungry_core::runtime::{self, Client, NodeHandle, NodeReport, OrderClient, random_u64};
-use just_hungry_core::sim::SimRng;
 use just_hungry_core::state_machine::{CommandValidator, StateMachine};
 use just_hungry_core::transport::Transport;
 use just_hungry_transport_mem::{MemEndpoint, MemNetwork};
@@ -145,7 +145,7 @@ pub struct LocalCluster<S: StateMachine, N: Network = MemNetwork> {
     replicas: BTreeMap<String, (ReplicaId, Address, NodeHandle)>,
     next_client: u64,
     /// Incarnations drawn from a seed, for replayable runs; `None`: random.
-    seeded_ids: Option<SimRng>,
+    seeded_ids: Option<SeededRng>,
     _service: std::marker::PhantomData<fn() -> S>,
 }
 
@@ -199,7 +199,7 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
     /// Draws replica incarnations from `seed` instead of at random, so a run under a paused
     /// clock replays exactly.
     pub fn seed_ids(&mut self, seed: u64) {
-        self.seeded_ids = Some(SimRng::new(seed));
+        self.seeded_ids = Some(SeededRng::new(seed));
     }
 
     fn next_incarnation(&mut self) -> u64 {

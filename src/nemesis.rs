@@ -19,8 +19,8 @@ use just_hungry_core::orders::{OrderBook, OrderValidator};
 use just_hungry_core::postcode::normalise;
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::client::{ClientConfig, ClientError};
+use just_hungry_core::rng::SeededRng;
 use just_hungry_core::runtime::{OrderClient, OrderClientError};
-use just_hungry_core::sim::SimRng;
 use just_hungry_transport_mem::{Faults, MemNetwork};
 
 use crate::local::LocalCluster;
@@ -202,7 +202,7 @@ pub async fn recorded_read(
 
 /// Runs one nemesis run on the in-memory network, in the current tokio runtime.
 pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisOutcome> {
-    let mut rng = SimRng::new(seed);
+    let mut rng = SeededRng::new(seed);
     let network = MemNetwork::with_seed(seed);
     let mut cluster = LocalCluster::<OrderBook, MemNetwork>::on(network.clone(), timing()).await?;
     cluster.seed_ids(seed ^ 0x5eed);
@@ -233,7 +233,7 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
             .order_client_with_id(client_config(), ClientId(c as u64 + 1))
             .await?;
         let recorder = recorder.clone();
-        let mut choices = SimRng::new(seed.wrapping_mul(31).wrapping_add(c as u64));
+        let mut choices = SeededRng::new(seed.wrapping_mul(31).wrapping_add(c as u64));
         let operations = options.operations;
         tasks.push(tokio::spawn(async move {
             for i in 0..operations {
@@ -259,7 +259,7 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
             .await?;
         let reading = reading.clone();
         let bulk = bulk.clone();
-        let mut choices = SimRng::new(seed ^ 0xb01c);
+        let mut choices = SeededRng::new(seed ^ 0xb01c);
         tokio::spawn(async move {
             let (mut reads, mut wrong) = (0usize, Vec::new());
             while reading.load(std::sync::atomic::Ordering::Acquire) {

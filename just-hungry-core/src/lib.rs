@@ -32,6 +32,7 @@ pub mod ids;
 pub mod orders;
 pub mod postcode;
 pub mod protocol;
+pub mod rng;
 pub mod runtime;
 pub mod sim;
 pub mod state_machine;

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use just_hungry_core::ids::{Address, Identity, NodeRole};
-use just_hungry_core::sim::SimRng;
+use just_hungry_core::rng::SeededRng;
 use just_hungry_core::transport::{Transport, TransportEvent};
 use tokio::sync::mpsc;
 
@@ -67,7 +67,7 @@ impl Faults {
 }
 
 /// A uniform number in `[0, 1)` from `rng`.
-fn unit(rng: &mut SimRng) -> f64 {
+fn unit(rng: &mut SeededRng) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
@@ -77,7 +77,7 @@ struct Switch {
     next_generation: u64,
     faults: Faults,
     blocked: BTreeSet<(Address, Address)>,
-    rng: Option<SimRng>,
+    rng: Option<SeededRng>,
 }
 
 /// What [`Switch::route`] decided for one payload.
@@ -109,7 +109,7 @@ impl Switch {
                 delays: vec![Duration::ZERO],
             };
         }
-        let rng = self.rng.get_or_insert_with(|| SimRng::new(0));
+        let rng = self.rng.get_or_insert_with(|| SeededRng::new(0));
         if unit(rng) < faults.drop {
             return Route::Lost;
         }
@@ -136,7 +136,7 @@ impl MemNetwork {
     /// An empty network whose faults are drawn from `seed`.
     pub fn with_seed(seed: u64) -> Self {
         let network = Self::default();
-        network.switch().rng = Some(SimRng::new(seed));
+        network.switch().rng = Some(SeededRng::new(seed));
         network
     }
 

@@ -383,7 +383,7 @@ pub enum Output<S: StateMachine> {
         /// The command to validate.
         command: S::Command,
     },
-    /// Persist `record` through the [`view_store::ViewStore`] *before* acting on any later
+    /// Persist `record` through the [`crate::runtime::view_store::ViewStore`] *before* acting on any later
     /// output (front-end only): the view is published only once it is stored.
     PersistView(ViewRecord),
 }

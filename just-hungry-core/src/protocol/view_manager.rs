@@ -149,7 +149,7 @@ pub struct ViewManager<S: StateMachine> {
 }
 
 impl<S: StateMachine> ViewManager<S> {
-    /// A front-end resuming from `stored` (the [`ViewStore`](super::view_store::ViewStore)'s
+    /// A front-end resuming from `stored` (the [`ViewStore`](crate::runtime::view_store::ViewStore)'s
     /// record, `None` on first start), with the default election policy.
     pub fn new(config: FrontEndConfig, stored: Option<ViewRecord>, now: Time) -> Self {
         Self::with_election(config, stored, now, Box::new(MostUpToDate))

@@ -20,6 +20,7 @@
 
 mod client;
 mod clock;
+pub mod view_store;
 
 pub use client::{Client, OrderClient, OrderClientError};
 pub use clock::{Clock, random_u64};
@@ -40,10 +41,10 @@ use crate::protocol::messages::{ClientResponse, Message, Outcome, ServiceError};
 use crate::protocol::registry::Registry;
 use crate::protocol::replica::{Replica, ReplicaConfig};
 use crate::protocol::view_manager::{FrontEndConfig, ViewManager};
-use crate::protocol::view_store::{ViewStore, ViewStoreError};
 use crate::protocol::{Node, Output};
 use crate::state_machine::{CommandValidator, StateMachine};
 use crate::transport::{Transport, TransportEvent};
+use view_store::{ViewStore, ViewStoreError};
 
 /// The most ready events taken in one batch before outputs are acted on.
 pub const MAX_EVENTS_PER_BATCH: usize = 256;

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::sim::rng::SimRng;
+use crate::rng::SeededRng;
 
 /// A node to cut off the network with [`Action::Isolate`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,8 +151,8 @@ pub const WRITE_TARGETS: [WriteTarget; 8] = [
 
 impl Action {
     /// A random action, with the same weights as the property tests' strategy.
-    pub fn random(rng: &mut SimRng) -> Action {
-        let small = |rng: &mut SimRng| rng.below(256) as u8;
+    pub fn random(rng: &mut SeededRng) -> Action {
+        let small = |rng: &mut SeededRng| rng.below(256) as u8;
         match rng.below(100) {
             0..=29 => Action::Advance(rng.between(1, 1500) as u16),
             30..=54 => Action::ClientWrite {
@@ -182,7 +182,7 @@ impl Action {
     }
 }
 
-fn random_target(rng: &mut SimRng) -> Target {
+fn random_target(rng: &mut SeededRng) -> Target {
     match rng.below(4) {
         0 => Target::FrontEnd,
         1 => Target::Client(rng.below(256) as u8),
@@ -192,7 +192,7 @@ fn random_target(rng: &mut SimRng) -> Target {
 
 /// A random action of a run with an adversary: one in four forges a message, the others are
 /// as [`Action::random`].
-pub fn random_adversarial(rng: &mut SimRng) -> Action {
+pub fn random_adversarial(rng: &mut SeededRng) -> Action {
     if rng.below(4) == 0 {
         Action::Forge {
             what: rng.below(256) as u8,
@@ -208,7 +208,7 @@ pub fn random_adversarial(rng: &mut SimRng) -> Action {
 /// four a forgery.
 pub fn seeded_adversarial_run(seed: u64) -> (crate::sim::SimConfig, Vec<Action>) {
     let (config, actions) = seeded_run(seed);
-    let mut rng = SimRng::new(seed ^ 0x0bad_0bad_0bad_0bad);
+    let mut rng = SeededRng::new(seed ^ 0x0bad_0bad_0bad_0bad);
     let actions = (0..actions.len())
         .map(|_| random_adversarial(&mut rng))
         .collect();
@@ -217,7 +217,7 @@ pub fn seeded_adversarial_run(seed: u64) -> (crate::sim::SimConfig, Vec<Action>)
 
 /// Generates `count` random actions from `seed` (the replay of `JUST_HUNGRY_SIM_SEED`).
 pub fn random_actions(seed: u64, count: usize) -> Vec<Action> {
-    let mut rng = SimRng::new(seed ^ 0x5eed_ac71_0a5e_ed00);
+    let mut rng = SeededRng::new(seed ^ 0x5eed_ac71_0a5e_ed00);
     (0..count).map(|_| Action::random(&mut rng)).collect()
 }
 
@@ -272,7 +272,7 @@ impl fmt::Display for Actions {
 /// The whole run generated from one seed: the cluster's size (3 to 5 replicas, 2 to 4
 /// clients), whether the last member is protected (3 runs in 4) and 50 to 300 actions. What `JUST_HUNGRY_SIM_SEED` replays.
 pub fn seeded_run(seed: u64) -> (crate::sim::SimConfig, Vec<Action>) {
-    let mut rng = SimRng::new(seed ^ 0x00c0_ffee_d00d_f00d);
+    let mut rng = SeededRng::new(seed ^ 0x00c0_ffee_d00d_f00d);
     let config = crate::sim::SimConfig {
         replicas: rng.between(3, 5) as usize,
         clients: rng.between(2, 4) as usize,

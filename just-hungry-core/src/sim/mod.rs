@@ -5,7 +5,7 @@
 //! driven through [`Node`] by one event loop over a virtual clock ([`Time`], milliseconds). The
 //! queue is ordered by `(time, sequence number)`, and every random choice (delays, drops,
 //! duplicates, TCP resets, validation delays, incarnations) comes from the simulator's own
-//! seeded generator ([`SimRng`]), so a run is a pure function of `(seed, config, actions)`.
+//! seeded generator ([`SeededRng`]), so a run is a pure function of `(seed, config, actions)`.
 //!
 //! # What the simulator does for each node
 //!
@@ -73,7 +73,6 @@ mod finish;
 mod history;
 mod invariants;
 mod observe;
-mod rng;
 
 pub use action::{
     Action, Actions, POSTCODES, SimPostcode, Target, WRITE_TARGETS, WriteTarget, random_actions,
@@ -84,7 +83,6 @@ pub use config::{NetworkConfig, SimConfig};
 pub use history::{EventType, HistoryEvent, OpKind, to_json_lines};
 pub use invariants::{Invariant, Violation};
 pub use observe::{FinalReport, FrontEndObservation, NetworkStats, ReplicaObservation};
-pub use rng::SimRng;
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -102,6 +100,7 @@ use crate::protocol::replicated::ClientTableLimits;
 use crate::protocol::view_manager::{FrontEndConfig, ViewManager};
 use crate::protocol::view_store::ViewRecord;
 use crate::protocol::{Node, Output};
+use crate::rng::SeededRng;
 
 use invariants::Checker;
 
@@ -230,7 +229,7 @@ struct ClientSlot {
 pub struct Sim {
     config: SimConfig,
     seed: u64,
-    rng: SimRng,
+    rng: SeededRng,
     now: Time,
     seq: u64,
     events: u64,
@@ -263,7 +262,7 @@ impl Sim {
     pub fn new(seed: u64, config: SimConfig) -> Sim {
         let mut sim = Sim {
             seed,
-            rng: SimRng::new(seed),
+            rng: SeededRng::new(seed),
             now: Time::ZERO,
             seq: 0,
             events: 0,

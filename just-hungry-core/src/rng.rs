@@ -1,16 +1,18 @@
-//! The simulator's own pseudo-random generator: splitmix64, so a run is a pure function of its
-//! seed and actions on every machine and every Rust version (no dependency can change it).
+//! The seeded pseudo-random generator of everything that must replay from a seed: the
+//! simulator, the in-memory transport's faults, the nemesis, seeded incarnations. Splitmix64,
+//! so a run is a pure function of its seed and actions on every machine and every Rust version
+//! (no dependency can change it).
 
 /// A small, fast, seedable generator (splitmix64). Not for cryptography.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SimRng {
+pub struct SeededRng {
     state: u64,
 }
 
-impl SimRng {
+impl SeededRng {
     /// A generator from `seed`; equal seeds give equal streams.
     pub fn new(seed: u64) -> Self {
-        SimRng { state: seed }
+        SeededRng { state: seed }
     }
 
     /// The next 64 random bits.
@@ -48,8 +50,8 @@ impl SimRng {
     }
 
     /// A generator for a sub-stream: independent of how much of this one is used later.
-    pub fn fork(&mut self) -> SimRng {
-        SimRng::new(self.next_u64())
+    pub fn fork(&mut self) -> SeededRng {
+        SeededRng::new(self.next_u64())
     }
 }
 
@@ -59,8 +61,8 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream_and_ranges_hold() {
-        let mut a = SimRng::new(42);
-        let mut b = SimRng::new(42);
+        let mut a = SeededRng::new(42);
+        let mut b = SeededRng::new(42);
         for _ in 0..1000 {
             assert_eq!(a.next_u64(), b.next_u64());
             let x = a.between(3, 9);
