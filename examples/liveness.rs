@@ -148,13 +148,9 @@ async fn cluster_of(
         TcpNetwork::tls()?
     };
     let mut cluster = LocalCluster::<OrderBook, _>::on(network, Timing::default()).await?;
-    for name in ["replica-1", "replica-2", "replica-3"] {
-        cluster
-            .start_replica(name, initial.clone(), Arc::new(OrderValidator::offline()))
-            .await?;
-    }
-    cluster.start_frontend().await?;
-    cluster.wait_for_active_view(3, WAIT).await?;
+    cluster
+        .form(3, initial, Arc::new(OrderValidator::offline()), WAIT)
+        .await?;
     Ok(cluster)
 }
 

@@ -122,6 +122,17 @@ impl Network for MemNetwork {
     }
 }
 
+/// Why [`LocalCluster::form`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FormError {
+    /// A node could not be started (no endpoint).
+    #[error("a node could not start: {0}")]
+    Start(#[from] std::io::Error),
+    /// The view did not form in time.
+    #[error(transparent)]
+    Wait(#[from] WaitTimeout),
+}
+
 /// Why waiting for a cluster condition failed.
 #[derive(Debug, thiserror::Error)]
 #[error("timed out after {waited:?} waiting for: {what}")]
@@ -374,6 +385,27 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
         self.wait_for_converged_view(what, timeout, |_| true)
             .await
             .map(|(_, reports)| reports)
+    }
+
+    /// Forms a cluster: starts replicas `replica-1` to `replica-{replicas}` holding `initial`,
+    /// then the front-end, and waits up to `timeout` for the active view of them all
+    /// ([`LocalCluster::wait_for_active_view`]), which it returns.
+    pub async fn form(
+        &mut self,
+        replicas: usize,
+        initial: S,
+        validator: Arc<dyn CommandValidator<S>>,
+        timeout: Duration,
+    ) -> Result<View, FormError>
+    where
+        S: Clone,
+    {
+        for i in 1..=replicas {
+            self.start_replica(&format!("replica-{i}"), initial.clone(), validator.clone())
+                .await?;
+        }
+        self.start_frontend().await?;
+        Ok(self.wait_for_active_view(replicas, timeout).await?)
     }
 
     /// Waits until the front-end has an active view of `members` replicas that all run and

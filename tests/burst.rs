@@ -28,19 +28,13 @@ async fn a_burst_of_40000_outstanding_orders_is_placed_with_no_view_change() {
     let mut cluster = LocalCluster::<OrderBook, _>::on(network, Timing::default())
         .await
         .expect("registry");
-    for name in ["replica-1", "replica-2", "replica-3"] {
-        cluster
-            .start_replica(
-                name,
-                OrderBook::default(),
-                Arc::new(OrderValidator::offline()),
-            )
-            .await
-            .expect("replica");
-    }
-    cluster.start_frontend().await.expect("front-end");
     cluster
-        .wait_for_active_view(3, WAIT)
+        .form(
+            3,
+            OrderBook::default(),
+            Arc::new(OrderValidator::offline()),
+            WAIT,
+        )
         .await
         .expect("the cluster forms");
     let before = cluster.frontend_report().await.and_then(|r| r.view);

@@ -38,15 +38,8 @@ async fn cluster_of<S: StateMachine + Clone>(
     let mut cluster = LocalCluster::<S, _>::on(network, Timing::default())
         .await
         .expect("registry");
-    for name in ["replica-1", "replica-2", "replica-3"] {
-        cluster
-            .start_replica(name, initial.clone(), validator.clone())
-            .await
-            .expect("replica");
-    }
-    cluster.start_frontend().await.expect("front-end");
     cluster
-        .wait_for_active_view(3, WAIT)
+        .form(3, initial, validator, WAIT)
         .await
         .expect("the cluster forms");
     cluster
