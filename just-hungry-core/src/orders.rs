@@ -75,7 +75,9 @@ pub const MAX_ITEM_NAME_BYTES: usize = 100;
 /// replicas on one machine.
 pub const DEFAULT_MAX_ORDER_BOOK_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
+mod sim_service;
 mod snapshot;
+pub use sim_service::{SIM_INVALID_POSTCODE, SIM_POSTCODES};
 pub use snapshot::MAX_PIECE_BYTES;
 
 /// The client id of the seed orders of [`OrderBook::with_predefined_history`]. Reserved: real

@@ -6,11 +6,23 @@
 
 use std::time::Duration;
 
+use just_hungry_core::orders::SIM_POSTCODES as POSTCODES;
 use just_hungry_core::orders::{OrderBook, OrderCommand, OrderId};
 use just_hungry_core::protocol::messages::{Entry, Message, ReplicaRole, TransferChunk};
 use just_hungry_core::protocol::replicated::{ClientTableLimits, ReplicatedState};
-use just_hungry_core::sim::{EventType, POSTCODES, Sim, SimConfig};
+use just_hungry_core::sim::{EventType, SimConfig};
 use just_hungry_core::{Address, ClientId, OpNumber, RequestId, Time, View};
+
+/// The simulated cluster of these scenarios: replicas of the order book.
+type Sim = just_hungry_core::sim::Sim<OrderBook>;
+
+/// An order of `items` for `postcode` (as typed).
+fn place(postcode: &str, items: Vec<String>) -> OrderCommand {
+    OrderCommand::PlaceOrder {
+        postcode: postcode.to_owned(),
+        items,
+    }
+}
 
 const FRONTEND: &str = just_hungry_core::sim::FRONTEND_ADDRESS;
 
@@ -87,7 +99,10 @@ fn wait(sim: &mut Sim, client: usize) -> (RequestId, EventType, Option<Vec<Order
 /// Places an order for `POSTCODES[postcode]` and returns how it ended.
 fn write(sim: &mut Sim, client: usize, postcode: usize) -> (RequestId, EventType) {
     let id = sim
-        .client_write(client, POSTCODES[postcode].typed, vec!["Pizza".into()])
+        .client_write(
+            client,
+            place(POSTCODES[postcode].typed, vec!["Pizza".into()]),
+        )
         .unwrap()
         .expect("client idle");
     let (done, kind, _) = wait(sim, client);
@@ -120,7 +135,7 @@ fn first_replica_bootstraps_view_one_and_the_others_join_with_its_state() {
     let states: Vec<_> = sim
         .replicas()
         .iter()
-        .map(|r| (r.digest, r.orders.clone()))
+        .map(|r| (r.digest, r.ids.clone()))
         .collect();
     assert!(states.windows(2).all(|w| w[0] == w[1]), "{states:?}");
     assert_eq!(states[0].1.len(), 9, "the nine seed orders");
@@ -164,7 +179,7 @@ fn primary_killed_and_restarted_within_dead_after_loses_nothing() {
     let restarted = sim.replica(primary).id.expect("running");
     assert_ne!(restarted, before.primary.id);
     assert!(
-        !sim.replica(primary).orders.contains(&order),
+        !sim.replica(primary).ids.contains(&order),
         "its in-memory state is lost"
     );
 
@@ -188,7 +203,7 @@ fn primary_killed_and_restarted_within_dead_after_loses_nothing() {
         "it joined again as a newcomer"
     );
     assert!(
-        sim.replica(primary).orders.contains(&order),
+        sim.replica(primary).ids.contains(&order),
         "its data was overwritten"
     );
     sim.finish().unwrap();
@@ -278,11 +293,11 @@ fn retried_write_is_applied_once_across_failover() {
     let (frontend, client) = (Address::new(FRONTEND), sim.client_address(0));
     sim.hold(&frontend, &client);
     let id = sim
-        .client_write(0, POSTCODES[5].typed, vec!["Curry".into()])
+        .client_write(0, place(POSTCODES[5].typed, vec!["Curry".into()]))
         .unwrap()
         .expect("idle");
     // Validation may be slow (a simulated online postcode check): wait for the commit.
-    let on_every_replica = |s: &Sim| s.replicas().iter().all(|r| r.orders.contains(&id));
+    let on_every_replica = |s: &Sim| s.replicas().iter().all(|r| r.ids.contains(&id));
     assert!(
         sim.run_while(ms(5000), on_every_replica).unwrap(),
         "the write commits"
@@ -296,12 +311,7 @@ fn retried_write_is_applied_once_across_failover() {
     let (done, kind, _) = wait(&mut sim, 0);
     assert_eq!((done, kind), (id, EventType::Ok));
     for r in sim.replicas().iter().filter(|r| r.id.is_some()) {
-        assert_eq!(
-            r.orders.iter().filter(|o| **o == id).count(),
-            1,
-            "{}",
-            r.name
-        );
+        assert_eq!(r.ids.iter().filter(|o| **o == id).count(), 1, "{}", r.name);
     }
     sim.finish().unwrap();
 }
@@ -327,7 +337,7 @@ fn unresponsive_backup_is_removed_and_rejoins_after_healing() {
     let after = active(&sim);
     assert_eq!(after.members().count(), 3, "{after}");
     for r in sim.replicas() {
-        assert!(r.orders.contains(&order), "{}", r.name);
+        assert!(r.ids.contains(&order), "{}", r.name);
     }
     sim.finish().unwrap();
 }
@@ -441,7 +451,7 @@ fn promoted_backup_sends_the_other_backup_a_suffix_not_a_snapshot() {
     let held = sim.take_held();
     let first = held
         .iter()
-        .find_map(|m| match m.message() {
+        .find_map(|m| match m.message::<OrderBook>() {
             Ok(Message::StartView { chunk, .. }) => Some(chunk),
             _ => None,
         })
@@ -457,7 +467,7 @@ fn promoted_backup_sends_the_other_backup_a_suffix_not_a_snapshot() {
     let after = active(&sim);
     assert!(after.number > before.number);
     for member in after.members() {
-        let held = sim.replica(slot(&sim, &member.id)).orders;
+        let held = sim.replica(slot(&sim, &member.id)).ids;
         assert!(orders.iter().all(|o| held.contains(o)), "{member:?}");
     }
     sim.finish().unwrap();
@@ -500,7 +510,7 @@ fn newcomer_restarted_during_its_transfer_still_catches_up_and_joins() {
     sim.hold(&primary, &newcomer);
     sim.run_for(ms(300)).unwrap();
     let first: Vec<_> = sim.take_held();
-    let op_of = |m: &just_hungry_core::sim::HeldMessage| match m.message() {
+    let op_of = |m: &just_hungry_core::sim::HeldMessage| match m.message::<OrderBook>() {
         Ok(Message::Learn { op, .. }) => Some(op),
         _ => None,
     };
@@ -528,7 +538,7 @@ fn newcomer_restarted_during_its_transfer_still_catches_up_and_joins() {
     }
     sim.run_for(ms(3000)).unwrap();
     assert!(active(&sim).contains(&successor), "the successor joined");
-    let orders = sim.replica(slot).orders;
+    let orders = sim.replica(slot).ids;
     assert!(orders.contains(&before) && orders.contains(&order));
     sim.finish().unwrap();
 }
@@ -568,7 +578,7 @@ fn a_learner_keeps_its_transfer_when_another_newcomer_joins_first() {
     // (view, op, chunk index) of every chunk streamed to the second newcomer, in order.
     let learns: Vec<(u64, u64, u32)> = held
         .iter()
-        .filter_map(|m| match m.message() {
+        .filter_map(|m| match m.message::<OrderBook>() {
             Ok(Message::Learn {
                 view,
                 op,
@@ -606,7 +616,7 @@ fn a_learner_keeps_its_transfer_when_another_newcomer_joins_first() {
 
 /// The index of a held message if it is a snapshot chunk for a learner.
 fn learn_chunk(message: &just_hungry_core::sim::HeldMessage) -> Option<u32> {
-    match message.message() {
+    match message.message::<OrderBook>() {
         Ok(Message::Learn {
             chunk: TransferChunk::Snapshot { index, .. },
             ..
@@ -762,8 +772,10 @@ fn chunked_transfer_with_writes_and_lost_duplicated_reordered_chunks_completes()
         // Writes flow during the transfer; some fail with the faults (the checker judges them).
         sim.client_write(
             writes % 2,
-            POSTCODES[writes % POSTCODES.len()].typed,
-            vec!["Chips".into()],
+            place(
+                POSTCODES[writes % POSTCODES.len()].typed,
+                vec!["Chips".into()],
+            ),
         )
         .unwrap();
         sim.run_for(ms(50)).unwrap();
@@ -776,7 +788,7 @@ fn chunked_transfer_with_writes_and_lost_duplicated_reordered_chunks_completes()
         })
         .unwrap();
     assert!(joined, "the newcomer joined: {:?}", sim.frontend());
-    let orders = sim.replica(slot).orders;
+    let orders = sim.replica(slot).ids;
     for id in &acked {
         assert!(orders.contains(id), "{id} transferred");
     }
@@ -806,7 +818,7 @@ fn a_newcomer_joins_under_steady_writes() {
         for client in 0..4 {
             if !sim.client_busy(client) {
                 let postcode = POSTCODES[(step as usize + client) % POSTCODES.len()].typed;
-                sim.client_write(client, postcode, vec![format!("dish {step}")])
+                sim.client_write(client, place(postcode, vec![format!("dish {step}")]))
                     .unwrap();
             }
         }

@@ -7,6 +7,8 @@
 use std::fmt;
 
 use crate::rng::SeededRng;
+#[cfg(doc)]
+use crate::sim::SimService;
 
 /// A node to cut off the network with [`Action::Isolate`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,21 +28,21 @@ pub enum Action {
     Nop,
     /// Let this many milliseconds of virtual time pass, delivering every event due.
     Advance(u16),
-    /// Client `client` places an order for postcode `postcode` of [`WRITE_TARGETS`] (modulo its
-    /// length); ignored while that client has an operation in flight.
+    /// Client `client` writes [`SimService::write`]`(target)`; ignored while that client has
+    /// an operation in flight.
     ClientWrite {
         /// Which client.
         client: u8,
-        /// Index into [`WRITE_TARGETS`].
-        postcode: u8,
+        /// Which write: the service says what each value means.
+        target: u8,
     },
-    /// Client `client` reads the history of postcode `postcode` of [`POSTCODES`]; ignored while
-    /// that client has an operation in flight.
+    /// Client `client` reads key `key` of [`SimService::KEYS`] (modulo their number), as
+    /// typed; ignored while that client has an operation in flight.
     ClientRead {
         /// Which client.
         client: u8,
-        /// Index into [`POSTCODES`].
-        postcode: u8,
+        /// Index into [`SimService::KEYS`].
+        key: u8,
     },
     /// Crash replica slot `i` (its in-memory state is lost).
     CrashReplica(u8),
@@ -87,68 +89,6 @@ pub enum Action {
     },
 }
 
-/// A postcode as a client types it, and its canonical form.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SimPostcode {
-    /// As typed (sometimes loosely).
-    pub typed: &'static str,
-    /// Canonical form: the key of the history.
-    pub canonical: &'static str,
-}
-
-/// The valid postcodes the simulated clients use (some typed loosely, to exercise the
-/// normalisation at the primary).
-pub const POSTCODES: [SimPostcode; 6] = [
-    SimPostcode {
-        typed: "SW1A 1AA",
-        canonical: "SW1A 1AA",
-    },
-    SimPostcode {
-        typed: "m1 1ae",
-        canonical: "M1 1AE",
-    },
-    SimPostcode {
-        typed: "EH1 2NG",
-        canonical: "EH1 2NG",
-    },
-    SimPostcode {
-        typed: "cf103rb",
-        canonical: "CF10 3RB",
-    },
-    SimPostcode {
-        typed: "BT1 5GS",
-        canonical: "BT1 5GS",
-    },
-    SimPostcode {
-        typed: "SW1A 2AA",
-        canonical: "SW1A 2AA",
-    },
-];
-
-/// What a write asks for: a postcode and items, valid or not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WriteTarget {
-    /// A valid order for `POSTCODES[i]`.
-    Valid(usize),
-    /// An order for a postcode that fails the format check: refused by validation.
-    InvalidPostcode(&'static str),
-    /// An order with no items for a valid postcode: refused by validation.
-    EmptyOrder(usize),
-}
-
-/// The writes [`Action::ClientWrite`] picks from: mostly valid, one invalid postcode, one
-/// empty order.
-pub const WRITE_TARGETS: [WriteTarget; 8] = [
-    WriteTarget::Valid(0),
-    WriteTarget::Valid(1),
-    WriteTarget::Valid(2),
-    WriteTarget::Valid(3),
-    WriteTarget::Valid(4),
-    WriteTarget::Valid(5),
-    WriteTarget::InvalidPostcode("NOT A POSTCODE"),
-    WriteTarget::EmptyOrder(0),
-];
-
 impl Action {
     /// A random action, with the same weights as the property tests' strategy.
     pub fn random(rng: &mut SeededRng) -> Action {
@@ -157,11 +97,11 @@ impl Action {
             0..=29 => Action::Advance(rng.between(1, 1500) as u16),
             30..=54 => Action::ClientWrite {
                 client: small(rng),
-                postcode: small(rng),
+                target: small(rng),
             },
             55..=64 => Action::ClientRead {
                 client: small(rng),
-                postcode: small(rng),
+                key: small(rng),
             },
             65..=67 => Action::CrashReplica(small(rng)),
             68..=71 => Action::RestartReplica(small(rng)),

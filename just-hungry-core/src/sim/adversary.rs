@@ -17,14 +17,13 @@
 use crate::ids::{
     Address, ClientId, Identity, Member, NodeRole, OpNumber, ReplicaId, RequestId, View, ViewNumber,
 };
-use crate::orders::{HistoriesPage, OrderBook, OrderCommand, OrderHistory};
 use crate::protocol::messages::{
     ClientRequest, ClientResponse, Entry, Message, Operation, Outcome, Ping, ReplicaRole,
     TransferChunk,
 };
 use crate::protocol::replicated::{ClientTableLimits, ReplicatedState};
 use crate::protocol::{FRONTEND_NAME, replica_registry_name};
-use crate::sim::{FRONTEND_ADDRESS, NodeRef, REGISTRY_ADDRESS, Sim, Violation};
+use crate::sim::{FRONTEND_ADDRESS, NodeRef, REGISTRY_ADDRESS, Sim, SimService, Violation};
 
 /// The adversary's address on the simulated network.
 pub const ADVERSARY_ADDRESS: &str = "mallory";
@@ -38,7 +37,7 @@ pub const ADVERSARY_REPLICA: &str = "mallory-replica";
 /// How many kinds of forgery [`Action::Forge`](crate::sim::Action::Forge) picks from.
 pub const FORGERY_KINDS: u8 = 16;
 
-impl Sim {
+impl<S: SimService> Sim<S> {
     fn adversary_member(&self) -> Member {
         Member {
             id: ReplicaId::new(ADVERSARY_REPLICA, 0xbad),
@@ -46,10 +45,9 @@ impl Sim {
         }
     }
 
-    /// The forged state: the predefined history with an order nobody placed.
-    fn forged_snapshot(&self, chunk: u32) -> TransferChunk<OrderCommand> {
-        let book = OrderBook::with_predefined_history();
-        let state = ReplicatedState::new(book, ClientTableLimits::default());
+    /// The forged state: the initial state, as if it were a newer one.
+    fn forged_snapshot(&self, chunk: u32) -> TransferChunk<S::Command> {
+        let state = ReplicatedState::new(S::initial(), ClientTableLimits::default());
         let bytes = state.snapshot().unwrap_or_default();
         TransferChunk::Snapshot {
             index: chunk % 2,
@@ -58,7 +56,7 @@ impl Sim {
         }
     }
 
-    fn forged_entry(&self, op: OpNumber) -> Entry<OrderCommand> {
+    fn forged_entry(&self, op: OpNumber) -> Entry<S::Command> {
         Entry {
             op,
             request: RequestId {
@@ -67,10 +65,7 @@ impl Sim {
             },
             time: self.now,
             owner: ADVERSARY_CLIENT.into(),
-            command: OrderCommand::PlaceOrder {
-                postcode: "SW1A 1AA".into(),
-                items: vec!["forged".into()],
-            },
+            command: S::forged_write(),
         }
     }
 
@@ -112,7 +107,7 @@ impl Sim {
         } else {
             self.adversary_member().id
         };
-        let (to, message): (Address, Message<OrderBook>) = match what % FORGERY_KINDS {
+        let (to, message): (Address, Message<S>) = match what % FORGERY_KINDS {
             0 => (
                 victim_address,
                 Message::Prepare {
@@ -211,10 +206,7 @@ impl Sim {
                             client: ClientId(0xbad_bad),
                             seq: u64::from(tweak),
                         },
-                        operation: Operation::Write(OrderCommand::PlaceOrder {
-                            postcode: "SW1A 1AA".into(),
-                            items: vec!["forged".into()],
-                        }),
+                        operation: Operation::Write(S::forged_write()),
                     },
                     owner: ADVERSARY_CLIENT.into(),
                 },
@@ -279,10 +271,7 @@ impl Sim {
                             client,
                             seq: 1_000_000 + u64::from(tweak),
                         },
-                        operation: Operation::Write(OrderCommand::PlaceOrder {
-                            postcode: "SW1A 1AA".into(),
-                            items: vec!["forged".into()],
-                        }),
+                        operation: Operation::Write(S::forged_write()),
                     }),
                 )
             }
@@ -302,7 +291,7 @@ impl Sim {
                     to,
                     Message::Response(ClientResponse {
                         id: op.id,
-                        outcome: Outcome::Read(Ok(OrderHistory::All(HistoriesPage::default()))),
+                        outcome: Outcome::Read(forged_answer::<S>()),
                     }),
                 )
             }
@@ -350,4 +339,10 @@ impl Sim {
             NodeRef::Client(_) | NodeRef::Adversary => 0,
         }
     }
+}
+
+/// A read's answer the adversary forges: a true one, of the initial state.
+fn forged_answer<S: SimService>() -> S::QueryReply {
+    let key = S::KEYS[0].canonical;
+    S::initial().query(&S::read(key, 0, crate::sim::SIM_READ_PAGE_LIMIT))
 }

@@ -5,35 +5,28 @@
 use std::time::Duration;
 
 use crate::ids::{Address, RequestId, View};
-use crate::orders::{OrderBook, OrderCommand, OrderId, OrderQuery};
 use crate::protocol::messages::Operation;
 use crate::sim::{
     Action, Event, EventType, FRONTEND_ADDRESS, HeldMessage, HistoryEvent, InFlight, Invariant,
-    NodeRef, OpKind, POSTCODES, ReplicaSlot, SIM_READ_PAGE_ORDERS, Sim, Target, Violation,
-    WRITE_TARGETS, WriteTarget, canonical_key,
+    NodeRef, OpKind, ReplicaSlot, SIM_READ_PAGE_LIMIT, Sim, SimService, Target, Violation,
 };
 
-impl Sim {
+impl<S: SimService> Sim<S> {
     /// Performs one action; then checks every invariant on the whole cluster.
     pub fn apply(&mut self, action: Action) -> Result<(), Violation> {
         tracing::debug!(target: "just_hungry_core::sim", t = self.now.0, ?action, "action");
         match action {
             Action::Nop => {}
             Action::Advance(ms) => self.run_for(Duration::from_millis(u64::from(ms)))?,
-            Action::ClientWrite { client, postcode } => {
+            Action::ClientWrite { client, target } => {
                 let client = usize::from(client) % self.clients.len();
-                let target = WRITE_TARGETS[usize::from(postcode) % WRITE_TARGETS.len()];
-                let (typed, items) = match target {
-                    WriteTarget::Valid(p) => (POSTCODES[p].typed, self.random_items()),
-                    WriteTarget::InvalidPostcode(p) => (p, self.random_items()),
-                    WriteTarget::EmptyOrder(p) => (POSTCODES[p].typed, Vec::new()),
-                };
-                self.client_write(client, typed, items)?;
+                let command = S::write(target, &mut self.rng);
+                self.client_write(client, command)?;
             }
-            Action::ClientRead { client, postcode } => {
+            Action::ClientRead { client, key } => {
                 let client = usize::from(client) % self.clients.len();
-                let p = POSTCODES[usize::from(postcode) % POSTCODES.len()];
-                self.client_read(client, p.typed)?;
+                let key = S::KEYS[usize::from(key) % S::KEYS.len()];
+                self.client_read(client, key.typed)?;
             }
             Action::CrashReplica(i) => {
                 let slot = usize::from(i) % self.replicas.len();
@@ -89,67 +82,40 @@ impl Sim {
         self.check_all()
     }
 
-    fn random_items(&mut self) -> Vec<String> {
-        const MENU: [&str; 6] = [
-            "Margherita pizza",
-            " Chips ",
-            "Chicken korma",
-            "Prawn crackers",
-            "Falafel wrap",
-            "Irn-Bru",
-        ];
-        let n = self.rng.between(1, 3);
-        (0..n)
-            .map(|_| MENU[self.rng.below(MENU.len() as u64) as usize].to_owned())
-            .collect()
-    }
-
-    /// Client `client` starts placing an order; `None` if it is busy. The order id (the
-    /// request id) is returned before anything is sent.
+    /// Client `client` starts writing `command` (an append to [`SimService::write_key`]);
+    /// `None` if it is busy. The id it appends (the request id) is returned before anything is
+    /// sent.
     pub fn client_write(
         &mut self,
         client: usize,
-        postcode: &str,
-        items: Vec<String>,
+        command: S::Command,
     ) -> Result<Option<RequestId>, Violation> {
-        let key = canonical_key(postcode);
-        let command = OrderCommand::PlaceOrder {
-            postcode: postcode.to_owned(),
-            items,
-        };
+        let key = S::write_key(&command);
         self.client_start(client, OpKind::Append, key, Operation::Write(command))
     }
 
-    /// Client `client` starts reading the history of `postcode`; `None` if it is busy.
+    /// Client `client` starts reading the list of `key` (as typed); `None` if it is busy.
     pub fn client_read(
         &mut self,
         client: usize,
-        postcode: &str,
+        key: &str,
     ) -> Result<Option<RequestId>, Violation> {
-        let key = canonical_key(postcode);
-        let query = OrderQuery::History {
-            postcode: postcode.to_owned(),
-            start: 0,
-            limit: SIM_READ_PAGE_ORDERS,
-        };
+        let query = S::read(key, 0, SIM_READ_PAGE_LIMIT);
+        let key = S::canonical_key(key);
         self.client_start(client, OpKind::Read, key, Operation::Read(query))
     }
 
-    /// Starts the next page (from order `start`) of client `client`'s read `op`, whose pages
-    /// so far held `read`. The page asks for the postcode in its canonical form (the read's
-    /// key), which names the same history as any spelling.
+    /// Starts the next page (from position `start`) of client `client`'s read `op`, whose
+    /// pages so far held `read`. The page asks for the key in its canonical form (the read's
+    /// history key), which names the same list as any spelling.
     pub(super) fn continue_read(
         &mut self,
         client: usize,
         mut op: InFlight,
-        read: Vec<OrderId>,
+        read: Vec<RequestId>,
         start: u64,
     ) -> Result<(), Violation> {
-        let query = OrderQuery::History {
-            postcode: op.key.clone(),
-            start,
-            limit: SIM_READ_PAGE_ORDERS,
-        };
+        let query = S::read(&op.key, start, SIM_READ_PAGE_LIMIT);
         let now = self.now;
         let request = match self.clients[client]
             .session
@@ -177,7 +143,7 @@ impl Sim {
         client: usize,
         op: OpKind,
         key: String,
-        operation: Operation<OrderBook>,
+        operation: Operation<S>,
     ) -> Result<Option<RequestId>, Violation> {
         let now = self.now;
         let slot = &mut self.clients[client];
@@ -403,11 +369,11 @@ impl Sim {
     }
 
     /// The result of client `client`'s last finished operation: its id, how it ended, and for
-    /// an `ok` read the order ids it returned.
+    /// an `ok` read the ids it returned.
     pub fn client_last(
         &self,
         client: usize,
-    ) -> Option<(RequestId, EventType, Option<Vec<OrderId>>)> {
+    ) -> Option<(RequestId, EventType, Option<Vec<RequestId>>)> {
         self.clients[client].last.clone()
     }
 

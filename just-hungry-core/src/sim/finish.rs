@@ -4,15 +4,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::ids::RequestId;
 use crate::ids::ViewNumber;
-use crate::orders::OrderId;
-use crate::sim::{EventType, FinalReport, InFlight, Invariant, POSTCODES, Sim, Violation};
+use crate::sim::{EventType, FinalReport, InFlight, Invariant, Sim, SimService, Violation};
 
-impl Sim {
+impl<S: SimService> Sim<S> {
     /// Ends the run: heals every partition, stops drops, duplicates, long delays and the
     /// scenario hooks (held messages stay undelivered), restarts the front-end if it is down,
     /// then checks liveness (invariant 7: every request in flight completes, then one new
-    /// write per client succeeds), reads every postcode and checks that no acknowledged order
+    /// write per client succeeds), reads every key and checks that no acknowledged write
     /// is missing or doubled, lets traffic drain and checks convergence (invariant 5) and the
     /// reads of the history (invariant 6, partly).
     ///
@@ -76,9 +76,8 @@ impl Sim {
         // Invariant 7: one new write per client succeeds.
         let mut writes = Vec::new();
         for client in 0..self.clients.len() {
-            let postcode = POSTCODES[client % POSTCODES.len()].typed;
-            let items = vec!["Final check meal".to_owned()];
-            if let Some(id) = self.client_write(client, postcode, items)? {
+            let command = S::final_write(&S::KEYS[client % S::KEYS.len()]);
+            if let Some(id) = self.client_write(client, command)? {
                 writes.push((client, id));
             }
         }
@@ -97,11 +96,11 @@ impl Sim {
             }
         }
 
-        // Final reads: every acknowledged order is there, once.
-        let mut finals: BTreeMap<String, Vec<OrderId>> = BTreeMap::new();
-        for (p, postcode) in POSTCODES.iter().enumerate() {
-            let client = p % self.clients.len();
-            let Some(id) = self.client_read(client, postcode.typed)? else {
+        // Final reads: every acknowledged write is there, once.
+        let mut finals: BTreeMap<String, Vec<RequestId>> = BTreeMap::new();
+        for (k, key) in S::KEYS.iter().enumerate() {
+            let client = k % self.clients.len();
+            let Some(id) = self.client_read(client, key.typed)? else {
                 continue;
             };
             self.run_while(deadline + Duration::from_secs(1), |s| {
@@ -109,14 +108,14 @@ impl Sim {
             })?;
             match &self.clients[client].last {
                 Some((done, EventType::Ok, Some(orders))) if *done == id => {
-                    finals.insert(postcode.canonical.to_owned(), orders.clone());
+                    finals.insert(key.canonical.to_owned(), orders.clone());
                 }
                 other => {
                     return Err(self.violation(
                         Invariant::Liveness,
                         format!(
                             "after healing, the final read of {} failed: {other:?}",
-                            postcode.canonical
+                            key.canonical
                         ),
                     ));
                 }

@@ -7,7 +7,6 @@
 use std::fmt::Write as _;
 
 use crate::ids::{RequestId, Time};
-use crate::orders::OrderId;
 
 /// What happened to an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,9 +36,9 @@ impl EventType {
 /// Which operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpKind {
-    /// Place an order: `append` to the postcode's list.
+    /// A write: `append` its id to the key's list (an order to its postcode's).
     Append,
-    /// Read a postcode's order history.
+    /// Read a key's list (a postcode's order history).
     Read,
 }
 
@@ -62,12 +61,12 @@ pub struct HistoryEvent {
     pub kind: EventType,
     /// Append or read.
     pub op: OpKind,
-    /// The postcode in canonical form (as typed when it is not a valid postcode).
+    /// The key in canonical form (as typed when it has none).
     pub key: String,
-    /// The request id: for an append, the id of the order it places (known before invoking).
+    /// The request id: for an append, the id it appends (known before invoking).
     pub request: RequestId,
-    /// For an `ok` read: the order ids of the postcode, in stored order.
-    pub read: Option<Vec<OrderId>>,
+    /// For an `ok` read: the ids of the key's list, in stored order.
+    pub read: Option<Vec<RequestId>>,
     /// Virtual time of the event.
     pub time: Time,
 }

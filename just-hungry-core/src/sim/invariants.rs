@@ -3,28 +3,26 @@
 //! Each node is checked after every event it handled (only its state can have changed), every
 //! replica again whenever the last active view changes or a write is acknowledged, and the whole
 //! cluster after every action. What the checks need to remember across events (acknowledged
-//! orders, refused ones, who was primary of which view, every reply to every write) is kept in
+//! writes, refused ones, who was primary of which view, every reply to every write) is kept in
 //! the [`Checker`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::ids::{Address, ReplicaId, RequestId, Time, View, ViewNumber};
-use crate::orders::OrderBook;
-use crate::orders::{OrderError, OrderId};
 use crate::protocol::messages::{Message, ReplicaRole};
 use crate::protocol::replica::Replica;
 use crate::protocol::view_store::ViewRecord;
 use crate::sim::history::{EventType, OpKind};
-use crate::sim::{FRONTEND_ADDRESS, Sim};
+use crate::sim::{FRONTEND_ADDRESS, Sim, SimService};
 
 /// A rule of PROTOCOL.md (numbered as its "Invariants" section) or of the simulator itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Invariant {
-    /// 1. Every acknowledged order is present, exactly once, in the state of every running
+    /// 1. Every acknowledged write is present, exactly once, in the state of every running
     ///    member of the last active view (checked after every event).
     DurableAcknowledgement,
-    /// 2. No order is applied twice; no request gets two different replies.
+    /// 2. No write is applied twice; no request gets two different replies.
     ExactlyOnce,
     /// 3. No two replicas act as primary of one view number; a replica's view number never
     ///    decreases.
@@ -32,9 +30,9 @@ pub enum Invariant {
     /// 4. When a primary answers a write, it and every running backup of its view hold it.
     NoStaleCommit,
     /// 5. Once faults stop and traffic drains, every member of the active view holds the same
-    ///    state (digest, client table included, and order set).
+    ///    state (digest, client table included, and the set of ids).
     Convergence,
-    /// 6. (The part checked here.) Reads return a prefix of the final list of their postcode,
+    /// 6. (The part checked here.) Reads return a prefix of the final list of their key,
     ///    see every write acknowledged before they were invoked and no write invoked after
     ///    they completed; a write answered `fail` is never applied.
     Linearizability,
@@ -96,19 +94,20 @@ impl std::error::Error for Violation {}
 /// An acknowledged write.
 #[derive(Clone, Debug)]
 pub(crate) struct Acked {
-    /// The canonical postcode.
+    /// The canonical key.
     pub(crate) key: String,
 }
 
 /// What the checks remember across events.
-#[derive(Default)]
-pub(crate) struct Checker {
+pub(crate) struct Checker<S: SimService> {
+    /// The ids of the initial state (every replica's on each start).
+    initial: BTreeSet<RequestId>,
     /// Writes acknowledged to clients (`ok`).
-    pub(crate) acked: BTreeMap<OrderId, Acked>,
+    pub(crate) acked: BTreeMap<RequestId, Acked>,
     /// Writes answered `fail`.
-    refused: BTreeSet<OrderId>,
+    refused: BTreeSet<RequestId>,
     /// Every write reply any replica sent.
-    replies: BTreeMap<RequestId, Result<OrderId, OrderError>>,
+    replies: BTreeMap<RequestId, S::Reply>,
     /// Who acted as primary of each view.
     primaries: BTreeMap<ViewNumber, ReplicaId>,
     /// The newest view number each incarnation was seen in.
@@ -117,24 +116,39 @@ pub(crate) struct Checker {
     last_active: Option<ViewNumber>,
 }
 
+impl<S: SimService> Checker<S> {
+    /// A checker of a cluster whose replicas start with the ids `initial`.
+    pub(crate) fn new(initial: Vec<RequestId>) -> Checker<S> {
+        Checker {
+            initial: initial.into_iter().collect(),
+            acked: BTreeMap::new(),
+            refused: BTreeSet::new(),
+            replies: BTreeMap::new(),
+            primaries: BTreeMap::new(),
+            views: BTreeMap::new(),
+            last_active: None,
+        }
+    }
+}
+
 type Broken = (Invariant, String);
 
 /// The checks of one replica's own state: invariants 1, 2, 3 and "refused writes are never
 /// applied".
-fn check_replica_state(
-    r: &Replica<OrderBook>,
-    checker: &mut Checker,
+fn check_replica_state<S: SimService>(
+    r: &Replica<S>,
+    checker: &mut Checker<S>,
     last_active: Option<&View>,
 ) -> Result<(), Broken> {
     let id = r.id().clone();
     let mut seen = BTreeSet::new();
-    for order in r.state().service().order_ids() {
+    for order in r.state().service().ids() {
         if !seen.insert(order) {
             return Err((
                 Invariant::ExactlyOnce,
                 format!(
-                    "replica {id} ({:?} in {}, op {}) holds order {order} twice; its client \
-                     table says {:?}",
+                    "replica {id} ({:?} in {}, op {}) holds {order} twice; its client table \
+                     says {:?}",
                     r.role(),
                     r.view_number(),
                     r.applied(),
@@ -146,7 +160,7 @@ fn check_replica_state(
     if let Some(order) = checker.refused.iter().find(|o| seen.contains(o)) {
         return Err((
             Invariant::Linearizability,
-            format!("replica {id} holds order {order}, whose write was answered `fail`"),
+            format!("replica {id} holds {order}, whose write was answered `fail`"),
         ));
     }
 
@@ -183,7 +197,7 @@ fn check_replica_state(
             Invariant::DurableAcknowledgement,
             format!(
                 "replica {id} ({:?} in {}, op {}) is a member of the last active view {} but \
-                 lacks acknowledged order {missing}",
+                 lacks acknowledged write {missing}",
                 r.role(),
                 r.view_number(),
                 r.applied(),
@@ -194,7 +208,7 @@ fn check_replica_state(
     Ok(())
 }
 
-impl Sim {
+impl<S: SimService> Sim<S> {
     fn broken(&self, (invariant, detail): Broken) -> crate::sim::Violation {
         self.violation(invariant, detail)
     }
@@ -313,7 +327,7 @@ impl Sim {
     pub(crate) fn check_published(
         &self,
         from: &Address,
-        message: &Message<OrderBook>,
+        message: &Message<S>,
     ) -> Result<(), Violation> {
         if from.as_str() != FRONTEND_ADDRESS {
             return Ok(());
@@ -338,7 +352,7 @@ impl Sim {
         &mut self,
         slot: usize,
         id: RequestId,
-        reply: &Result<OrderId, OrderError>,
+        reply: &S::Reply,
     ) -> Result<(), Violation> {
         if let Some(previous) = self.checker.replies.get(&id)
             && previous != reply
@@ -349,15 +363,15 @@ impl Sim {
             ));
         }
         self.checker.replies.insert(id, reply.clone());
-        let Ok(order) = reply else {
+        let Some(order) = S::written(reply) else {
             return Ok(());
         };
         let Some(r) = self.replicas[slot].node.as_ref() else {
             return Ok(());
         };
         let fail = |detail: String| Err(self.violation(Invariant::NoStaleCommit, detail));
-        if *order != id {
-            return fail(format!("write {id} was answered with order id {order}"));
+        if order != id {
+            return fail(format!("write {id} was answered with id {order}"));
         }
         if r.role() != ReplicaRole::Primary {
             return fail(format!(
@@ -367,7 +381,7 @@ impl Sim {
                 r.view_number()
             ));
         }
-        if !r.state().service().contains(*order) {
+        if !r.state().service().contains(order) {
             return fail(format!(
                 "primary {} answered write {id} before applying it",
                 r.id()
@@ -383,7 +397,7 @@ impl Sim {
             else {
                 continue;
             };
-            if !b.state().service().contains(*order) {
+            if !b.state().service().contains(order) {
                 return fail(format!(
                     "primary {} of {} answered write {id}, but backup {} ({:?} in {}, op {}) \
                      does not hold it",
@@ -420,7 +434,7 @@ impl Sim {
     }
 
     /// A client got `ok` for write `id`: invariant 1 for it, at once, on every replica.
-    pub(crate) fn on_acknowledged(&mut self, id: OrderId, key: String) -> Result<(), Violation> {
+    pub(crate) fn on_acknowledged(&mut self, id: RequestId, key: String) -> Result<(), Violation> {
         if self.checker.refused.contains(&id) {
             return Err(self.violation(
                 Invariant::ExactlyOnce,
@@ -432,7 +446,7 @@ impl Sim {
     }
 
     /// A client got `fail` for write `id`: it must never be applied.
-    pub(crate) fn on_refused(&mut self, id: OrderId) -> Result<(), Violation> {
+    pub(crate) fn on_refused(&mut self, id: RequestId) -> Result<(), Violation> {
         if self.checker.acked.contains_key(&id) {
             return Err(self.violation(
                 Invariant::ExactlyOnce,
@@ -443,11 +457,11 @@ impl Sim {
         self.check_every_replica()
     }
 
-    /// The final reads (one per postcode, after healing): every acknowledged order of the
-    /// postcode is there exactly once, and no refused one.
+    /// The final reads (one per key, after healing): every acknowledged write of the
+    /// key is there exactly once, and no refused one.
     pub(crate) fn check_final_reads(
         &self,
-        finals: &BTreeMap<String, Vec<OrderId>>,
+        finals: &BTreeMap<String, Vec<RequestId>>,
     ) -> Result<(), Violation> {
         for (key, orders) in finals {
             let mut seen = BTreeSet::new();
@@ -473,7 +487,7 @@ impl Sim {
                 return Err(self.violation(
                     Invariant::DurableAcknowledgement,
                     format!(
-                        "acknowledged order {id} is missing from the final read of {}",
+                        "acknowledged write {id} is missing from the final read of {}",
                         acked.key
                     ),
                 ));
@@ -500,7 +514,7 @@ impl Sim {
                 ),
             );
         };
-        let mut reference: Option<(ReplicaId, u64, Vec<OrderId>)> = None;
+        let mut reference: Option<(ReplicaId, u64, Vec<RequestId>)> = None;
         for member in view.members() {
             let Some(r) = self
                 .slot_of(&member.id)
@@ -531,7 +545,7 @@ impl Sim {
                 );
             }
             let digest = r.state().digest();
-            let orders: Vec<OrderId> = r.state().service().order_ids().collect();
+            let orders = r.state().service().ids();
             match &reference {
                 None => reference = Some((member.id.clone(), digest, orders)),
                 Some((first, d, o)) => {
@@ -539,7 +553,7 @@ impl Sim {
                         return fail(
                             Invariant::Convergence,
                             format!(
-                                "{first} and {} hold different orders: {} vs {}",
+                                "{first} and {} hold different ids: {} vs {}",
                                 member.id,
                                 o.len(),
                                 orders.len()
@@ -550,7 +564,7 @@ impl Sim {
                         return fail(
                             Invariant::Convergence,
                             format!(
-                                "{first} and {} hold the same orders but different states \
+                                "{first} and {} hold the same ids but different states \
                                  (client table or op): {d:016x} vs {digest:016x}",
                                 member.id
                             ),
@@ -578,11 +592,11 @@ impl Sim {
     }
 
     /// The checkable part of invariant 6 on the client history, given the final list of every
-    /// postcode: each `ok` read is a prefix of its final list, holds every write acknowledged
+    /// key: each `ok` read is a prefix of its final list, holds every write acknowledged
     /// before it was invoked, and no write invoked after it completed.
     pub(crate) fn check_history(
         &self,
-        finals: &BTreeMap<String, Vec<OrderId>>,
+        finals: &BTreeMap<String, Vec<RequestId>>,
     ) -> Result<(), Violation> {
         let fail = |detail: String| Err(self.violation(Invariant::Linearizability, detail));
         // Per write: the history index of its invoke and of its `ok`.
@@ -623,8 +637,8 @@ impl Sim {
                 ));
             }
             for order in orders {
-                if order.client.0 == 0 {
-                    continue; // a seed order
+                if self.checker.initial.contains(order) {
+                    continue;
                 }
                 if invoked.get(order).is_none_or(|at| *at > i) {
                     return fail(format!(

@@ -1,7 +1,7 @@
 //! A deterministic simulator of the sans-IO core, for property tests of the replication logic.
 //!
 //! One thread, no tokio, no clock, no sockets: every node of a cluster (the [`Registry`], one
-//! front-end [`ViewManager`], N [`Replica`]s of the [`OrderBook`] and M [`ClientSession`]s) is
+//! front-end [`ViewManager`], N [`Replica`]s of a [`SimService`] and M [`ClientSession`]s) is
 //! driven through [`Node`] by one event loop over a virtual clock ([`Time`], milliseconds). The
 //! queue is ordered by `(time, sequence number)`, and every random choice (delays, drops,
 //! duplicates, TCP resets, validation delays, incarnations) comes from the simulator's own
@@ -15,7 +15,7 @@
 //!   [`codec::decode`] when delivered; a message that does not round-trip is a
 //!   [`Invariant::WireCodec`] violation.
 //! - [`Output::Validate`] is answered after a random delay by the order book's synchronous
-//!   offline validation ([`validate_offline`]) through [`Replica::handle_validated`].
+//!   validation ([`SimService::validate`]) through [`Replica::handle_validated`].
 //! - [`Output::PersistView`] replaces a stored `Option<ViewRecord>` that survives front-end
 //!   crashes: a restarted front-end is `ViewManager::new(config, stored.clone(), now)`.
 //!
@@ -30,7 +30,7 @@
 //!   Messages a node sent before it crashed are still delivered. A restarted replica is a new
 //!   [`Replica`] with a fresh incarnation and its pre-defined data; a restarted front-end has
 //!   only its stored view; new replicas can join at any time.
-//! - Slow validations (an online postcode check that takes seconds), so views change while
+//! - Slow validations (as an online postcode check that takes seconds), so views change while
 //!   writes are being validated.
 //!
 //! Random runs use [`Action`]s ([`seeded_run`] makes a whole run from one seed). Hand-written
@@ -49,12 +49,12 @@
 //! in the format of `history-format.md` for a linearizability checker.
 //!
 //! ```
-//! use just_hungry_core::sim::{Action, Sim, SimConfig};
+//! use just_hungry_core::sim::{Action, KeyedLists, Sim, SimConfig};
 //!
-//! let mut sim = Sim::new(7, SimConfig::default());
+//! let mut sim = Sim::<KeyedLists>::new(7, SimConfig::default());
 //! let actions = [
 //!     Action::Advance(500),
-//!     Action::ClientWrite { client: 0, postcode: 0 },
+//!     Action::ClientWrite { client: 0, target: 0 },
 //!     Action::CrashPrimary,
 //!     Action::Advance(1500),
 //! ];
@@ -73,16 +73,17 @@ mod finish;
 mod history;
 mod invariants;
 mod observe;
+mod service;
 
 pub use action::{
-    Action, Actions, POSTCODES, SimPostcode, Target, WRITE_TARGETS, WriteTarget, random_actions,
-    random_adversarial, seeded_adversarial_run, seeded_run,
+    Action, Actions, Target, random_actions, random_adversarial, seeded_adversarial_run, seeded_run,
 };
 pub use adversary::{ADVERSARY_ADDRESS, ADVERSARY_CLIENT, ADVERSARY_REPLICA, FORGERY_KINDS};
 pub use config::{NetworkConfig, SimConfig};
 pub use history::{EventType, HistoryEvent, OpKind, to_json_lines};
 pub use invariants::{Invariant, Violation};
 pub use observe::{FinalReport, FrontEndObservation, NetworkStats, ReplicaObservation};
+pub use service::{KeyedLists, ListKey, ListRead, SimKey, SimPage, SimService, UnknownKey};
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -90,8 +91,6 @@ use std::time::Duration;
 
 use crate::codec;
 use crate::ids::{Address, ClientId, Identity, NodeRole, ReplicaId, RequestId, Time};
-use crate::orders::{OrderBook, OrderCommand, OrderHistory, OrderId, validate_offline};
-use crate::postcode;
 use crate::protocol::client::{ClientError, ClientSession, Completion};
 use crate::protocol::messages::{Message, Outcome};
 use crate::protocol::registry::Registry;
@@ -101,6 +100,7 @@ use crate::protocol::view_manager::{FrontEndConfig, ViewManager};
 use crate::protocol::view_store::ViewRecord;
 use crate::protocol::{Node, Output};
 use crate::rng::SeededRng;
+use crate::state_machine::StateMachine;
 
 use invariants::Checker;
 
@@ -134,7 +134,7 @@ pub struct HeldMessage {
 
 impl HeldMessage {
     /// The message itself, decoded from what was on the wire.
-    pub fn message(&self) -> Result<Message<OrderBook>, codec::CodecError> {
+    pub fn message<S: StateMachine>(&self) -> Result<Message<S>, codec::CodecError> {
         codec::decode(&self.bytes)
     }
 }
@@ -150,8 +150,7 @@ pub(crate) enum NodeRef {
     Adversary,
 }
 
-#[derive(Debug)]
-enum Event {
+enum Event<S: StateMachine> {
     Deliver {
         from: Address,
         sender: Identity,
@@ -166,37 +165,37 @@ enum Event {
         slot: usize,
         incarnation: u64,
         request: RequestId,
-        command: OrderCommand,
+        command: S::Command,
     },
 }
 
-struct Scheduled {
+struct Scheduled<S: StateMachine> {
     at: Time,
     seq: u64,
-    event: Event,
+    event: Event<S>,
 }
 
-impl PartialEq for Scheduled {
+impl<S: StateMachine> PartialEq for Scheduled<S> {
     fn eq(&self, other: &Self) -> bool {
         (self.at, self.seq) == (other.at, other.seq)
     }
 }
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
+impl<S: StateMachine> Eq for Scheduled<S> {}
+impl<S: StateMachine> PartialOrd for Scheduled<S> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Scheduled {
+impl<S: StateMachine> Ord for Scheduled<S> {
     fn cmp(&self, other: &Self) -> Ordering {
         (self.at, self.seq).cmp(&(other.at, other.seq))
     }
 }
 
-struct ReplicaSlot {
+struct ReplicaSlot<S: StateMachine> {
     name: String,
     address: Address,
-    node: Option<Replica<OrderBook>>,
+    node: Option<Replica<S>>,
 }
 
 /// A client operation in flight.
@@ -210,23 +209,23 @@ struct InFlight {
     /// The request in flight now: `id`, or a later page of a paged read.
     request: RequestId,
     /// A read: the orders of the pages read so far.
-    read: Vec<OrderId>,
+    read: Vec<RequestId>,
 }
 
-/// The most orders of one page of the simulated clients' reads: small, so that reads take
-/// several pages, and each page may be answered by another primary.
-pub const SIM_READ_PAGE_ORDERS: u32 = 2;
+/// The most ids of one page of the simulated clients' reads: small, so that reads take several
+/// pages, and each page may be answered by another primary.
+pub const SIM_READ_PAGE_LIMIT: u32 = 2;
 
-struct ClientSlot {
+struct ClientSlot<S: StateMachine> {
     address: Address,
-    session: ClientSession<OrderBook>,
+    session: ClientSession<S>,
     current: Option<InFlight>,
     /// The last completion, for the end-of-run checks.
-    last: Option<(RequestId, EventType, Option<Vec<OrderId>>)>,
+    last: Option<(RequestId, EventType, Option<Vec<RequestId>>)>,
 }
 
-/// The simulated cluster. See the module documentation.
-pub struct Sim {
+/// The simulated cluster of replicas of `S`. See the module documentation.
+pub struct Sim<S: SimService> {
     config: SimConfig,
     seed: u64,
     rng: SeededRng,
@@ -234,13 +233,13 @@ pub struct Sim {
     seq: u64,
     events: u64,
     events_at_instant: (Time, u64),
-    queue: BinaryHeap<Reverse<Scheduled>>,
+    queue: BinaryHeap<Reverse<Scheduled<S>>>,
     addresses: BTreeMap<Address, NodeRef>,
-    registry: Registry<OrderBook>,
-    frontend: Option<ViewManager<OrderBook>>,
+    registry: Registry<S>,
+    frontend: Option<ViewManager<S>>,
     stored_view: Option<ViewRecord>,
-    replicas: Vec<ReplicaSlot>,
-    clients: Vec<ClientSlot>,
+    replicas: Vec<ReplicaSlot<S>>,
+    clients: Vec<ClientSlot<S>>,
     blocked: BTreeSet<(Address, Address)>,
     /// Scenario hooks: drop the next message of a kind on a link; hold a link's messages.
     drop_next: Vec<(Address, Address, &'static str)>,
@@ -251,15 +250,15 @@ pub struct Sim {
     max_delay_ms: u64,
     stats: NetworkStats,
     history: Vec<HistoryEvent>,
-    checker: Checker,
+    checker: Checker<S>,
     adversary_received: u64,
 }
 
-impl Sim {
+impl<S: SimService> Sim<S> {
     /// A cluster at time 0: the registry, the front-end, `config.replicas` replicas and
     /// `config.clients` idle clients. Nothing has happened yet (the first replica to ping
     /// bootstraps view 1 once time advances).
-    pub fn new(seed: u64, config: SimConfig) -> Sim {
+    pub fn new(seed: u64, config: SimConfig) -> Sim<S> {
         let mut sim = Sim {
             seed,
             rng: SeededRng::new(seed),
@@ -283,7 +282,7 @@ impl Sim {
             max_delay_ms: config.network.max_delay_ms,
             stats: NetworkStats::default(),
             history: Vec::new(),
-            checker: Checker::default(),
+            checker: Checker::new(S::initial().ids()),
             adversary_received: 0,
             config,
         };
@@ -316,7 +315,7 @@ impl Sim {
         sim
     }
 
-    fn new_frontend(&self) -> ViewManager<OrderBook> {
+    fn new_frontend(&self) -> ViewManager<S> {
         let mut config = FrontEndConfig::new(
             FRONTEND_ADDRESS,
             Address::new(FRONTEND_ADDRESS),
@@ -327,7 +326,7 @@ impl Sim {
         ViewManager::new(config, self.stored_view.clone(), self.now)
     }
 
-    fn new_replica(&mut self, slot: usize) -> Replica<OrderBook> {
+    fn new_replica(&mut self, slot: usize) -> Replica<S> {
         let incarnation = self.rng.next_u64() | 1;
         let s = &self.replicas[slot];
         let config = ReplicaConfig {
@@ -340,7 +339,7 @@ impl Sim {
             transfer: self.config.transfer,
             max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
         };
-        Replica::new(config, OrderBook::with_predefined_history(), self.now)
+        Replica::new(config, S::initial(), self.now)
     }
 
     // ---- the event loop ----
@@ -363,7 +362,7 @@ impl Sim {
     pub fn run_while(
         &mut self,
         limit: Duration,
-        mut done: impl FnMut(&Sim) -> bool,
+        mut done: impl FnMut(&Sim<S>) -> bool,
     ) -> Result<bool, Violation> {
         let until = self.now + limit;
         while !done(self) {
@@ -482,7 +481,7 @@ impl Sim {
         self.drain(node)
     }
 
-    fn handle_event(&mut self, event: Event) -> Result<(), Violation> {
+    fn handle_event(&mut self, event: Event<S>) -> Result<(), Violation> {
         let now = self.now;
         match event {
             Event::Deliver {
@@ -491,7 +490,7 @@ impl Sim {
                 to,
                 bytes,
             } => {
-                let message: Message<OrderBook> = codec::decode(&bytes).map_err(|e| {
+                let message: Message<S> = codec::decode(&bytes).map_err(|e| {
                     self.violation(
                         Invariant::WireCodec,
                         format!("message {from} -> {to} does not decode: {e}"),
@@ -561,7 +560,7 @@ impl Sim {
                 if r.id().incarnation != incarnation {
                     return Ok(());
                 }
-                let result = validate_offline(command).map_err(Err);
+                let result = S::validate(command);
                 r.handle_validated(now, request, result);
                 self.drain(NodeRef::Replica(slot))
             }
@@ -585,7 +584,7 @@ impl Sim {
         Ok(())
     }
 
-    fn schedule(&mut self, delay: Duration, event: Event) {
+    fn schedule(&mut self, delay: Duration, event: Event<S>) {
         self.seq += 1;
         self.queue.push(Reverse(Scheduled {
             at: self.now + delay,
@@ -636,7 +635,7 @@ impl Sim {
         &mut self,
         from: &Address,
         replica: Option<usize>,
-        outputs: Vec<Output<OrderBook>>,
+        outputs: Vec<Output<S>>,
     ) -> Result<(), Violation> {
         for output in outputs {
             match output {
@@ -708,12 +707,7 @@ impl Sim {
 
     /// Encodes `message` (checking that it round-trips) and puts it on the network, sent by
     /// the node at `from` under its own identity.
-    fn send(
-        &mut self,
-        from: &Address,
-        to: Address,
-        message: &Message<OrderBook>,
-    ) -> Result<(), Violation> {
+    fn send(&mut self, from: &Address, to: Address, message: &Message<S>) -> Result<(), Violation> {
         let sender = self.identity_of(from);
         self.send_as(sender, from, to, message)
     }
@@ -724,7 +718,7 @@ impl Sim {
         sender: Identity,
         from: &Address,
         to: Address,
-        message: &Message<OrderBook>,
+        message: &Message<S>,
     ) -> Result<(), Violation> {
         let bytes = codec::encode(message).map_err(|e| {
             self.violation(
@@ -732,7 +726,7 @@ impl Sim {
                 format!("{} {from} -> {to} does not encode: {e}", message.kind()),
             )
         })?;
-        let back: Message<OrderBook> = codec::decode(&bytes).map_err(|e| {
+        let back: Message<S> = codec::decode(&bytes).map_err(|e| {
             self.violation(
                 Invariant::WireCodec,
                 format!("{} {from} -> {to} does not decode: {e}", message.kind()),
@@ -819,11 +813,7 @@ impl Sim {
     }
 
     /// Records a client's completion in the history and checks what an answer promises.
-    fn complete(
-        &mut self,
-        client: usize,
-        completion: Completion<OrderBook>,
-    ) -> Result<(), Violation> {
+    fn complete(&mut self, client: usize, completion: Completion<S>) -> Result<(), Violation> {
         let Some(mut op) = self.clients[client].current.take() else {
             return Err(self.violation(
                 Invariant::Simulator,
@@ -843,17 +833,20 @@ impl Sim {
             ));
         }
         let (kind, read) = match (op.op, &completion.result) {
-            (OpKind::Append, Ok(Outcome::Written(Ok(order)))) => {
-                if *order != op.id {
+            (OpKind::Append, Ok(Outcome::Written(reply))) => match S::written(reply) {
+                Some(written) if written != op.id => {
                     return Err(self.violation(
                         Invariant::ExactlyOnce,
-                        format!("write {} was answered with order id {order}", op.id),
+                        format!("write {} was answered with id {written}", op.id),
                     ));
                 }
-                (EventType::Ok, None)
-            }
-            (OpKind::Append, Ok(Outcome::Written(Err(_)))) => (EventType::Fail, None),
-            (OpKind::Read, Ok(Outcome::Read(Ok(OrderHistory::ForPostcode(page))))) => {
+                Some(_) => (EventType::Ok, None),
+                None => (EventType::Fail, None),
+            },
+            (OpKind::Read, Ok(Outcome::Read(answer))) => {
+                let Some(page) = S::page(answer) else {
+                    return self.record(client, op, EventType::Fail, None);
+                };
                 let mut read = std::mem::take(&mut op.read);
                 if page.start != read.len() as u64 {
                     return Err(self.violation(
@@ -866,14 +859,13 @@ impl Sim {
                         ),
                     ));
                 }
-                read.extend(page.orders.iter().map(|o| o.id));
+                read.extend(page.ids);
                 if let Some(start) = page.next {
                     // The next page, as part of the same read in the history.
                     return self.continue_read(client, op, read, start);
                 }
                 (EventType::Ok, Some(read))
             }
-            (OpKind::Read, Ok(Outcome::Read(Err(_)))) => (EventType::Fail, None),
             (_, Err(ClientError::Overloaded)) => (EventType::Fail, None),
             (_, Err(_)) => (EventType::Info, None),
             (_, Ok(other)) => {
@@ -887,6 +879,17 @@ impl Sim {
             }
         };
         tracing::debug!(target: "just_hungry_core::sim", t = self.now.0, client, id = %op.id, kind = kind.as_str(), result = ?completion.result, "client completion");
+        self.record(client, op, kind, read)
+    }
+
+    /// Records how client `client`'s operation `op` ended, and what its answer promises.
+    fn record(
+        &mut self,
+        client: usize,
+        op: InFlight,
+        kind: EventType,
+        read: Option<Vec<RequestId>>,
+    ) -> Result<(), Violation> {
         self.history.push(HistoryEvent {
             process: client,
             kind,
@@ -926,16 +929,16 @@ impl Sim {
 }
 
 /// A one-line summary of a message for the trace: its kind, view and the ops it carries.
-fn summary(message: &Message<OrderBook>) -> String {
+fn summary<S: SimService>(message: &Message<S>) -> String {
     use crate::protocol::messages::TransferChunk;
-    let entries = |entries: &[crate::protocol::messages::Entry<OrderCommand>]| {
+    let entries = |entries: &[crate::protocol::messages::Entry<S::Command>]| {
         entries
             .iter()
             .map(|e| format!("{}={}", e.op.0, e.request))
             .collect::<Vec<_>>()
             .join(",")
     };
-    let chunk = |chunk: &TransferChunk<OrderCommand>| match chunk {
+    let chunk = |chunk: &TransferChunk<S::Command>| match chunk {
         TransferChunk::Suffix { since, entries: e } => {
             format!("suffix since {since} [{}]", entries(e))
         }
@@ -974,17 +977,14 @@ fn summary(message: &Message<OrderBook>) -> String {
     }
 }
 
-/// The history key of a postcode: its canonical form, or as typed when it is not valid.
-fn canonical_key(typed: &str) -> String {
-    postcode::normalise(typed)
-        .map(|p| p.into_string())
-        .unwrap_or_else(|_| typed.to_owned())
-}
-
 /// Runs `actions` on a new simulation of `config` seeded with `seed`, then
 /// [`Sim::finish`]es it. The one-call form the property tests use.
-pub fn run(seed: u64, config: SimConfig, actions: &[Action]) -> Result<FinalReport, Violation> {
-    let mut sim = Sim::new(seed, config);
+pub fn run<S: SimService>(
+    seed: u64,
+    config: SimConfig,
+    actions: &[Action],
+) -> Result<FinalReport, Violation> {
+    let mut sim = Sim::<S>::new(seed, config);
     for action in actions {
         sim.apply(*action)?;
     }

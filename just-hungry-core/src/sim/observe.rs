@@ -1,13 +1,12 @@
 //! What a test can observe of a simulated cluster: replicas, the front-end, the history and
 //! the network's counters.
 
-use crate::ids::{OpNumber, ReplicaId, Time, View, ViewNumber};
-use crate::orders::{OrderBook, OrderId};
+use crate::ids::{OpNumber, ReplicaId, RequestId, Time, View, ViewNumber};
 use crate::protocol::messages::ReplicaRole;
 use crate::protocol::replica::Replica;
 use crate::protocol::view_manager::ViewManager;
 use crate::protocol::view_store::ViewRecord;
-use crate::sim::{HistoryEvent, Sim, SimConfig, to_json_lines};
+use crate::sim::{HistoryEvent, Sim, SimConfig, SimService, to_json_lines};
 
 /// A replica as a test observes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,8 +25,8 @@ pub struct ReplicaObservation {
     pub applied: OpNumber,
     /// [`crate::protocol::replicated::ReplicatedState::digest`] of its state.
     pub digest: u64,
-    /// Every order id in its state, postcode by postcode.
-    pub orders: Vec<OrderId>,
+    /// Every id in its state, key by key ([`SimService::ids`]).
+    pub ids: Vec<RequestId>,
 }
 
 /// The front-end as a test observes it.
@@ -82,7 +81,7 @@ pub struct NetworkStats {
     pub refused: u64,
 }
 
-impl Sim {
+impl<S: SimService> Sim<S> {
     /// The seed of this run.
     pub fn seed(&self) -> u64 {
         self.seed
@@ -145,7 +144,7 @@ impl Sim {
                 view: r.view().cloned(),
                 applied: r.applied(),
                 digest: r.state().digest(),
-                orders: r.state().service().order_ids().collect(),
+                ids: r.state().service().ids(),
             },
             None => ReplicaObservation {
                 slot,
@@ -155,13 +154,13 @@ impl Sim {
                 view: None,
                 applied: OpNumber(0),
                 digest: 0,
-                orders: Vec::new(),
+                ids: Vec::new(),
             },
         }
     }
 
     /// The running replica in `slot`, for tests that need more than an observation.
-    pub fn replica_node(&self, slot: usize) -> Option<&Replica<OrderBook>> {
+    pub fn replica_node(&self, slot: usize) -> Option<&Replica<S>> {
         self.replicas.get(slot).and_then(|s| s.node.as_ref())
     }
 
@@ -199,7 +198,7 @@ impl Sim {
     }
 
     /// The running front-end, for tests that need more than an observation.
-    pub fn frontend_node(&self) -> Option<&ViewManager<OrderBook>> {
+    pub fn frontend_node(&self) -> Option<&ViewManager<S>> {
         self.frontend.as_ref()
     }
 
@@ -213,8 +212,8 @@ impl Sim {
         self.clients.iter().any(|c| c.current.is_some())
     }
 
-    /// The writes acknowledged to clients so far, with their postcode's canonical form.
-    pub fn acknowledged(&self) -> impl Iterator<Item = (OrderId, &str)> {
+    /// The writes acknowledged to clients so far, with their canonical key.
+    pub fn acknowledged(&self) -> impl Iterator<Item = (RequestId, &str)> {
         self.checker
             .acked
             .iter()
