@@ -8,8 +8,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use just_hungry::core::codec;
-use just_hungry::core::orders::OrderBook;
 use just_hungry::core::protocol::messages::Message;
+use just_hungry::orders::OrderBook;
 
 use common::orders::{prepare_message, request_message};
 

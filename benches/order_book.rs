@@ -9,9 +9,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use just_hungry::core::orders::{OrderBook, OrderCommand};
 use just_hungry::core::protocol::replicated::{ClientTableLimits, ReplicatedState};
 use just_hungry::core::state_machine::{ApplyContext, StateMachine};
+use just_hungry::orders::{OrderBook, OrderCommand};
 
 use common::orders::{entry, place_order, request_id};
 
@@ -23,7 +23,7 @@ const CLIENTS: u64 = 64;
 
 /// The validated command of order `i` (canonical postcode), as a primary replicates it.
 fn validated(i: u64) -> OrderCommand {
-    just_hungry::core::orders::validate_offline(place_order(i as usize, i))
+    just_hungry::orders::validate_offline(place_order(i as usize, i))
         .expect("a bench order is valid")
 }
 

@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-use just_hungry::core::checker::check_json_lines;
+use just_hungry::checker::check_json_lines;
 
 fn main() -> ExitCode {
     let Some(path) = std::env::args_os().nth(1) else {

@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use just_hungry::OrderClient;
 use just_hungry::cli::{
     ClientCommand, DEFAULT_REGISTRY, REGISTRY_ENV, TlsArgs, init_logging, parse_args_json_aware,
     parse_duration, print_history, run_command, run_shell,
 };
 use just_hungry::core::ids::Address;
 use just_hungry::core::protocol::client::ClientConfig;
-use just_hungry::core::runtime::OrderClient;
 use just_hungry::tcp::{TcpConfig, TcpTransport};
 
 /// A Just Hungry client: place orders, read order histories, see the cluster.
@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     if std::env::var_os("RUST_LOG").is_some() {
         init_logging();
     }
-    let tcp = TcpConfig::client(&args.name).for_service::<just_hungry::core::orders::OrderBook>();
+    let tcp = TcpConfig::client(&args.name).for_service::<just_hungry::orders::OrderBook>();
     let transport = TcpTransport::connect_only(args.tls.apply(tcp, &args.name)?).await?;
     let config = ClientConfig {
         deadline: args.deadline,

@@ -8,11 +8,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use just_hungry::core::orders::{OrderBook, OrderId, OrderValidator};
 use just_hungry::core::protocol::Timing;
 use just_hungry::core::protocol::client::ClientConfig;
 use just_hungry::local::{LocalCluster, Network, TcpNetwork};
 use just_hungry::mem::MemNetwork;
+use just_hungry::orders::{OrderBook, OrderId, OrderValidator};
 
 /// Runs the Just Hungry story on one transport and checks it.
 #[derive(clap::Parser)]

@@ -9,11 +9,11 @@ use just_hungry::cli::{
     DEFAULT_REGISTRY, REGISTRY_ENV, TimingArgs, TlsArgs, init_logging, shutdown_signal,
 };
 use just_hungry::core::ids::{Address, Identity, NodeRole};
-use just_hungry::core::orders::OrderBook;
 use just_hungry::core::protocol::view_manager::FrontEndConfig;
 use just_hungry::core::runtime;
 use just_hungry::core::runtime::view_store::FileViewStore;
 use just_hungry::core::transport::Transport;
+use just_hungry::orders::OrderBook;
 use just_hungry::tcp::{TcpConfig, TcpTransport};
 
 /// The Just Hungry front-end (view manager and request router).

@@ -28,12 +28,13 @@ use std::time::{Duration, Instant};
 use clap::{Parser, ValueEnum};
 use just_hungry::burst::gateway_burst;
 use just_hungry::cli::parse_duration;
-use just_hungry::core::orders::{OrderBook, OrderValidator};
 use just_hungry::core::protocol::Timing;
 use just_hungry::core::protocol::client::{ClientConfig, ClientError};
 use just_hungry::core::protocol::liveness::Durations;
-use just_hungry::core::runtime::{NodeReport, OrderClient, OrderClientError};
+use just_hungry::core::runtime::NodeReport;
 use just_hungry::local::{LocalCluster, TcpNetwork};
+use just_hungry::orders::{OrderBook, OrderValidator};
+use just_hungry::{OrderClient, OrderClientError};
 
 /// Liveness under load.
 #[derive(Parser, Debug)]

@@ -7,9 +7,9 @@ use std::time::Duration;
 use clap::Parser;
 use just_hungry::cli::{TlsArgs, init_logging, parse_duration, shutdown_signal};
 use just_hungry::core::ids::{Identity, NodeRole};
-use just_hungry::core::orders::OrderBook;
 use just_hungry::core::runtime;
 use just_hungry::core::transport::Transport;
+use just_hungry::orders::OrderBook;
 use just_hungry::tcp::{TcpConfig, TcpTransport};
 
 /// The Just Hungry name server: maps names to addresses, with leases.

@@ -24,11 +24,11 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use just_hungry::cli::parse_duration;
 use just_hungry::core::ids::Address;
-use just_hungry::core::orders::{OrderBook, OrderError};
 use just_hungry::core::protocol::client::ClientConfig;
 use just_hungry::core::protocol::messages::ClusterStatus;
-use just_hungry::core::runtime::{OrderClient, OrderClientError};
+use just_hungry::orders::{OrderBook, OrderError};
 use just_hungry::tcp::{TcpConfig, TcpTransport};
+use just_hungry::{OrderClient, OrderClientError};
 
 /// Counts the bytes this process has allocated and not freed (for `book`).
 struct Counting;

@@ -11,11 +11,11 @@ use std::time::Duration;
 use crate::core::StateMachine;
 use crate::core::codec;
 use crate::core::ids::{Address, ClientId, Identity, NodeRole, RequestId};
-use crate::core::orders::{OrderBook, OrderCommand};
 use crate::core::protocol::messages::{ClientRequest, Message, Operation, Outcome, ServiceError};
 use crate::core::runtime::random_u64;
 use crate::core::transport::{Transport, TransportEvent};
 use crate::local::{LocalCluster, Network, TcpNetwork};
+use crate::orders::{OrderBook, OrderCommand};
 use crate::tcp::TcpTransport;
 
 /// How long a round waits without any answer before it sends what is outstanding again.

@@ -3,15 +3,15 @@
 
 use std::time::Duration;
 
-use clap::Args;
-use just_hungry_core::orders::Order;
-use just_hungry_core::postcode::{
+use crate::orders::Order;
+use crate::postcode::{
     DEFAULT_GETTHEDATA_URL, DEFAULT_POSTCODES_IO_URL, Postcode, PostcodeConfig, ValidatorMode,
     WhenUnreachable, normalise,
 };
+use crate::{OrderClient, OrderClientError};
+use clap::Args;
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::messages::ClusterStatus;
-use just_hungry_core::runtime::{OrderClient, OrderClientError};
 use just_hungry_transport_tcp::TcpConfig;
 use just_hungry_transport_tcp::tls::{TlsConfig, TlsError};
 
@@ -394,9 +394,9 @@ pub struct CommandOutput {
 }
 
 /// The postcode and items as the order book stores them: canonical postcode, item names
-/// trimmed (what [`just_hungry_core::orders::validate_offline`] rewrites them into).
+/// trimmed (what [`crate::orders::validate_offline`] rewrites them into).
 fn stored_form(postcode: String, items: Vec<String>) -> (String, Vec<String>) {
-    use just_hungry_core::orders::{OrderCommand, validate_offline};
+    use crate::orders::{OrderCommand, validate_offline};
     match validate_offline(OrderCommand::PlaceOrder {
         postcode: postcode.clone(),
         items: items.clone(),
@@ -447,7 +447,7 @@ pub async fn print_history(
     out: &mut dyn std::io::Write,
     errors: &mut dyn std::io::Write,
 ) -> std::io::Result<bool> {
-    use just_hungry_core::orders::MAX_PAGE_ORDERS;
+    use crate::orders::MAX_PAGE_ORDERS;
     // The canonical postcode, once the first page has come (and the header is printed).
     let mut canonical = None;
     let mut start = 0;

@@ -6,10 +6,16 @@
 #![deny(missing_docs)]
 
 pub mod burst;
+pub mod checker;
 pub mod cli;
 pub mod loadgen;
 pub mod local;
 pub mod nemesis;
+mod order_client;
+pub mod orders;
+pub mod postcode;
+
+pub use order_client::{OrderClient, OrderClientError};
 
 pub use just_hungry_core as core;
 pub use just_hungry_core::*;

@@ -58,7 +58,7 @@
 //! Everything shares this process and its cores: the clients compete with the nodes they
 //! measure. Every acknowledged order's id and completion time is kept until the end (16 bytes
 //! each) for the check; the order book refuses orders past its limit
-//! ([`just_hungry_core::orders::DEFAULT_MAX_ORDER_BOOK_BYTES`], 4 GiB, some 75 million orders),
+//! ([`crate::orders::DEFAULT_MAX_ORDER_BOOK_BYTES`], 4 GiB, some 75 million orders),
 //! so a run that long ends in `refused (order book full)` errors.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -67,12 +67,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::orders::{OrderBook, OrderError, OrderId, OrderValidator};
+use crate::{OrderClient, OrderClientError};
 use hdrhistogram::Histogram;
 use just_hungry_core::ids::ClientId;
-use just_hungry_core::orders::{OrderBook, OrderError, OrderId, OrderValidator};
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::client::{ClientConfig, ClientError};
-use just_hungry_core::runtime::{OrderClient, OrderClientError};
 use just_hungry_transport_mem::MemNetwork;
 use serde::Serialize;
 use tokio::time::Instant;

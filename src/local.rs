@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::OrderClient;
 use just_hungry_core::ids::{Address, Identity, NodeRole, ReplicaId, View};
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::client::ClientConfig;
@@ -17,7 +18,7 @@ use just_hungry_core::protocol::replicated::ClientTableLimits;
 use just_hungry_core::protocol::view_manager::FrontEndConfig;
 use just_hungry_core::rng::SeededRng;
 use just_hungry_core::runtime::view_store::MemoryViewStore;
-use just_hungry_core::runtime::{self, Client, NodeHandle, NodeReport, OrderClient, random_u64};
+use just_hungry_core::runtime::{self, Client, NodeHandle, NodeReport, random_u64};
 use just_hungry_core::state_machine::{CommandValidator, StateMachine};
 use just_hungry_core::transport::Transport;
 use just_hungry_transport_mem::{MemEndpoint, MemNetwork};
@@ -476,7 +477,7 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
     }
 }
 
-impl<N: Network> LocalCluster<just_hungry_core::orders::OrderBook, N> {
+impl<N: Network> LocalCluster<crate::orders::OrderBook, N> {
     /// A new order-book client.
     pub async fn order_client(&mut self, config: ClientConfig) -> std::io::Result<OrderClient> {
         let endpoint = self.client_endpoint().await?;

@@ -2,7 +2,7 @@
 //! and restarts replicas (the primary too), partitions the primary, pauses and restarts the
 //! front-end, adds replicas, and drops, duplicates, delays and reorders messages, while a bulk
 //! reader reads a history of [`BULK_ORDERS`] orders again and again; then everything heals,
-//! and the recorded history is checked ([`just_hungry_core::checker`]) with the cluster's
+//! and the recorded history is checked ([`crate::checker`]) with the cluster's
 //! convergence and liveness.
 //!
 //! Everything random is drawn from one seed: the faults (the in-memory network's generator),
@@ -13,14 +13,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use just_hungry_core::checker::{self, Event, EventType, Function, Recorder, Value};
+use crate::checker::{self, Event, EventType, Function, Recorder, Value};
+use crate::orders::{OrderBook, OrderValidator};
+use crate::postcode::normalise;
+use crate::{OrderClient, OrderClientError};
 use just_hungry_core::ids::{Address, ClientId};
-use just_hungry_core::orders::{OrderBook, OrderValidator};
-use just_hungry_core::postcode::normalise;
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::client::{ClientConfig, ClientError};
 use just_hungry_core::rng::SeededRng;
-use just_hungry_core::runtime::{OrderClient, OrderClientError};
 use just_hungry_transport_mem::{Faults, MemNetwork};
 
 use crate::local::LocalCluster;

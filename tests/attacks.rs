@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use just_hungry::OrderClient;
 use just_hungry::core::StateMachine;
 use just_hungry::core::codec;
 use just_hungry::core::ids::{
     Address, ClientId, Identity, Member, NodeRole, OpNumber, ReplicaId, RequestId, Time, View,
 };
-use just_hungry::core::orders::{OrderBook, OrderCommand, OrderId, OrderValidator};
 use just_hungry::core::protocol::client::ClientConfig;
 use just_hungry::core::protocol::messages::{
     ClientRequest, Entry, Message, Operation, Outcome, Ping, ReplicaRole, ServiceError,
@@ -25,9 +25,9 @@ use just_hungry::core::protocol::messages::{
 };
 use just_hungry::core::protocol::replicated::{ClientTableLimits, ReplicatedState};
 use just_hungry::core::protocol::{FRONTEND_NAME, Timing, replica_registry_name};
-use just_hungry::core::runtime::OrderClient;
 use just_hungry::core::transport::{Transport, TransportEvent};
 use just_hungry::local::{LOCAL_CERT_VALIDITY, LocalCluster, TcpNetwork, WaitTimeout};
+use just_hungry::orders::{OrderBook, OrderCommand, OrderId, OrderValidator};
 use just_hungry::tcp::tls::{self, DevPki, TlsConfig};
 use just_hungry::tcp::{
     Handshake, Hello, MAX_HELLO_BYTES, TcpConfig, TcpTransport, decode_handshake, encode_handshake,

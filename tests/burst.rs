@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use just_hungry::burst::gateway_burst;
-use just_hungry::core::orders::{OrderBook, OrderValidator};
 use just_hungry::core::protocol::Timing;
 use just_hungry::core::protocol::client::ClientConfig;
 use just_hungry::local::{LocalCluster, TcpNetwork};
+use just_hungry::orders::{OrderBook, OrderValidator};
 
 const WAIT: Duration = Duration::from_secs(60);
 const REQUESTS: usize = 40_000;

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use just_hungry::core::ids::ViewNumber;
-use just_hungry::core::orders::{OrderBook, OrderValidator};
 use just_hungry::core::protocol::Timing;
 use just_hungry::core::protocol::client::ClientConfig;
 use just_hungry::local::{LocalCluster, TcpNetwork};
+use just_hungry::orders::{OrderBook, OrderValidator};
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use just_hungry::core::codec;
-use just_hungry::core::orders::{
-    MAX_ITEM_NAME_BYTES, MAX_ITEMS_PER_ORDER, OrderBook, OrderId, OrderValidator,
-};
 use just_hungry::core::protocol::Timing;
 use just_hungry::core::protocol::client::{ClientConfig, ClientError};
 use just_hungry::core::{AcceptAll, ApplyContext, StateMachine};
 use just_hungry::local::{LocalCluster, TcpNetwork};
+use just_hungry::orders::{
+    MAX_ITEM_NAME_BYTES, MAX_ITEMS_PER_ORDER, OrderBook, OrderId, OrderValidator,
+};
 use just_hungry::tcp::TcpConfig;
 
 const WAIT: Duration = Duration::from_secs(60);

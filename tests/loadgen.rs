@@ -58,8 +58,8 @@ async fn no_acknowledged_order_is_lost_or_doubled_when_the_primary_is_killed_ove
 #[tokio::test]
 async fn a_book_that_fills_is_reported_full_and_the_kills_after_it_are_still_measured() {
     // Room for the pre-defined history and a few hundred orders: full within the first kill.
-    let max = just_hungry::core::orders::OrderBook::with_predefined_history().stored_bytes() as u64
-        + 20_000;
+    let max =
+        just_hungry::orders::OrderBook::with_predefined_history().stored_bytes() as u64 + 20_000;
     let report = loadgen::run(LoadOptions {
         max_book_bytes: Some(max),
         ..options(TransportKind::Mem)

@@ -4,12 +4,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use just_hungry::core::orders::{OrderBook, OrderError, OrderId, OrderValidator};
+use just_hungry::OrderClientError;
 use just_hungry::core::protocol::Timing;
 use just_hungry::core::protocol::client::{ClientConfig, ClientError};
 use just_hungry::core::protocol::messages::ReplicaRole;
-use just_hungry::core::runtime::OrderClientError;
 use just_hungry::local::{LocalCluster, Network, TcpNetwork};
+use just_hungry::orders::{OrderBook, OrderError, OrderId, OrderValidator};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -44,7 +44,7 @@ async fn three_replica_cluster() -> LocalCluster<OrderBook> {
     cluster
 }
 
-async fn all_order_ids(client: &just_hungry::core::runtime::OrderClient) -> Vec<OrderId> {
+async fn all_order_ids(client: &just_hungry::OrderClient) -> Vec<OrderId> {
     client
         .all_histories()
         .await

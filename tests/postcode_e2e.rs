@@ -3,21 +3,20 @@
 //! once, at the primary, before replication (PROTOCOL.md, "Normal operation"); when the
 //! primary fails, the new one validates the same way.
 
-#[path = "../just-hungry-core/tests/support/mod.rs"]
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use just_hungry::core::orders::{OrderBook, OrderError, OrderValidator};
-use just_hungry::core::postcode::{
-    Directory, PostcodeConfig, PostcodeError, ValidatorMode, WhenUnreachable,
-};
 use just_hungry::core::protocol::Timing;
 use just_hungry::core::protocol::client::ClientConfig;
 use just_hungry::core::protocol::messages::ReplicaRole;
-use just_hungry::core::runtime::{OrderClient, OrderClientError};
 use just_hungry::local::LocalCluster;
+use just_hungry::orders::{OrderBook, OrderError, OrderValidator};
+use just_hungry::postcode::{
+    Directory, PostcodeConfig, PostcodeError, ValidatorMode, WhenUnreachable,
+};
+use just_hungry::{OrderClient, OrderClientError};
 use support::{FakeServer, Gate, Postcodes, postcodes_io_reply, unreachable_url};
 
 const WAIT: Duration = Duration::from_secs(10);

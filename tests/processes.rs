@@ -7,7 +7,6 @@
 //! Replicas check postcodes offline, except in the test of the binary's online flags, which
 //! points them at local fakes of postcodes.io and getthedata.
 
-#[path = "../just-hungry-core/tests/support/mod.rs"]
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,11 +15,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use just_hungry::OrderClient;
 use just_hungry::core::ids::Address;
-use just_hungry::core::orders::OrderId;
 use just_hungry::core::protocol::client::ClientConfig;
 use just_hungry::core::protocol::messages::{ClusterStatus, ReplicaRole};
-use just_hungry::core::runtime::OrderClient;
+use just_hungry::orders::OrderId;
 use just_hungry::tcp::tls::TlsConfig;
 use just_hungry::tcp::{TcpConfig, TcpTransport};
 
@@ -187,7 +186,7 @@ impl Drop for Processes {
 
 async fn client(procs: &Processes) -> OrderClient {
     let mut config =
-        TcpConfig::client("test-client").for_service::<just_hungry::core::orders::OrderBook>();
+        TcpConfig::client("test-client").for_service::<just_hungry::orders::OrderBook>();
     if let Some(dir) = &procs.tls_dir {
         let tls = TlsConfig::from_dir(dir, "test-client").expect("the client's certificate");
         config = config.with_tls(tls);
@@ -427,7 +426,7 @@ async fn failover_times(mut procs: Processes) -> Duration {
 /// doubled (PROTOCOL.md, invariant 6, over real processes and sockets).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_history_recorded_under_kill_9_and_restarts_checks_out() {
-    use just_hungry::core::checker::{self, Recorder};
+    use just_hungry::checker::{self, Recorder};
     use just_hungry::nemesis::{POSTCODES, recorded_append, recorded_read};
 
     let mut procs = Processes::new();
@@ -523,9 +522,9 @@ async fn one_replica_cluster(flags: &[&str]) -> (Processes, OrderClient) {
 /// format check, marked unverified.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replica_binary_validates_postcodes_with_its_online_flags() {
-    use just_hungry::core::orders::OrderError;
-    use just_hungry::core::postcode::PostcodeError;
-    use just_hungry::core::runtime::OrderClientError;
+    use just_hungry::OrderClientError;
+    use just_hungry::orders::OrderError;
+    use just_hungry::postcode::PostcodeError;
     use support::{FakeServer, Postcodes, unreachable_url};
 
     let data = Postcodes::new().live(&["SW1A 2AA", "EH1 1YZ"]);
@@ -592,7 +591,7 @@ async fn the_replica_binary_validates_postcodes_with_its_online_flags() {
 /// count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_binary_prints_a_history_longer_than_a_frame() {
-    use just_hungry::core::orders::{MAX_ITEM_NAME_BYTES, MAX_ITEMS_PER_ORDER};
+    use just_hungry::orders::{MAX_ITEM_NAME_BYTES, MAX_ITEMS_PER_ORDER};
     const POSTCODE: &str = "B33 8TH";
     let (procs, client) = one_replica_cluster(&["--validator", "offline"]).await;
     let frame = TcpConfig::default().max_frame_bytes;

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use just_hungry::core::orders::{OrderBook, OrderValidator};
+use just_hungry::OrderClient;
 use just_hungry::core::protocol::Timing;
 use just_hungry::core::protocol::client::ClientConfig;
-use just_hungry::core::runtime::OrderClient;
 use just_hungry::local::{LocalCluster, Network, TcpNetwork};
 use just_hungry::mem::MemNetwork;
+use just_hungry::orders::{OrderBook, OrderValidator};
 
 /// How long a cluster may take to elect, take every replica in and converge.
 const STARTUP: Duration = Duration::from_secs(30);

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use just_hungry::core::runtime::OrderClient;
+use just_hungry::OrderClient;
 use tokio::task::JoinSet;
 
 use super::floor::FloorClient;

@@ -2,11 +2,11 @@
 
 use just_hungry::core::codec;
 use just_hungry::core::ids::{ClientId, OpNumber, ReplicaId, RequestId, Time, ViewNumber};
-use just_hungry::core::orders::{OrderBook, OrderCommand};
 use just_hungry::core::protocol::messages::{
     ClientRequest, ClientResponse, Entry, Message, Operation, Outcome,
 };
 use just_hungry::nemesis::POSTCODES;
+use just_hungry::orders::{OrderBook, OrderCommand};
 
 /// What every bench order holds: a short takeaway.
 pub const ITEMS: [&str; 2] = ["margherita pizza", "garlic bread"];

@@ -1,19 +1,23 @@
 //! # just-hungry-core
 //!
-//! Primary-backup (passive) replication as a sans-IO core, the tokio drivers that run it, and
-//! the Just Hungry order book replicated with it.
+//! Primary-backup (passive) replication as a sans-IO core, the deterministic simulator that
+//! tests it, and the tokio drivers that run it. It knows nothing of the service it replicates
+//! beyond the [`StateMachine`] trait: the Just Hungry order book, its online postcode
+//! validators and its history checker are in the `just-hungry` crate, built on this one. This
+//! crate makes no HTTP call and has no TLS (the TCP transport crate has).
 //!
 //! ## The map of the crate
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`protocol`] | the sans-IO state machines, one per role: [`protocol::replica::Replica`] (primary, backup, learner), [`protocol::view_manager::ViewManager`] (the front-end: failure detection, elections, views, routing), [`protocol::registry::Registry`] (the name server), [`protocol::client::ClientSession`] (retries); the [`protocol::messages`]; the client table ([`protocol::replicated`]); [`protocol::view_store`]; the [`protocol::election`] policy |
+//! | [`protocol`] | the sans-IO state machines, one per role: [`protocol::replica::Replica`] (primary, backup, learner), [`protocol::view_manager::ViewManager`] (the front-end: failure detection, elections, views, routing), [`protocol::registry::Registry`] (the name server), [`protocol::client::ClientSession`] (retries); the [`protocol::messages`]; the client table ([`protocol::replicated`]); [`protocol::view_store::ViewRecord`]; the [`protocol::election`] policy; [`protocol::trust`] (who may send what); [`protocol::transfer`] and [`protocol::liveness`] |
 //! | [`state_machine`] | [`StateMachine`], the trait a replicated service implements, and [`CommandValidator`] |
-//! | [`orders`] | the Just Hungry order book: postcode -> orders, its limits and validator |
+//! | [`sim`] | the deterministic simulator, generic over a [`sim::SimService`], and [`sim::KeyedLists`], the smallest one |
 //! | [`postcode`] | UK postcodes: the offline format check and the [`postcode::PostcodeValidator`] trait |
 //! | [`codec`] | the one module that encodes and decodes (bincode 2.0.1, bounded) |
 //! | [`transport`] | the [`transport::Transport`] trait the runtime is generic over |
-//! | [`runtime`] | tokio drivers: `spawn_registry`, `spawn_frontend`, `spawn_replica`, and the async [`runtime::Client`] |
+//! | [`runtime`] | tokio drivers: `spawn_registry`, `spawn_frontend`, `spawn_replica`, the async [`runtime::Client`], the file and memory view stores ([`runtime::view_store`]) |
+//! | [`rng`] | [`rng::SeededRng`], the seeded generator of the simulator and of the in-memory transport's faults |
 //! | [`ids`] | views, members, op numbers, request ids, time |
 //!
 //! ## Layering
@@ -26,10 +30,8 @@
 
 #![deny(missing_docs)]
 
-pub mod checker;
 pub mod codec;
 pub mod ids;
-pub mod orders;
 pub mod postcode;
 pub mod protocol;
 pub mod rng;

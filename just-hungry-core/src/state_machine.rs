@@ -28,7 +28,7 @@ pub struct ApplyContext {
 /// A service replicated by just-hungry: a deterministic state machine.
 ///
 /// The core is generic over this trait and knows nothing else of the service; the order book
-/// ([`crate::orders::OrderBook`]) is one implementation, a counter in `examples/` another.
+/// (`just_hungry::orders::OrderBook`) is one implementation, a counter in `examples/` another.
 ///
 /// # To ensure correctness
 ///
@@ -83,7 +83,7 @@ pub trait StateMachine: Serialize + DeserializeOwned + Send + 'static {
     /// state is large) and then hands its bytes out. A service whose state is large overrides
     /// it with a writer that encodes lazily and keeps, through
     /// [`SnapshotWriter::before_apply`], what a later command changes before it is written
-    /// (the order book does: [`crate::orders::OrderBook`]). The bytes written must restore
+    /// (the order book does: `just_hungry::orders::OrderBook`). The bytes written must restore
     /// through [`StateMachine::snapshot_reader`].
     fn snapshot_writer(&self) -> Result<Box<dyn SnapshotWriter<Self>>, CodecError>
     where

@@ -1,41 +1,8 @@
 //! UK postcodes: the canonical [`Postcode`] type, the offline format check, the
-//! [`PostcodeValidator`] trait, and the validators that implement it: offline, postcodes.io,
-//! getthedata, and the fallback chain of the two with a cache.
-//!
-//! # Choosing a validator
-//!
-//! Build one from a [`PostcodeConfig`] (the library's builder, and what the binaries' flags
-//! fill in): its [`ValidatorMode`] is one of
-//!
-//! | mode | what it does | network |
-//! |---|---|---|
-//! | `offline` | the format check below, nothing else ([`OfflineValidator`]) | none |
-//! | `postcodes-io` | format check, then a lookup at postcodes.io | postcodes.io |
-//! | `getthedata` | format check, then a lookup at getthedata | getthedata |
-//! | `online` | format check, then postcodes.io, then getthedata only when postcodes.io could not answer | both |
-//!
-//! Every mode runs the format check first, so malformed input never costs an HTTP call. The
-//! online modes share one HTTP client (one connection pool, TLS by rustls on `ring`), bound
-//! their time ([`PostcodeConfig::validation_timeout`]) and their requests in flight, and cache
-//! answers (found and refused separately, never "could not answer"), coalescing concurrent
-//! lookups of one postcode into one request. They are built only with the `online-postcodes`
-//! cargo feature (on by default); see [`online`] for the API facts they rely on.
-//!
-//! # When no directory can answer
-//!
-//! [`WhenUnreachable`] is the operator's choice: `refuse` (the default) refuses the order with
-//! [`PostcodeError::Unreachable`], "cannot validate the postcode now, please try again later";
-//! `accept-unverified` accepts it on the format check alone and says so
-//! ([`PostcodeCheck::Unverified`]; the order book stores the order marked unverified). A
-//! Northern Ireland postcode (`BT`) that only getthedata could be asked about is such a case:
-//! getthedata has no Northern Ireland data, so its "no match" means "cannot say", not "invalid".
-//!
-//! # Privacy
-//!
-//! In every mode but `offline`, each postcode typed by a customer is sent, over HTTPS unless the
-//! configured URL says otherwise, to a third party (postcodes.io, and getthedata when the chain
-//! falls back to it), with our IP address. Nothing else about the order is sent. Choose
-//! `offline`, or point the URLs at a service you run, if that is not acceptable.
+//! [`PostcodeValidator`] trait and its offline implementation ([`OfflineValidator`]). The
+//! online validators (postcodes.io, getthedata, the fallback chain of the two with a cache)
+//! and the builder that chooses one are the food service's, in the `just-hungry` crate's
+//! `postcode` module: this crate makes no HTTP call.
 //!
 //! # The offline format check
 //!
@@ -72,11 +39,8 @@
 //! assert!(error.to_string().starts_with("\"SW1A 1A\" is not a UK postcode"));
 //! ```
 
-mod config;
 mod error;
 mod format;
-#[cfg(feature = "online-postcodes")]
-pub mod online;
 
 use std::fmt;
 use std::str::FromStr;
@@ -84,16 +48,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use config::{
-    CacheConfig, DEFAULT_CONNECT_TIMEOUT, DEFAULT_FOUND_ENTRIES, DEFAULT_FOUND_TTL,
-    DEFAULT_GETTHEDATA_URL, DEFAULT_MAX_IN_FLIGHT, DEFAULT_POSTCODES_IO_URL,
-    DEFAULT_REFUSED_ENTRIES, DEFAULT_REFUSED_TTL, DEFAULT_VALIDATION_TIMEOUT, MAX_IN_FLIGHT_LIMIT,
-    ParseChoiceError, PostcodeConfig, PostcodeConfigError, ValidatorMode, WhenUnreachable,
-};
 pub use error::{LetterPlace, NotUkKind, PostcodeError};
 pub use format::normalise;
-#[cfg(feature = "online-postcodes")]
-pub use online::{GetTheData, OnlineValidator, PostcodesIo};
 
 /// The longest input, in characters, that the format check looks at; longer input is refused
 /// with [`PostcodeError::TooLong`] before any other work. The longest valid postcode is 8
@@ -244,7 +200,7 @@ pub enum PostcodeCheck {
     Confirmed(Directory),
     /// An online check was configured but no directory could answer (or, for a Northern
     /// Ireland postcode, only one that has no data for it), and the operator's policy is
-    /// [`WhenUnreachable::AcceptUnverified`]: accepted on the format check alone.
+    /// `accept-unverified` (the food service's `WhenUnreachable::AcceptUnverified`): accepted on the format check alone.
     Unverified {
         /// Why no directory could answer, for logs.
         reason: String,

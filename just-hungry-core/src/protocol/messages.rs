@@ -141,7 +141,7 @@ pub enum ServiceError {
     },
     /// The answer is longer than the transport carries in one message: `max` bytes, the
     /// answer `bytes`. It was not sent; this was sent instead. A read changed nothing; ask for
-    /// less (a smaller page, [`crate::orders::OrderQuery`]). A write was applied: only its
+    /// less (a smaller page, the order book's `OrderQuery`). A write was applied: only its
     /// reply did not fit. Not retried.
     #[error(
         "the answer ({bytes} bytes) is longer than a message may be ({max} bytes): ask for less"

@@ -65,7 +65,7 @@ pub struct ReplicaConfig {
 }
 
 /// The default of [`ReplicaConfig::max_snapshot_bytes`]: 8 GiB, above the order book's
-/// default limit (4 GiB counted, [`crate::orders::DEFAULT_MAX_ORDER_BOOK_BYTES`], an upper
+/// default limit (4 GiB counted, the order book's `DEFAULT_MAX_ORDER_BOOK_BYTES`, an upper
 /// bound of its encoding) with its client table.
 pub const DEFAULT_MAX_SNAPSHOT_BYTES: usize = 8 * 1024 * 1024 * 1024;
 

@@ -259,11 +259,11 @@ impl Refusals {
 mod tests {
     use super::*;
     use crate::ids::{Member, OpNumber, ReplicaId, View};
-    use crate::orders::OrderBook;
     use crate::protocol::messages::Ping;
     use crate::protocol::messages::ReplicaRole;
+    use crate::sim::KeyedLists;
 
-    type M = Message<OrderBook>;
+    type M = Message<KeyedLists>;
 
     fn replica(name: &str) -> Identity {
         Identity::new(NodeRole::Replica, name)

@@ -22,7 +22,7 @@ mod client;
 mod clock;
 pub mod view_store;
 
-pub use client::{Client, OrderClient, OrderClientError};
+pub use client::Client;
 pub use clock::{Clock, random_u64};
 
 use std::sync::Arc;

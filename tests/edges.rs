@@ -2,10 +2,10 @@
 //! network neither overflow (these tests run with overflow checks, a debug build) nor change
 //! what a node holds; the node goes on serving.
 
+use just_hungry::orders::{OrderBook, OrderCommand};
 use just_hungry_core::ids::{
     Address, ClientId, Identity, NodeRole, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber,
 };
-use just_hungry_core::orders::{OrderBook, OrderCommand};
 use just_hungry_core::protocol::Node;
 use just_hungry_core::protocol::messages::{
     ClientRequest, Entry, Message, Operation, Ping, ReplicaRole, TransferChunk,

@@ -6,10 +6,10 @@
 //! (`an_adversary_breaks_no_invariant`) and over real TLS sockets in the root package's
 //! `tests/security.rs`.
 
+use just_hungry::orders::{OrderBook, OrderCommand};
 use just_hungry_core::ids::{
     Address, ClientId, Identity, NodeRole, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber,
 };
-use just_hungry_core::orders::{OrderBook, OrderCommand};
 use just_hungry_core::protocol::messages::{Entry, Message, Ping, ReplicaRole, TransferChunk};
 use just_hungry_core::protocol::registry::{MAX_REGISTRY_ENTRIES, Registry};
 use just_hungry_core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, Replica};

@@ -31,9 +31,9 @@ use std::ops::Bound;
 use serde::{Deserialize, Serialize};
 
 use super::{Order, OrderBook, check_order, order_cost};
-use crate::codec::{self, CodecError};
 use crate::postcode::Postcode;
-use crate::state_machine::{SnapshotReader, SnapshotWriter};
+use just_hungry_core::codec::{self, CodecError};
+use just_hungry_core::state_machine::{SnapshotReader, SnapshotWriter};
 
 /// The most bytes one piece of an order book's snapshot may take; a reader refuses a longer
 /// one. Writers cut pieces at a quarter of it.
@@ -335,9 +335,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::ids::{ClientId, OpNumber, RequestId, Time};
     use crate::orders::OrderCommand;
-    use crate::state_machine::{ApplyContext, StateMachine};
+    use just_hungry_core::ids::{ClientId, OpNumber, RequestId, Time};
+    use just_hungry_core::state_machine::{ApplyContext, StateMachine};
 
     fn restore(bytes: &[u8]) -> Result<OrderBook, CodecError> {
         OrderBook::restore(bytes)

@@ -28,7 +28,7 @@
 //! codec bounds the book.
 //!
 //! ```
-//! use just_hungry_core::orders::{OrderBook, OrderCommand, OrderHistory, OrderQuery};
+//! use just_hungry::orders::{OrderBook, OrderCommand, OrderHistory, OrderQuery};
 //! use just_hungry_core::{ApplyContext, ClientId, OpNumber, RequestId, StateMachine, Time};
 //!
 //! let mut book = OrderBook::empty();
@@ -51,11 +51,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{ClientId, RequestId};
 use crate::postcode::{
     self, OfflineValidator, Postcode, PostcodeCheck, PostcodeError, PostcodeValidator,
 };
-use crate::state_machine::{ApplyContext, CommandValidator, StateMachine};
+use just_hungry_core::ids::{ClientId, RequestId};
+use just_hungry_core::state_machine::{ApplyContext, CommandValidator, StateMachine};
 
 /// An order's id: the id of the client request that placed it, unique by construction
 /// (displayed `c3-17`: client 3, request 17).
@@ -144,7 +144,7 @@ pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
 /// holds at most `limit` orders, [`MAX_PAGE_ORDERS`] and [`MAX_PAGE_BYTES`], and says where
 /// the next one starts. Since orders are only ever appended, reading page after page until
 /// there is no next one sees every order of a postcode exactly once, in order: the whole
-/// history as of the last page's read ([`crate::runtime::OrderClient::order_history`] does
+/// history as of the last page's read ([`crate::OrderClient::order_history`] does
 /// that).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OrderQuery {
@@ -810,15 +810,15 @@ impl StateMachine for OrderBook {
     /// Answers from the current state. A history query for a malformed postcode answers the
     /// format error; for a well-formed postcode with no orders, an empty list.
     /// What [`OrderBook::snapshot_writer`] writes, in one step.
-    fn snapshot(&self) -> Result<Vec<u8>, crate::codec::CodecError> {
+    fn snapshot(&self) -> Result<Vec<u8>, just_hungry_core::codec::CodecError> {
         snapshot::whole(self)
     }
 
     /// Reads what [`OrderBook::snapshot_writer`] writes.
-    fn restore(bytes: &[u8]) -> Result<OrderBook, crate::codec::CodecError> {
+    fn restore(bytes: &[u8]) -> Result<OrderBook, just_hungry_core::codec::CodecError> {
         let mut reader = snapshot::BookReader::default();
-        crate::state_machine::SnapshotReader::<OrderBook>::read(&mut reader, bytes)?;
-        crate::state_machine::SnapshotReader::<OrderBook>::finish(Box::new(reader))
+        just_hungry_core::state_machine::SnapshotReader::<OrderBook>::read(&mut reader, bytes)?;
+        just_hungry_core::state_machine::SnapshotReader::<OrderBook>::finish(Box::new(reader))
     }
 
     /// Op-tracked: writes the histories postcode by postcode in pieces while orders go on
@@ -827,14 +827,16 @@ impl StateMachine for OrderBook {
     /// number per postcode changed since it began. See `orders/snapshot.rs` for the layout.
     fn snapshot_writer(
         &self,
-    ) -> Result<Box<dyn crate::state_machine::SnapshotWriter<OrderBook>>, crate::codec::CodecError>
-    {
+    ) -> Result<
+        Box<dyn just_hungry_core::state_machine::SnapshotWriter<OrderBook>>,
+        just_hungry_core::codec::CodecError,
+    > {
         Ok(Box::new(snapshot::BookWriter::new(self)))
     }
 
     /// Decodes the pieces as they arrive, holding at most one piece of bytes besides the
     /// orders decoded.
-    fn snapshot_reader() -> Box<dyn crate::state_machine::SnapshotReader<OrderBook>> {
+    fn snapshot_reader() -> Box<dyn just_hungry_core::state_machine::SnapshotReader<OrderBook>> {
         Box::new(snapshot::BookReader::default())
     }
 
@@ -929,7 +931,7 @@ impl<P: PostcodeValidator> CommandValidator<OrderBook> for OrderValidator<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{OpNumber, Time};
+    use just_hungry_core::ids::{OpNumber, Time};
 
     fn context(client: u64, seq: u64) -> ApplyContext {
         ApplyContext {
@@ -1240,7 +1242,7 @@ mod tests {
         else {
             panic!("a page");
         };
-        let encoded = crate::codec::encode(&page).unwrap().len();
+        let encoded = just_hungry_core::codec::encode(&page).unwrap().len();
         assert!(encoded <= MAX_PAGE_BYTES, "{encoded} bytes");
         assert!(page.next.is_some() && page.orders.len() < orders);
         assert_eq!(

@@ -626,7 +626,7 @@ fn is_seed(id: &str) -> bool {
 mod tests {
     use super::*;
 
-    use crate::rng::SeededRng as Rng;
+    use just_hungry_core::rng::SeededRng as Rng;
 
     /// A correct history: each operation takes effect at a random instant inside its interval,
     /// on a model of per-key lists; some appends end in `info`, some reads fail.

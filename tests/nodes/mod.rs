@@ -3,8 +3,8 @@
 
 #![allow(dead_code)]
 
+use just_hungry::orders::OrderBook;
 use just_hungry_core::ids::{Address, Member, ReplicaId, Time};
-use just_hungry_core::orders::OrderBook;
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, Replica, ReplicaConfig};
 use just_hungry_core::protocol::replicated::ClientTableLimits;

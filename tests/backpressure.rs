@@ -2,8 +2,8 @@
 //! a primary; past that a request is answered `Overloaded` at once, changes nothing, and memory
 //! stays bounded. Retries of a request already held are not new requests and are never refused.
 
+use just_hungry::orders::{OrderBook, OrderCommand};
 use just_hungry_core::ids::{Address, ClientId, Identity, NodeRole, RequestId, Time};
-use just_hungry_core::orders::{OrderBook, OrderCommand};
 use just_hungry_core::protocol::messages::{
     ClientRequest, ClientResponse, Message, Operation, Outcome, ServiceError,
 };

@@ -2,13 +2,13 @@
 //! id (its request's) is what a write appends, and the postcodes are typed loosely, to
 //! exercise the normalisation at the primary.
 
-use crate::ids::RequestId;
 use crate::orders::{
     OrderBook, OrderCommand, OrderError, OrderHistory, OrderQuery, validate_offline,
 };
 use crate::postcode;
-use crate::rng::SeededRng;
-use crate::sim::{SimKey, SimPage, SimService};
+use just_hungry_core::ids::RequestId;
+use just_hungry_core::rng::SeededRng;
+use just_hungry_core::sim::{SimKey, SimPage, SimService};
 
 /// The valid postcodes the simulated clients use, as typed and canonical.
 pub const SIM_POSTCODES: [SimKey; 6] = [

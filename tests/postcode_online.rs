@@ -10,7 +10,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use just_hungry_core::postcode::{
+use just_hungry::postcode::{
     CacheConfig, Directory, OnlineValidator, Postcode, PostcodeCheck, PostcodeConfig,
     PostcodeError, PostcodeValidator, Validated, ValidatorMode, WhenUnreachable, normalise,
 };
@@ -776,7 +776,7 @@ fn summary(name: &str, mut samples: Vec<Duration>) {
 /// Validation latency: offline, with a warm cache, and through the fake server on loopback
 /// (HTTP/1.1, kept-alive connection, cache disabled so each validation is a request).
 ///
-/// `cargo test --release -p just-hungry-core --test postcode_online -- --ignored --nocapture`
+/// `cargo test --release --test postcode_online -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement: run with --ignored --nocapture"]
 async fn measure_validation_latency() {

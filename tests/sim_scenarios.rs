@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use just_hungry_core::orders::SIM_POSTCODES as POSTCODES;
-use just_hungry_core::orders::{OrderBook, OrderCommand, OrderId};
+use just_hungry::orders::SIM_POSTCODES as POSTCODES;
+use just_hungry::orders::{OrderBook, OrderCommand, OrderId};
 use just_hungry_core::protocol::messages::{Entry, Message, ReplicaRole, TransferChunk};
 use just_hungry_core::protocol::replicated::{ClientTableLimits, ReplicatedState};
 use just_hungry_core::sim::{EventType, SimConfig};

@@ -208,7 +208,7 @@ impl CacheConfig {
 ///
 /// ```
 /// use std::time::Duration;
-/// use just_hungry_core::postcode::{PostcodeConfig, ValidatorMode, WhenUnreachable};
+/// use just_hungry::postcode::{PostcodeConfig, ValidatorMode, WhenUnreachable};
 ///
 /// let config = PostcodeConfig {
 ///     mode: "online".parse().unwrap(),
@@ -326,7 +326,7 @@ impl PostcodeConfig {
 pub enum PostcodeConfigError {
     /// An online mode was asked of a build without the `online-postcodes` cargo feature.
     #[error(
-        "validator mode {mode} needs the `online-postcodes` feature of just-hungry-core, which this build lacks: use --validator offline"
+        "validator mode {mode} needs the `online-postcodes` feature of just-hungry, which this build lacks: use --validator offline"
     )]
     OnlineNotBuilt {
         /// The mode asked for.

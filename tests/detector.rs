@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
+use just_hungry::orders::OrderBook;
 use just_hungry_core::ids::{Address, Identity, NodeRole, OpNumber, ReplicaId, Time, View};
-use just_hungry_core::orders::OrderBook;
 use just_hungry_core::protocol::messages::{Message, Ping, ReplicaRole};
 use just_hungry_core::protocol::view_manager::{FrontEndConfig, ViewManager};
 use just_hungry_core::protocol::{Node, Timing};
@@ -169,8 +169,8 @@ fn a_replica_that_died_during_the_pause_is_still_found_after_it() {
 /// backup as slow when it wakes: the acknowledgement is queued behind its own timer.
 #[test]
 fn a_paused_primary_does_not_report_its_backup_when_it_wakes() {
+    use just_hungry::orders::OrderCommand;
     use just_hungry_core::ids::{ClientId, RequestId, ViewNumber};
-    use just_hungry_core::orders::OrderCommand;
     use just_hungry_core::protocol::Output;
     use just_hungry_core::protocol::messages::{ClientRequest, Operation};
     use just_hungry_core::protocol::replica::Replica;
@@ -281,8 +281,8 @@ fn a_paused_primary_does_not_report_its_backup_when_it_wakes() {
 /// active.
 #[test]
 fn the_status_says_whether_the_view_actually_serves() {
+    use just_hungry::orders::OrderCommand;
     use just_hungry_core::ids::{ClientId, RequestId};
-    use just_hungry_core::orders::OrderCommand;
     use just_hungry_core::protocol::messages::{ClientRequest, ClientResponse, Operation, Outcome};
 
     let mut h = three_member_view();
