@@ -1,4 +1,4 @@
-//! Checks a client history (JSON lines, `history-format.md`): lost and doubled orders, and
+//! Checks a client history (JSON lines, `docs/HISTORY-FORMAT.md`): lost and doubled orders, and
 //! linearizability of each postcode's order list.
 //!
 //! `cargo run --example check -- HISTORY.jsonl` prints a verdict and exits 0 (ok),
@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-use just_hungry::checker::check_json_lines;
+use just_hungry_core::history::check_json_lines;
 
 fn main() -> ExitCode {
     let Some(path) = std::env::args_os().nth(1) else {

@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
             outcome.faults.join("; ")
         ));
         if let Some(path) = &args.history {
-            std::fs::write(path, outcome.history.to_json_lines())?;
+            std::fs::write(path, outcome.history.history().to_json_lines())?;
             say(&format!("history written to {}", path.display()));
         }
         print!("{}", outcome.report);

@@ -1,12 +1,24 @@
-//! The facade of the workspace: it re-exports the core (sans-IO replication protocol, the order
-//! book, postcode validation, the tokio runtime) and the transports, so an application needs one
-//! dependency, and adds [`local::LocalCluster`], a whole cluster in one process.
+//! The Just Hungry food-ordering service on the just-hungry replication library, and the facade
+//! of the workspace: it re-exports the core (the sans-IO protocol, the simulator, the history
+//! checker, the tokio runtime) and both transports, so an application needs one dependency.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`orders`] | the order book: the replicated state machine of the service, its commands, queries and snapshot |
+//! | [`postcode`] | the postcode validators: the core's offline format check, the online directories, their cache and builder |
+//! | [`OrderClient`] | placing orders and reading histories through the front-end |
+//! | [`local`] | [`local::LocalCluster`]: a registry, a front-end and order-book replicas in one process |
+//! | [`cli`] | what the command-line binaries share: logging, signals, options, the client's commands |
+//! | [`loadgen`] | the load generator: closed-loop clients, latency and failover report |
+//! | [`nemesis`] | fault-injection runs on the in-memory network, with a recorded, checked history |
+//! | [`burst`] | a gateway's burst: many clients' requests at once over one connection |
+//!
+//! Crates and what may import what: `docs/ARCHITECTURE.md`.
 //!
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
 pub mod burst;
-pub mod checker;
 pub mod cli;
 pub mod loadgen;
 pub mod local;

@@ -2,7 +2,7 @@
 //! and restarts replicas (the primary too), partitions the primary, pauses and restarts the
 //! front-end, adds replicas, and drops, duplicates, delays and reorders messages, while a bulk
 //! reader reads a history of [`BULK_ORDERS`] orders again and again; then everything heals,
-//! and the recorded history is checked ([`crate::checker`]) with the cluster's
+//! and the recorded history is checked ([`just_hungry_core::history::check`]) with the cluster's
 //! convergence and liveness.
 //!
 //! Everything random is drawn from one seed: the faults (the in-memory network's generator),
@@ -13,14 +13,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::checker::{self, Event, EventType, Function, Recorder, Value};
 use crate::orders::{OrderBook, OrderValidator};
 use crate::postcode::normalise;
 use crate::{OrderClient, OrderClientError};
+use just_hungry_core::history::{self, Event, EventType, Function, Report, Value};
 use just_hungry_core::ids::{Address, ClientId};
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::client::{ClientConfig, ClientError};
 use just_hungry_core::rng::SeededRng;
+use just_hungry_core::runtime::HistoryRecorder;
 use just_hungry_transport_mem::{Faults, MemNetwork};
 
 use crate::local::LocalCluster;
@@ -83,9 +84,9 @@ pub struct NemesisOutcome {
     /// What the nemesis did, in order.
     pub faults: Vec<String>,
     /// The clients' history.
-    pub history: Recorder,
+    pub history: HistoryRecorder,
     /// The checker's verdict on it.
-    pub report: checker::Report,
+    pub report: Report,
     /// Convergence and liveness problems (empty when fine).
     pub problems: Vec<String>,
     /// Whole reads of the bulk postcode that succeeded during the run.
@@ -121,7 +122,7 @@ fn client_config() -> ClientConfig {
 pub async fn recorded_append(
     client: &OrderClient,
     process: u64,
-    recorder: &Recorder,
+    recorder: &HistoryRecorder,
     postcode: &str,
     item: String,
 ) -> bool {
@@ -132,7 +133,7 @@ pub async fn recorded_append(
     let (id, result) = client.place_order_with_id(postcode, vec![item]).await;
     let completed = recorder.now();
     let Some(id) = id else { return false };
-    let value = Value::Id(id.to_string());
+    let value = Value::Id(history::id_of(id));
     let kind = match &result {
         Ok(_) => EventType::Ok,
         Err(OrderClientError::Refused(_)) => EventType::Fail,
@@ -162,7 +163,7 @@ pub async fn recorded_append(
 pub async fn recorded_read(
     client: &OrderClient,
     process: u64,
-    recorder: &Recorder,
+    recorder: &HistoryRecorder,
     postcode: &str,
 ) -> bool {
     let key = normalise(postcode)
@@ -174,7 +175,7 @@ pub async fn recorded_read(
     let (kind, value) = match &result {
         Ok((_, orders)) => (
             EventType::Ok,
-            Value::List(orders.iter().map(|o| o.id.to_string()).collect()),
+            Value::List(orders.iter().map(|o| history::id_of(o.id)).collect()),
         ),
         Err(OrderClientError::Client(ClientError::Timeout { .. })) => {
             (EventType::Info, Value::Null)
@@ -219,7 +220,7 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
         next_replica += 1;
     }
     cluster.start_frontend().await?;
-    let recorder = Recorder::new();
+    let recorder = HistoryRecorder::new(history::initial_ids(initial_book().ids_by_postcode()));
     let mut faults = Vec::new();
     let mut problems = Vec::new();
     if let Err(e) = cluster.wait_for_convergence(Duration::from_secs(10)).await {
@@ -452,9 +453,9 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
         )),
         Err(e) => problems.push(format!("the final bulk read failed: {e}")),
     }
-    let report = checker::check(&recorder.numbered()).unwrap_or_else(|e| {
+    let report = history::check(&recorder.history()).unwrap_or_else(|e| {
         problems.push(format!("the recorded history is malformed: {e}"));
-        checker::Report::default()
+        Report::default()
     });
     cluster.shutdown().await;
     Ok(NemesisOutcome {

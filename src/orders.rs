@@ -526,7 +526,7 @@ impl OrderBook {
     }
 
     /// The original system's pre-defined order history, which the first replica of a cluster
-    /// starts from (PROTOCOL.md, "Bootstrap"): five postcodes of public landmarks (London,
+    /// starts from (docs/PROTOCOL.md, "Bootstrap"): five postcodes of public landmarks (London,
     /// Manchester, Edinburgh, Cardiff, Belfast) with nine takeaway orders in all. Their ids
     /// use the reserved [`SEED_CLIENT`] with sequence numbers 1 to 9. Every seed order passes
     /// [`check_order`]. The same on every call and every machine.
@@ -695,6 +695,18 @@ impl OrderBook {
     /// Every order id, postcode by postcode (in postcode order), oldest first within one.
     pub fn order_ids(&self) -> impl Iterator<Item = OrderId> + '_ {
         self.histories.values().flatten().map(|order| order.id)
+    }
+
+    /// Every postcode's order ids, oldest first: the book's initial state as a history declares
+    /// it ([`just_hungry_core::history::initial_ids`]).
+    pub fn ids_by_postcode(&self) -> BTreeMap<String, Vec<OrderId>> {
+        self.histories
+            .iter()
+            .map(|(postcode, orders)| {
+                let ids = orders.iter().map(|order| order.id).collect();
+                (postcode.as_str().to_owned(), ids)
+            })
+            .collect()
     }
 
     /// Whether an order with this id is in the book.

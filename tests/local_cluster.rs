@@ -1,4 +1,4 @@
-//! The tokio runtime over the in-memory transport: the rules of PROTOCOL.md, end to end.
+//! The tokio runtime over the in-memory transport: the rules of docs/PROTOCOL.md, end to end.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -164,7 +164,7 @@ async fn with_every_member_of_the_last_active_view_dead_the_service_says_unavail
     for name in ["replica-1", "replica-2", "replica-3"] {
         cluster.crash_replica(name).await;
     }
-    // A newcomer with stale pre-defined data must never be promoted (PROTOCOL.md, rule 3).
+    // A newcomer with stale pre-defined data must never be promoted (docs/PROTOCOL.md, rule 3).
     cluster
         .start_replica(
             "replica-9",

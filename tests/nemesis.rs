@@ -62,14 +62,14 @@ fn replay_seed() {
         just_hungry::cli::init_logging();
     }
     let outcome = run_seed(seed);
-    println!("{}", outcome.history.to_json_lines());
+    println!("{}", outcome.history.history().to_json_lines());
     println!("{}", describe(&outcome));
     assert!(outcome.passed());
 }
 
 #[test]
 fn a_seed_replays_to_the_same_history() {
-    let first = run_seed(7).history.to_json_lines();
-    let second = run_seed(7).history.to_json_lines();
+    let first = run_seed(7).history.history().to_json_lines();
+    let second = run_seed(7).history.history().to_json_lines();
     assert_eq!(first, second);
 }

@@ -1,6 +1,6 @@
 //! Postcode validation end to end: a cluster whose replicas validate with the online chain
 //! against local fakes of postcodes.io and getthedata (never the internet). Validation happens
-//! once, at the primary, before replication (PROTOCOL.md, "Normal operation"); when the
+//! once, at the primary, before replication (docs/PROTOCOL.md, "Normal operation"); when the
 //! primary fails, the new one validates the same way.
 
 mod support;

@@ -1,6 +1,6 @@
 //! Property tests of the replication logic: random runs of the deterministic simulator
 //! ([`just_hungry_core::sim`]) under crashes, restarts, partitions, drops, duplicates and
-//! reordering, checked against every invariant of PROTOCOL.md after every event and at the end.
+//! reordering, checked against every invariant of docs/PROTOCOL.md after every event and at the end.
 //!
 //! # Running
 //!
@@ -246,7 +246,7 @@ proptest! {
         ..Config::default()
     })]
 
-    /// Every invariant of PROTOCOL.md holds after every event of a random run, and at its end
+    /// Every invariant of docs/PROTOCOL.md holds after every event of a random run, and at its end
     /// once faults stop.
     #[test]
     fn random_actions_keep_every_invariant(case in case()) {
@@ -258,7 +258,7 @@ proptest! {
 
     /// With an adversary on the network forging well-formed messages of every kind under the
     /// identities it holds (a client certificate, a replica certificate outside the cluster),
-    /// every invariant of PROTOCOL.md still holds after every event and at the end.
+    /// every invariant of docs/PROTOCOL.md still holds after every event and at the end.
     #[test]
     fn an_adversary_breaks_no_invariant(case in adversarial_case()) {
         init_logging();

@@ -1,4 +1,4 @@
-//! Hand-written scenarios on the deterministic simulator, one per rule of PROTOCOL.md (the
+//! Hand-written scenarios on the deterministic simulator, one per rule of docs/PROTOCOL.md (the
 //! test's name says the rule). Every event of every scenario is also checked against all the
 //! invariants by the simulator itself, so a scenario fails as soon as one breaks, not only at
 //! its own assertions. Most end with `Sim::finish`, which heals everything and checks liveness
@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use just_hungry::orders::SIM_POSTCODES as POSTCODES;
 use just_hungry::orders::{OrderBook, OrderCommand, OrderId};
+use just_hungry_core::history::EventType;
 use just_hungry_core::protocol::messages::{Entry, Message, ReplicaRole, TransferChunk};
 use just_hungry_core::protocol::replicated::{ClientTableLimits, ReplicatedState};
-use just_hungry_core::sim::{EventType, SimConfig};
+use just_hungry_core::sim::SimConfig;
 use just_hungry_core::{Address, ClientId, OpNumber, RequestId, Time, View};
 
 /// The simulated cluster of these scenarios: replicas of the order book.
@@ -125,7 +126,7 @@ fn read_ok(sim: &mut Sim, client: usize, postcode: usize) -> Vec<OrderId> {
     orders.expect("an ok read has orders")
 }
 
-/// PROTOCOL.md, "Bootstrap": the first replica to ping a front-end with no stored view becomes
+/// docs/PROTOCOL.md, "Bootstrap": the first replica to ping a front-end with no stored view becomes
 /// primary of view 1 with its pre-defined data; every later one joins and holds the same state.
 #[test]
 fn first_replica_bootstraps_view_one_and_the_others_join_with_its_state() {
@@ -166,7 +167,7 @@ fn acknowledged_write_survives_the_crash_of_its_primary() {
     sim.finish().unwrap();
 }
 
-/// PROTOCOL.md, "Incarnations": a primary killed and restarted within `dead_after` comes back
+/// docs/PROTOCOL.md, "Incarnations": a primary killed and restarted within `dead_after` comes back
 /// with its pre-defined data under a new incarnation; the front-end fails the old one over at
 /// its first ping, and no acknowledged order is lost.
 #[test]

@@ -84,7 +84,7 @@ impl From<&str> for Address {
 ///
 /// The incarnation is fresh at every start, so a replica that restarts (and so lost its
 /// in-memory state) is a *new* member: the front-end never mistakes it for the old one
-/// (PROTOCOL.md, "Incarnations").
+/// (docs/PROTOCOL.md, "Incarnations").
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ReplicaId {
     /// The configured, stable name (`replica-1`).

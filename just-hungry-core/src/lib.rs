@@ -2,8 +2,8 @@
 //!
 //! Primary-backup (passive) replication as a sans-IO core, the deterministic simulator that
 //! tests it, and the tokio drivers that run it. It knows nothing of the service it replicates
-//! beyond the [`StateMachine`] trait: the Just Hungry order book, its online postcode
-//! validators and its history checker are in the `just-hungry` crate, built on this one. This
+//! beyond the [`StateMachine`] trait: the Just Hungry order book and its online postcode
+//! validators are in the `just-hungry` crate, built on this one. This
 //! crate makes no HTTP call and has no TLS (the TCP transport crate has).
 //!
 //! ## The map of the crate
@@ -14,9 +14,10 @@
 //! | [`state_machine`] | [`StateMachine`], the trait a replicated service implements, and [`CommandValidator`] |
 //! | [`sim`] | the deterministic simulator, generic over a [`sim::SimService`], and [`sim::KeyedLists`], the smallest one |
 //! | [`postcode`] | UK postcodes: the offline format check and the [`postcode::PostcodeValidator`] trait |
+//! | [`history`] | client histories: the list-append model, its JSON lines (with the initial state), [`history::check`] |
 //! | [`codec`] | the one module that encodes and decodes (bincode 2.0.1, bounded) |
 //! | [`transport`] | the [`transport::Transport`] trait the runtime is generic over |
-//! | [`runtime`] | tokio drivers: `spawn_registry`, `spawn_frontend`, `spawn_replica`, the async [`runtime::Client`], the file and memory view stores ([`runtime::view_store`]) |
+//! | [`runtime`] | tokio drivers: `spawn_registry`, `spawn_frontend`, `spawn_replica`, the async [`runtime::Client`], the file and memory view stores ([`runtime::view_store`]), the [`runtime::HistoryRecorder`] of live runs |
 //! | [`rng`] | [`rng::SeededRng`], the seeded generator of the simulator and of the in-memory transport's faults |
 //! | [`ids`] | views, members, op numbers, request ids, time |
 //!
@@ -31,6 +32,7 @@
 #![deny(missing_docs)]
 
 pub mod codec;
+pub mod history;
 pub mod ids;
 pub mod postcode;
 pub mod protocol;

@@ -183,7 +183,7 @@ impl<S: StateMachine> SnapshotReader<S> for GatheredSnapshot {
 /// deterministic form (the order book normalises the postcode here).
 ///
 /// Validation may be slow and non-deterministic (an HTTP call): it runs once, at the primary,
-/// and what is replicated is its result (PROTOCOL.md, "Normal operation"). The runtime runs it
+/// and what is replicated is its result (docs/PROTOCOL.md, "Normal operation"). The runtime runs it
 /// off the protocol's event loop, so a slow validation never stalls other requests.
 ///
 /// # To ensure correctness

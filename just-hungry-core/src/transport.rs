@@ -4,7 +4,7 @@
 //! each) between [`Address`]es. It never blocks the node: [`Transport::send`] queues and
 //! returns, and a delivery that fails (connection refused or reset, unknown peer) comes back
 //! later as [`TransportEvent::Unreachable`], which the runtime feeds to the protocol as
-//! evidence of failure (PROTOCOL.md, "Failure detection").
+//! evidence of failure (docs/PROTOCOL.md, "Failure detection").
 //!
 //! The trait uses native `async fn` in traits (Rust 1.75+), not `async-trait`: the runtime is
 //! generic over the transport, so no boxing is needed on the hot path. It is therefore not

@@ -1,5 +1,5 @@
 //! Bad input on the wire: each case is refused or closed without a panic, and the transport
-//! keeps serving normal peers afterwards (PROTOCOL.md, "What reaches the wire").
+//! keeps serving normal peers afterwards (docs/PROTOCOL.md, "What reaches the wire").
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! id (its request's) is what a write appends, and the postcodes are typed loosely, to
 //! exercise the normalisation at the primary.
 
+use std::collections::BTreeMap;
+
 use crate::orders::{
     OrderBook, OrderCommand, OrderError, OrderHistory, OrderQuery, validate_offline,
 };
@@ -124,6 +126,10 @@ impl SimService for OrderBook {
 
     fn ids(&self) -> Vec<RequestId> {
         self.order_ids().collect()
+    }
+
+    fn lists(&self) -> BTreeMap<String, Vec<RequestId>> {
+        self.ids_by_postcode()
     }
 
     fn contains(&self, id: RequestId) -> bool {

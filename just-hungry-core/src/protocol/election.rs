@@ -1,6 +1,6 @@
 //! The pluggable primary election policy.
 //!
-//! The view manager decides *who may* become primary (PROTOCOL.md, rule 3: live members of the
+//! The view manager decides *who may* become primary (docs/PROTOCOL.md, rule 3: live members of the
 //! last active view, never a newcomer); a [`PrimaryElection`] only ranks those candidates. A
 //! policy that returns someone who is not a candidate is ignored and the default is used.
 

@@ -177,7 +177,7 @@ pub enum ReplicaRole {
     Primary,
 }
 
-/// A replica's periodic heartbeat to the front-end (PROTOCOL.md, "Failure detection").
+/// A replica's periodic heartbeat to the front-end (docs/PROTOCOL.md, "Failure detection").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ping {
     /// Who pings.
@@ -321,7 +321,7 @@ pub enum Message<S: StateMachine> {
         /// Its highest contiguous applied op.
         op: OpNumber,
     },
-    /// The primary of `view` brings a backup to its state (PROTOCOL.md, "View change").
+    /// The primary of `view` brings a backup to its state (docs/PROTOCOL.md, "View change").
     StartView {
         /// The new view.
         view: View,

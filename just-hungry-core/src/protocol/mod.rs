@@ -79,7 +79,7 @@ pub const CATCH_UP_SLACK: u64 = 256;
 /// instead of a full snapshot.
 pub const MAX_RECENT_ENTRIES: usize = 16_384;
 
-/// How a primary batches and pipelines ops to its backups and learners (PROTOCOL.md, "Normal
+/// How a primary batches and pipelines ops to its backups and learners (docs/PROTOCOL.md, "Normal
 /// operation"): every pending op goes out in `Prepare`s of at most
 /// [`Pipeline::max_entries_per_prepare`] entries, and at most [`Pipeline::max_ops_in_flight`]
 /// ops beyond what a backup acknowledged are in flight to it. The default is

@@ -1,7 +1,7 @@
 //! A replica: the primary or a backup of a view, or a newcomer learning the state.
 //!
 //! Read top to bottom: configuration, the state a replica holds, then one handler per input.
-//! The rules cited are those of PROTOCOL.md.
+//! The rules cited are those of docs/PROTOCOL.md.
 //!
 //! - A **backup** applies `Prepare`d ops strictly in op order (buffering gaps, ignoring
 //!   duplicates) and acknowledges the highest contiguous op.

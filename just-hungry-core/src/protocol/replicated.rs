@@ -1,5 +1,5 @@
 //! The replicated state: the service's state plus the client table that makes writes
-//! exactly-once (PROTOCOL.md, "Exactly once").
+//! exactly-once (docs/PROTOCOL.md, "Exactly once").
 //!
 //! Both travel together in every snapshot and state transfer, so a retry is recognised on any
 //! replica that becomes primary.

@@ -1,5 +1,5 @@
 //! Snapshot streams: the primary's side ([`OutgoingSnapshot`]) and the receiver's
-//! ([`IncomingSnapshot`]) of a state transfer (PROTOCOL.md, "State transfer").
+//! ([`IncomingSnapshot`]) of a state transfer (docs/PROTOCOL.md, "State transfer").
 //!
 //! The primary encodes the snapshot as the stream goes, a chunk at a time, from a
 //! [`ReplicatedSnapshotWriter`] that keeps (before each op is applied) what the snapshot still

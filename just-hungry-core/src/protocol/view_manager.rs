@@ -3,7 +3,7 @@
 //! It learns replicas from their pings, declares one dead after `dead_after` without a ping
 //! (at once on a transport error or a new incarnation), creates views, and routes every client
 //! request to the primary of the active view, relaying the answer. The rules are those of
-//! PROTOCOL.md, "Views", numbered as there:
+//! docs/PROTOCOL.md, "Views", numbered as there:
 //!
 //! 1. requests go only to the primary of the active view;
 //! 2. view `v+1` is created only while `v` is active, except when the primary of a not yet
@@ -384,7 +384,7 @@ impl<S: StateMachine> ViewManager<S> {
         if let Some(old) = self.replicas.get(&ping.replica.name)
             && old.id != ping.replica
         {
-            // PROTOCOL.md, "Incarnations": a new incarnation proves the old one died.
+            // docs/PROTOCOL.md, "Incarnations": a new incarnation proves the old one died.
             let old_id = old.id.clone();
             tracing::info!(node = %self.config.name, old = %old_id, new = %ping.replica, "replica restarted: its old incarnation failed");
             self.retired.insert(old_id.clone());
@@ -517,7 +517,7 @@ impl<S: StateMachine> ViewManager<S> {
             })
     }
 
-    /// Applies the rules of PROTOCOL.md to what the front-end knows now.
+    /// Applies the rules of docs/PROTOCOL.md to what the front-end knows now.
     fn evaluate(&mut self, now: Time) {
         let Some(record) = self.record.clone() else {
             self.maybe_bootstrap(now);
@@ -1022,7 +1022,7 @@ impl<S: StateMachine> Node<S> for ViewManager<S> {
             return;
         }
         // A refused or reset connection to a replica is evidence that it died: fail it over
-        // at once rather than after `dead_after` (PROTOCOL.md, "Failure detection").
+        // at once rather than after `dead_after` (docs/PROTOCOL.md, "Failure detection").
         let mut failed = Vec::new();
         for k in self.replicas.values_mut() {
             if k.address == *to && !k.failed {

@@ -1,4 +1,4 @@
-//! What the front-end keeps of its view across restarts (PROTOCOL.md, rule 5): the record.
+//! What the front-end keeps of its view across restarts (docs/PROTOCOL.md, rule 5): the record.
 //! The stores that write it (a file, memory) are I/O and live in the runtime
 //! ([`crate::runtime::view_store`]); the protocol only asks for a record to be persisted
 //! ([`crate::protocol::Output::PersistView`]).

@@ -20,10 +20,12 @@
 
 mod client;
 mod clock;
+mod history_recorder;
 pub mod view_store;
 
 pub use client::Client;
 pub use clock::{Clock, random_u64};
+pub use history_recorder::HistoryRecorder;
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! Where the front-end keeps its [`ViewRecord`] across restarts (PROTOCOL.md, rule 5): the
+//! Where the front-end keeps its [`ViewRecord`] across restarts (docs/PROTOCOL.md, rule 5): the
 //! [`ViewStore`] trait the runtime persists through, a file store for the binaries and a memory
 //! store for tests and the in-process demo.
 

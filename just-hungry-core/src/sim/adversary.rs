@@ -8,7 +8,7 @@
 //! its victim is in, at the op the victim expects next; a `Ping` for a real replica with a new
 //! incarnation; a `StartView` of a newer view naming real backups; a registration of the
 //! front-end's name. What it cannot do is send under an identity it does not hold: that is
-//! the network's (the TLS handshake's) guarantee. Every invariant of PROTOCOL.md must hold
+//! the network's (the TLS handshake's) guarantee. Every invariant of docs/PROTOCOL.md must hold
 //! whatever it sends.
 //!
 //! It never pings the front-end as itself, so it never joins a view: a replica certificate

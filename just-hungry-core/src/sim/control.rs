@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
+use crate::history::{self, EventType, Function, Value};
 use crate::ids::{Address, RequestId, View};
 use crate::protocol::messages::Operation;
 use crate::sim::{
-    Action, Event, EventType, FRONTEND_ADDRESS, HeldMessage, HistoryEvent, InFlight, Invariant,
-    NodeRef, OpKind, ReplicaSlot, SIM_READ_PAGE_LIMIT, Sim, SimService, Target, Violation,
+    Action, Event, FRONTEND_ADDRESS, HeldMessage, InFlight, Invariant, NodeRef, ReplicaSlot,
+    SIM_READ_PAGE_LIMIT, Sim, SimService, Target, Violation,
 };
 
 impl<S: SimService> Sim<S> {
@@ -91,7 +92,7 @@ impl<S: SimService> Sim<S> {
         command: S::Command,
     ) -> Result<Option<RequestId>, Violation> {
         let key = S::write_key(&command);
-        self.client_start(client, OpKind::Append, key, Operation::Write(command))
+        self.client_start(client, Function::Append, key, Operation::Write(command))
     }
 
     /// Client `client` starts reading the list of `key` (as typed); `None` if it is busy.
@@ -102,7 +103,7 @@ impl<S: SimService> Sim<S> {
     ) -> Result<Option<RequestId>, Violation> {
         let query = S::read(key, 0, SIM_READ_PAGE_LIMIT);
         let key = S::canonical_key(key);
-        self.client_start(client, OpKind::Read, key, Operation::Read(query))
+        self.client_start(client, Function::Read, key, Operation::Read(query))
     }
 
     /// Starts the next page (from position `start`) of client `client`'s read `op`, whose
@@ -141,7 +142,7 @@ impl<S: SimService> Sim<S> {
     fn client_start(
         &mut self,
         client: usize,
-        op: OpKind,
+        op: Function,
         key: String,
         operation: Operation<S>,
     ) -> Result<Option<RequestId>, Violation> {
@@ -174,15 +175,11 @@ impl<S: SimService> Sim<S> {
             request: id,
             read: Vec::new(),
         });
-        self.history.push(HistoryEvent {
-            process: client,
-            kind: EventType::Invoke,
-            op,
-            key,
-            request: id,
-            read: None,
-            time: now,
-        });
+        let value = match op {
+            Function::Append => Value::Id(history::id_of(id)),
+            Function::Read => Value::Null,
+        };
+        self.record_history(client, EventType::Invoke, op, key, value);
         self.drain_client(client)?;
         Ok(Some(id))
     }

@@ -40,13 +40,15 @@
 //! # What is checked
 //!
 //! After every event, the state that event could have changed is checked against the
-//! invariants of PROTOCOL.md ([`Invariant`] lists them): the node that handled it, and every
+//! invariants of docs/PROTOCOL.md ([`Invariant`] lists them): the node that handled it, and every
 //! replica again when the last active view changes or a write is acknowledged. Every write or
 //! read answer a replica sends, every view the front-end stores or publishes and every client
 //! completion is checked as it happens. [`Sim::finish`] then stops every fault and checks
-//! liveness, the final reads and convergence. The first violation stops the run with a
-//! [`Violation`]; the client history ([`Sim::history`], [`Sim::history_json_lines`]) is kept
-//! in the format of `history-format.md` for a linearizability checker.
+//! liveness and convergence, reads every key once more and judges the whole client history
+//! with [`crate::history::check`] (invariant 6; a lost or doubled order is reported as
+//! invariant 1 or 2). The first violation stops the run with a [`Violation`]; the client
+//! history ([`Sim::history`], [`Sim::history_json_lines`]) is in the format of
+//! `docs/HISTORY-FORMAT.md`.
 //!
 //! ```
 //! use just_hungry_core::sim::{Action, KeyedLists, Sim, SimConfig};
@@ -70,7 +72,6 @@ mod adversary;
 mod config;
 mod control;
 mod finish;
-mod history;
 mod invariants;
 mod observe;
 mod service;
@@ -80,7 +81,6 @@ pub use action::{
 };
 pub use adversary::{ADVERSARY_ADDRESS, ADVERSARY_CLIENT, ADVERSARY_REPLICA, FORGERY_KINDS};
 pub use config::{NetworkConfig, SimConfig};
-pub use history::{EventType, HistoryEvent, OpKind, to_json_lines};
 pub use invariants::{Invariant, Violation};
 pub use observe::{FinalReport, FrontEndObservation, NetworkStats, ReplicaObservation};
 pub use service::{KeyedLists, ListKey, ListRead, SimKey, SimPage, SimService, UnknownKey};
@@ -90,6 +90,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::Duration;
 
 use crate::codec;
+use crate::history::{self, EventType, Function, History};
 use crate::ids::{Address, ClientId, Identity, NodeRole, ReplicaId, RequestId, Time};
 use crate::protocol::client::{ClientError, ClientSession, Completion};
 use crate::protocol::messages::{Message, Outcome};
@@ -203,7 +204,7 @@ struct ReplicaSlot<S: StateMachine> {
 struct InFlight {
     /// The operation's id in the history: its first request's.
     id: RequestId,
-    op: history::OpKind,
+    op: Function,
     key: String,
     invoked: Time,
     /// The request in flight now: `id`, or a later page of a paged read.
@@ -249,7 +250,9 @@ pub struct Sim<S: SimService> {
     duplicate_per_mille: u16,
     max_delay_ms: u64,
     stats: NetworkStats,
-    history: Vec<HistoryEvent>,
+    history: History,
+    /// The time of the history's last event, in nanoseconds (see [`Sim::history_time`]).
+    history_last_ns: u64,
     checker: Checker<S>,
     adversary_received: u64,
 }
@@ -281,8 +284,9 @@ impl<S: SimService> Sim<S> {
             duplicate_per_mille: config.network.duplicate_per_mille,
             max_delay_ms: config.network.max_delay_ms,
             stats: NetworkStats::default(),
-            history: Vec::new(),
-            checker: Checker::new(S::initial().ids()),
+            history: History::new(history::initial_ids(S::initial().lists())),
+            history_last_ns: 0,
+            checker: Checker::new(),
             adversary_received: 0,
             config,
         };
@@ -833,7 +837,7 @@ impl<S: SimService> Sim<S> {
             ));
         }
         let (kind, read) = match (op.op, &completion.result) {
-            (OpKind::Append, Ok(Outcome::Written(reply))) => match S::written(reply) {
+            (Function::Append, Ok(Outcome::Written(reply))) => match S::written(reply) {
                 Some(written) if written != op.id => {
                     return Err(self.violation(
                         Invariant::ExactlyOnce,
@@ -843,7 +847,7 @@ impl<S: SimService> Sim<S> {
                 Some(_) => (EventType::Ok, None),
                 None => (EventType::Fail, None),
             },
-            (OpKind::Read, Ok(Outcome::Read(answer))) => {
+            (Function::Read, Ok(Outcome::Read(answer))) => {
                 let Some(page) = S::page(answer) else {
                     return self.record(client, op, EventType::Fail, None);
                 };
@@ -878,7 +882,7 @@ impl<S: SimService> Sim<S> {
                 ));
             }
         };
-        tracing::debug!(target: "just_hungry_core::sim", t = self.now.0, client, id = %op.id, kind = kind.as_str(), result = ?completion.result, "client completion");
+        tracing::debug!(target: "just_hungry_core::sim", t = self.now.0, client, id = %op.id, kind = ?kind, result = ?completion.result, "client completion");
         self.record(client, op, kind, read)
     }
 
@@ -890,21 +894,49 @@ impl<S: SimService> Sim<S> {
         kind: EventType,
         read: Option<Vec<RequestId>>,
     ) -> Result<(), Violation> {
-        self.history.push(HistoryEvent {
-            process: client,
-            kind,
-            op: op.op,
-            key: op.key.clone(),
-            request: op.id,
-            read: read.clone(),
-            time: self.now,
-        });
+        let value = match (op.op, &read) {
+            (Function::Append, _) => history::Value::Id(history::id_of(op.id)),
+            (Function::Read, Some(ids)) => {
+                history::Value::List(ids.iter().copied().map(history::id_of).collect())
+            }
+            (Function::Read, None) => history::Value::Null,
+        };
+        self.record_history(client, kind, op.op, op.key.clone(), value);
         self.clients[client].last = Some((op.id, kind, read));
         match (op.op, kind) {
-            (OpKind::Append, EventType::Ok) => self.on_acknowledged(op.id, op.key),
-            (OpKind::Append, EventType::Fail) => self.on_refused(op.id),
+            (Function::Append, EventType::Ok) => self.on_acknowledged(op.id, op.key),
+            (Function::Append, EventType::Fail) => self.on_refused(op.id),
             _ => Ok(()),
         }
+    }
+
+    /// Adds an event of client `client` to the history, at [`Sim::history_time`].
+    fn record_history(
+        &mut self,
+        client: usize,
+        kind: EventType,
+        f: Function,
+        key: String,
+        value: history::Value,
+    ) {
+        let time = self.history_time();
+        self.history.push(history::Event {
+            process: client as u64,
+            kind,
+            f,
+            key,
+            value,
+            time,
+        });
+    }
+
+    /// The time of a new history event in nanoseconds: virtual milliseconds times 10^6, made
+    /// strictly increasing, so events at one virtual instant keep the order in which the
+    /// simulator handled them (which is their real-time order).
+    fn history_time(&mut self) -> u64 {
+        let ns = self.now.as_millis().saturating_mul(1_000_000);
+        self.history_last_ns = ns.max(self.history_last_ns.saturating_add(1));
+        self.history_last_ns
     }
 
     fn persist(&mut self, from: &Address, record: ViewRecord) -> Result<(), Violation> {

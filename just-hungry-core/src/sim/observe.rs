@@ -1,12 +1,13 @@
 //! What a test can observe of a simulated cluster: replicas, the front-end, the history and
 //! the network's counters.
 
+use crate::history::History;
 use crate::ids::{OpNumber, ReplicaId, RequestId, Time, View, ViewNumber};
 use crate::protocol::messages::ReplicaRole;
 use crate::protocol::replica::Replica;
 use crate::protocol::view_manager::ViewManager;
 use crate::protocol::view_store::ViewRecord;
-use crate::sim::{HistoryEvent, Sim, SimConfig, SimService, to_json_lines};
+use crate::sim::{Sim, SimConfig, SimService};
 
 /// A replica as a test observes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,14 +108,15 @@ impl<S: SimService> Sim<S> {
         self.stats
     }
 
-    /// The client history so far.
-    pub fn history(&self) -> &[HistoryEvent] {
+    /// The client history so far: the initial state of [`SimService::initial`], then every
+    /// client's invocations and completions.
+    pub fn history(&self) -> &History {
         &self.history
     }
 
-    /// The client history as JSON lines (`history-format.md`).
+    /// The client history as JSON lines (`docs/HISTORY-FORMAT.md`).
     pub fn history_json_lines(&self) -> String {
-        to_json_lines(&self.history)
+        self.history.to_json_lines()
     }
 
     /// The view record the front-end stored last (survives its crashes).

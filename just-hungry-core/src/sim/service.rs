@@ -86,6 +86,10 @@ pub trait SimService: StateMachine<Reply: PartialEq> + std::fmt::Debug + Sized {
     /// Every id in the state, in stored order, key by key; an id held twice appears twice.
     fn ids(&self) -> Vec<RequestId>;
 
+    /// Every key's list of ids, in stored order (keys that hold none may be left out): what
+    /// the history declares as the initial state, for [`SimService::initial`].
+    fn lists(&self) -> BTreeMap<String, Vec<RequestId>>;
+
     /// Whether the state holds `id`.
     fn contains(&self, id: RequestId) -> bool;
 
@@ -235,6 +239,10 @@ impl SimService for KeyedLists {
 
     fn ids(&self) -> Vec<RequestId> {
         self.lists.values().flatten().copied().collect()
+    }
+
+    fn lists(&self) -> BTreeMap<String, Vec<RequestId>> {
+        self.lists.clone()
     }
 
     fn contains(&self, id: RequestId) -> bool {

@@ -1,205 +1,23 @@
-//! A checker of client histories for the order book: lost and doubled orders, and
-//! linearizability of the per-postcode append-only list.
-//!
-//! A history is what concurrent clients did, one JSON object per line, in the format of
-//! `history-format.md`: `invoke` then `ok`, `fail` or `info` per operation; `append` places
-//! an order with a unique id chosen by the client, `read` returns a postcode's whole list.
-//!
-//! Because every appended id is unique and every read returns the whole list, the check runs
-//! in polynomial time (the list-append idea of Elle, Kingsbury and Alvaro, VLDB 2020): the
-//! longest read of a postcode gives the order of its appends, every other read must be a prefix
-//! of it, and a read of length `k` must fit between the `k`-th and `k+1`-th append. A
-//! linearization then exists if and only if no pair of operations is required in one order and
-//! happened, in real time, in the other: the required order is a chain of layers (append 1,
-//! the reads of length 1, append 2, ...), and within a layer reads can take their invocation
-//! order, so pairs are all there is to check. Linearizability is local (Herlihy and Wing), so
-//! postcodes are checked one at a time. No exponential search is needed; a history whose reads
-//! do not agree on one order is reported as such rather than searched.
+//! The checker of list-append histories (module docs of [`crate::history`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
-
-/// What an event is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EventType {
-    /// The client started the operation.
-    Invoke,
-    /// It happened; for a read, `value` is the result.
-    Ok,
-    /// It certainly did not happen.
-    Fail,
-    /// Unknown: it may or may not have happened.
-    Info,
-}
-
-/// Which operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Function {
-    /// Place an order.
-    Append,
-    /// Read a postcode's orders.
-    Read,
-}
-
-/// One line of a history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Event {
-    /// The client.
-    pub process: u64,
-    /// The event.
-    #[serde(rename = "type")]
-    pub kind: EventType,
-    /// The operation.
-    pub f: Function,
-    /// The postcode.
-    pub key: String,
-    /// The order id (append), the list of order ids (ok read), or null.
-    pub value: Value,
-    /// Nanoseconds on a clock shared by every process.
-    pub time: u64,
-}
-
-/// The `value` of an event.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Value {
-    /// An order id.
-    Id(String),
-    /// A read's result.
-    List(Vec<String>),
-    /// Nothing.
-    Null,
-}
-
-impl Event {
-    /// The event as one JSON line (no newline).
-    pub fn to_json_line(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-/// Records the events of concurrent clients on one monotonic clock (tokio's, so a paused
-/// clock gives virtual nanoseconds). Clones share the record.
-#[derive(Clone, Debug)]
-pub struct Recorder {
-    events: std::sync::Arc<std::sync::Mutex<Vec<Event>>>,
-    origin: tokio::time::Instant,
-    last: std::sync::Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Default for Recorder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Recorder {
-    /// An empty record whose clock starts now.
-    pub fn new() -> Self {
-        Recorder {
-            events: Default::default(),
-            origin: tokio::time::Instant::now(),
-            last: Default::default(),
-        }
-    }
-
-    /// Nanoseconds since the record began; strictly increasing from call to call, so events
-    /// that follow one another never share a time (a paused clock may not move between them).
-    pub fn now(&self) -> u64 {
-        use std::sync::atomic::Ordering;
-        let elapsed = self.origin.elapsed().as_nanos() as u64;
-        let previous = self
-            .last
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
-                Some(elapsed.max(last + 1))
-            })
-            .unwrap_or(0);
-        elapsed.max(previous + 1)
-    }
-
-    /// Adds an event (events of one process must be added in their order).
-    pub fn record(&self, event: Event) {
-        self.events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(event);
-    }
-
-    /// Every event, in time order (stable: equal times keep the order they were added in).
-    pub fn events(&self) -> Vec<Event> {
-        let mut events = self
-            .events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        events.sort_by_key(|e| e.time);
-        events
-    }
-
-    /// The record as JSON lines, in time order.
-    pub fn to_json_lines(&self) -> String {
-        self.events()
-            .iter()
-            .map(|e| e.to_json_line() + "\n")
-            .collect()
-    }
-
-    /// The record, numbered as if read from a file, ready for [`check`].
-    pub fn numbered(&self) -> Vec<(usize, Event)> {
-        self.events()
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| (i + 1, e))
-            .collect()
-    }
-}
-
-/// Why a history could not be checked.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum HistoryError {
-    /// A line is not an event of the format.
-    #[error("line {line}: {reason}")]
-    Malformed {
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-/// Parses JSON lines; blank lines are skipped.
-pub fn parse_history(text: &str) -> Result<Vec<(usize, Event)>, HistoryError> {
-    let mut events = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let event: Event = serde_json::from_str(line).map_err(|e| HistoryError::Malformed {
-            line: i + 1,
-            reason: e.to_string(),
-        })?;
-        events.push((i + 1, event));
-    }
-    Ok(events)
-}
+use super::{Event, EventType, Function, History, HistoryError, Value};
 
 /// One kind of anomaly.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Anomaly {
     /// An acknowledged order is missing from reads that began after it was acknowledged, the
     /// last read of its postcode included.
-    LostOrder {
+    Lost {
         /// The postcode.
         key: String,
         /// The order.
         id: String,
     },
     /// A read returned the same order twice.
-    DoubledOrder {
+    Doubled {
         /// The postcode.
         key: String,
         /// The order.
@@ -222,14 +40,14 @@ pub enum Anomaly {
         detail: String,
     },
     /// A read returned an order that was placed only after the read had finished.
-    ReadBeforePlaced {
+    ReadBeforeAppended {
         /// The postcode.
         key: String,
         /// The order.
         id: String,
     },
     /// A read returned an order that was never placed, or whose placement failed.
-    PhantomOrder {
+    Phantom {
         /// The postcode.
         key: String,
         /// The order.
@@ -240,24 +58,24 @@ pub enum Anomaly {
 impl fmt::Display for Anomaly {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Anomaly::LostOrder { key, id } => {
+            Anomaly::Lost { key, id } => {
                 write!(
                     f,
                     "lost order: {id} at {key} was acknowledged, then missing from every later read"
                 )
             }
-            Anomaly::DoubledOrder { key, id } => {
+            Anomaly::Doubled { key, id } => {
                 write!(f, "doubled order: {id} appears twice in a read of {key}")
             }
             Anomaly::StaleRead { key, detail } => write!(f, "stale read of {key}: {detail}"),
             Anomaly::OutOfOrder { key, detail } => write!(f, "out of order at {key}: {detail}"),
-            Anomaly::ReadBeforePlaced { key, id } => {
+            Anomaly::ReadBeforeAppended { key, id } => {
                 write!(
                     f,
                     "read before placed: a read of {key} returned {id} before it was placed"
                 )
             }
-            Anomaly::PhantomOrder { key, id } => write!(
+            Anomaly::Phantom { key, id } => write!(
                 f,
                 "phantom order: a read of {key} returned {id}, which was never placed or whose placement failed"
             ),
@@ -329,7 +147,7 @@ struct Operation {
 }
 
 /// Pairs invocations with completions, per process.
-fn operations(events: &[(usize, Event)]) -> Result<Vec<Operation>, HistoryError> {
+fn operations(events: &[(usize, &Event)]) -> Result<Vec<Operation>, HistoryError> {
     let mut open: HashMap<u64, (usize, Operation)> = HashMap::new();
     let mut done = Vec::new();
     for (line, e) in events {
@@ -403,22 +221,31 @@ fn operations(events: &[(usize, Event)]) -> Result<Vec<Operation>, HistoryError>
     Ok(done)
 }
 
-/// Checks a parsed history.
-pub fn check(events: &[(usize, Event)]) -> Result<Report, HistoryError> {
-    let ops = operations(events)?;
+/// Checks a history: lost, doubled and phantom ids, stale and out-of-order reads, against the
+/// list-append model (module docs). An error only for a history that breaks the format's rules
+/// (an invoke while another is open, an id appended twice, ...), with its line.
+pub fn check(history: &History) -> Result<Report, HistoryError> {
+    let events: Vec<(usize, &Event)> = history.numbered().collect();
+    let ops = operations(&events)?;
     let mut by_key: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
     let mut ids = BTreeSet::new();
-    for (line, e) in events {
+    for ids_of_key in history.initial().values() {
+        ids.extend(ids_of_key.iter().cloned());
+    }
+    for (line, e) in &events {
         if let (EventType::Invoke, Value::Id(id)) = (e.kind, &e.value)
             && !ids.insert(id.clone())
         {
             return Err(HistoryError::Malformed {
                 line: *line,
-                reason: format!("order id {id} is appended twice: ids must be unique"),
+                reason: format!(
+                    "id {id} is appended twice (or declared and appended): ids must be unique"
+                ),
             });
         }
     }
-    for op in &ops {
+    let initial = initial_operations(history);
+    for op in ops.iter().chain(&initial) {
         by_key.entry(op.key.as_str()).or_default().push(op);
     }
     let mut report = Report {
@@ -431,7 +258,8 @@ pub fn check(events: &[(usize, Event)]) -> Result<Report, HistoryError> {
         anomalies: Vec::new(),
     };
     for (key, ops) in by_key {
-        check_key(key, &ops, &mut report.anomalies);
+        let initial = history.initial().get(key).map_or(&[][..], Vec::as_slice);
+        check_key(key, &ops, initial, &mut report.anomalies);
     }
     report.anomalies.sort();
     report.anomalies.dedup();
@@ -440,10 +268,30 @@ pub fn check(events: &[(usize, Event)]) -> Result<Report, HistoryError> {
 
 /// Parses and checks a history in JSON lines.
 pub fn check_json_lines(text: &str) -> Result<Report, HistoryError> {
-    check(&parse_history(text)?)
+    check(&History::parse(text)?)
 }
 
-fn check_key(key: &str, ops: &[&Operation], anomalies: &mut Vec<Anomaly>) {
+/// The ids of the initial state as appends acknowledged at time 0, before any operation: every
+/// read must hold them, first and in their order, and none is a phantom.
+fn initial_operations(history: &History) -> Vec<Operation> {
+    let mut ops = Vec::new();
+    for (key, ids) in history.initial() {
+        for id in ids {
+            ops.push(Operation {
+                f: Function::Append,
+                key: key.clone(),
+                id: Some(id.clone()),
+                invoke: 0,
+                complete: Some(0),
+                status: Status::Ok,
+                read: Vec::new(),
+            });
+        }
+    }
+    ops
+}
+
+fn check_key(key: &str, ops: &[&Operation], initial: &[String], anomalies: &mut Vec<Anomaly>) {
     let appends: HashMap<&str, &Operation> = ops
         .iter()
         .filter(|o| o.f == Function::Append)
@@ -461,23 +309,36 @@ fn check_key(key: &str, ops: &[&Operation], anomalies: &mut Vec<Anomaly>) {
         let mut seen = BTreeSet::new();
         for id in &r.read {
             if !seen.insert(id.as_str()) {
-                anomalies.push(Anomaly::DoubledOrder {
+                anomalies.push(Anomaly::Doubled {
                     key: key.clone(),
                     id: id.clone(),
                 });
             }
             match appends.get(id.as_str()) {
-                None if is_seed(id) => {}
-                None => anomalies.push(Anomaly::PhantomOrder {
+                None => anomalies.push(Anomaly::Phantom {
                     key: key.clone(),
                     id: id.clone(),
                 }),
-                Some(a) if a.status == Status::Fail => anomalies.push(Anomaly::PhantomOrder {
+                Some(a) if a.status == Status::Fail => anomalies.push(Anomaly::Phantom {
                     key: key.clone(),
                     id: id.clone(),
                 }),
                 Some(_) => {}
             }
+        }
+    }
+
+    // Every read begins with the initial state, in its order.
+    for r in &reads {
+        let n = initial.len().min(r.read.len());
+        if r.read[..n] != initial[..n] {
+            anomalies.push(Anomaly::OutOfOrder {
+                key: key.clone(),
+                detail: format!(
+                    "a read does not begin with the initial state {initial:?}: {:?}",
+                    &r.read[..n]
+                ),
+            });
         }
     }
 
@@ -557,7 +418,7 @@ fn check_key(key: &str, ops: &[&Operation], anomalies: &mut Vec<Anomaly>) {
             if let Some(a) = appends.get(id.as_str())
                 && a.invoke > end
             {
-                anomalies.push(Anomaly::ReadBeforePlaced {
+                anomalies.push(Anomaly::ReadBeforeAppended {
                     key: key.clone(),
                     id: id.clone(),
                 });
@@ -609,7 +470,7 @@ fn check_key(key: &str, ops: &[&Operation], anomalies: &mut Vec<Anomaly>) {
             continue;
         }
         if a.complete.is_some_and(|c| c < last_read_start) {
-            anomalies.push(Anomaly::LostOrder {
+            anomalies.push(Anomaly::Lost {
                 key: key.clone(),
                 id: id.to_string(),
             });
@@ -617,16 +478,11 @@ fn check_key(key: &str, ops: &[&Operation], anomalies: &mut Vec<Anomaly>) {
     }
 }
 
-/// Orders of the pre-defined history (client 0) exist before any client acts.
-fn is_seed(id: &str) -> bool {
-    id.starts_with("c0-")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use just_hungry_core::rng::SeededRng as Rng;
+    use crate::rng::SeededRng as Rng;
 
     /// A correct history: each operation takes effect at a random instant inside its interval,
     /// on a model of per-key lists; some appends end in `info`, some reads fail.
@@ -732,7 +588,11 @@ mod tests {
     }
 
     fn lines(events: &[Event]) -> String {
-        events.iter().map(|e| e.to_json_line() + "\n").collect()
+        let mut history = History::default();
+        for e in events {
+            history.push(e.clone());
+        }
+        history.to_json_lines()
     }
 
     fn verdict(events: &[Event]) -> Report {
@@ -796,7 +656,7 @@ mod tests {
     fn a_lost_order_is_caught_and_named() {
         caught(
             "lost",
-            |a| matches!(a, Anomaly::LostOrder { .. }),
+            |a| matches!(a, Anomaly::Lost { .. }),
             |h| {
                 // Remove an acknowledged order from every read.
                 let Some(id) = h
@@ -821,7 +681,7 @@ mod tests {
     fn a_doubled_order_is_caught_and_named() {
         caught(
             "doubled",
-            |a| matches!(a, Anomaly::DoubledOrder { .. }),
+            |a| matches!(a, Anomaly::Doubled { .. }),
             |h| {
                 let i = last_read(h, "SW1A 1AA");
                 let Value::List(list) = &mut h[i].value else {
@@ -920,7 +780,7 @@ mod tests {
     fn a_read_of_an_order_before_it_was_placed_is_caught_and_named() {
         caught(
             "read before placed",
-            |a| matches!(a, Anomaly::ReadBeforePlaced { .. }),
+            |a| matches!(a, Anomaly::ReadBeforeAppended { .. }),
             |h| {
                 // The first read of SW1A 1AA returns the postcode's last order, placed later.
                 let last = last_read(h, "SW1A 1AA");
@@ -962,6 +822,114 @@ mod tests {
         assert!(matches!(
             check_json_lines(orphan),
             Err(HistoryError::Malformed { line: 1, .. })
+        ));
+    }
+
+    /// A history of one append and a final read of `read`, over the initial state `initial`.
+    fn over_initial(initial: &[&str], read: &[&str]) -> History {
+        let key = "SW1A 1AA";
+        let mut state = BTreeMap::new();
+        state.insert(
+            key.to_owned(),
+            initial.iter().map(|s| s.to_string()).collect(),
+        );
+        let mut history = History::new(state);
+        history.push(ev(
+            1,
+            EventType::Invoke,
+            Function::Append,
+            key,
+            Value::Id("c1-1".into()),
+            10,
+        ));
+        history.push(ev(
+            1,
+            EventType::Ok,
+            Function::Append,
+            key,
+            Value::Id("c1-1".into()),
+            20,
+        ));
+        history.push(ev(
+            2,
+            EventType::Invoke,
+            Function::Read,
+            key,
+            Value::Null,
+            30,
+        ));
+        let list = read.iter().map(|s| s.to_string()).collect();
+        history.push(ev(
+            2,
+            EventType::Ok,
+            Function::Read,
+            key,
+            Value::List(list),
+            40,
+        ));
+        history
+    }
+
+    #[test]
+    fn the_declared_initial_state_is_read_first_and_is_no_phantom() {
+        let history = over_initial(&["c0-1", "c0-2"], &["c0-1", "c0-2", "c1-1"]);
+        let report = check(&history).unwrap();
+        assert!(report.is_valid(), "{report}");
+        // Written out and read back, the init line comes first and means the same.
+        let text = history.to_json_lines();
+        assert!(text.starts_with(r#"{"type":"init","key":"SW1A 1AA","value":["c0-1","c0-2"]}"#));
+        assert_eq!(
+            History::parse(&text).unwrap(),
+            History {
+                lines: (2..=5).collect(),
+                ..history
+            }
+        );
+    }
+
+    #[test]
+    fn an_undeclared_id_is_a_phantom_whatever_it_looks_like() {
+        let report = check(&over_initial(&["c0-1"], &["c0-1", "c0-2", "c1-1"])).unwrap();
+        assert!(
+            report.anomalies.contains(&Anomaly::Phantom {
+                key: "SW1A 1AA".into(),
+                id: "c0-2".into()
+            }),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn a_read_that_loses_or_reorders_the_initial_state_is_caught() {
+        let lost = check(&over_initial(&["c0-1", "c0-2"], &["c0-1", "c1-1"])).unwrap();
+        assert!(
+            lost.anomalies
+                .iter()
+                .any(|a| matches!(a, Anomaly::Lost { id, .. } if id == "c0-2")),
+            "{lost}"
+        );
+        let reordered = check(&over_initial(&["c0-1", "c0-2"], &["c0-2", "c0-1", "c1-1"])).unwrap();
+        assert!(
+            reordered
+                .anomalies
+                .iter()
+                .any(|a| matches!(a, Anomaly::OutOfOrder { .. })),
+            "{reordered}"
+        );
+    }
+
+    #[test]
+    fn init_lines_after_an_event_or_twice_for_a_key_are_refused() {
+        let init = r#"{"type":"init","key":"M1 1AE","value":["c0-1"]}"#;
+        let event =
+            r#"{"process":0,"type":"invoke","f":"read","key":"M1 1AE","value":null,"time":1}"#;
+        assert!(matches!(
+            History::parse(&format!("{event}\n{init}\n")),
+            Err(HistoryError::Malformed { line: 2, .. })
+        ));
+        assert!(matches!(
+            History::parse(&format!("{init}\n{init}\n")),
+            Err(HistoryError::Malformed { line: 2, .. })
         ));
     }
 }
