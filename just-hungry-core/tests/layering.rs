@@ -1,6 +1,7 @@
 //! The import rules of `docs/ARCHITECTURE.md`, checked on the sources: which module of the core
-//! may use which, and that the sans-IO modules (`protocol`, `sim`, `history`) use no tokio, no socket and
-//! no clock. Doc comments and `#[cfg(test)]` modules are not code and are left out.
+//! may use which, and that the sans-IO modules (`protocol`, `sim`, `history`) use no tokio, no
+//! socket and no clock. Doc comments and `#[cfg(test)]` modules (inline, or a `tests.rs` of
+//! their own) are not code and are left out.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -58,11 +59,23 @@ fn sources(path: &Path) -> Vec<PathBuf> {
         let path = entry.expect("a directory entry").path();
         if path.is_dir() {
             files.extend(sources(&path));
-        } else if path.extension().is_some_and(|e| e == "rs") {
+        } else if path.extension().is_some_and(|e| e == "rs") && !is_test_module(&path) {
             files.push(path);
         }
     }
     files
+}
+
+/// Whether `path` is a `tests.rs` declared by its parent file as `#[cfg(test)] mod tests;`
+/// (a test module in a file of its own, as the `#[cfg(test)]` tails left out of [`code`]).
+fn is_test_module(path: &Path) -> bool {
+    let Some(dir) = path.parent().filter(|_| path.ends_with("tests.rs")) else {
+        return false;
+    };
+    let parent = dir.with_extension("rs");
+    fs::read_to_string(&parent)
+        .or_else(|_| fs::read_to_string(dir.join("mod.rs")))
+        .is_ok_and(|text| text.contains("#[cfg(test)]\nmod tests;"))
 }
 
 /// The code of a file: without its `#[cfg(test)]` tail and its comment lines.

@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,7 +19,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
-use crate::listener::Slot;
 use crate::queue::FrameReceiver;
 use crate::tls;
 use crate::transport::Shared;
@@ -515,4 +515,26 @@ async fn refuse(reader: Reader, mut writer: Writer, peer: SocketAddr, reason: St
         Ok::<(), std::io::Error>(())
     };
     let _ = tokio::time::timeout(REJECT_LINGER, linger).await;
+}
+
+/// One place among the inbound connections, freed when dropped (however the connection task
+/// ends: normally, by shutdown or by a panic).
+pub(crate) struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// Takes a place if fewer than `limit` are taken.
+    pub(crate) fn take(count: &Arc<AtomicUsize>, limit: usize) -> Option<Slot> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < limit).then_some(open + 1)
+            })
+            .ok()
+            .map(|_| Slot(count.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }

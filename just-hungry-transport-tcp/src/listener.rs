@@ -1,39 +1,16 @@
 //! The accept loop: bounded inbound connections, and shutdown raced against `accept`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::connection;
+use crate::connection::{self, Slot};
 use crate::transport::Shared;
 
 /// How long the accept loop pauses after `accept` fails (out of file descriptors, typically),
 /// rather than spinning on the error.
 pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
-
-/// One place among the inbound connections, freed when dropped (however the connection task
-/// ends: normally, by shutdown or by a panic).
-pub(crate) struct Slot(Arc<AtomicUsize>);
-
-impl Slot {
-    /// Takes a place if fewer than `limit` are taken.
-    fn take(count: &Arc<AtomicUsize>, limit: usize) -> Option<Slot> {
-        count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
-                (open < limit).then_some(open + 1)
-            })
-            .ok()
-            .map(|_| Slot(count.clone()))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// Accepts connections until the transport shuts down. A connection beyond
 /// `max_inbound_connections` is accepted and closed at once: leaving it in the kernel's backlog

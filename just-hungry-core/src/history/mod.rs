@@ -24,6 +24,7 @@
 //! appends acknowledged before anything else, so every read must begin with them.
 
 mod check;
+mod report;
 
 use std::collections::BTreeMap;
 
@@ -31,7 +32,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::RequestId;
 
-pub use check::{Anomaly, Report, check, check_json_lines};
+pub use check::{check, check_json_lines};
+pub use report::{Anomaly, Report};
 
 /// What an event is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,7 +24,9 @@
 //! 4. At [`LoadOptions::duration`], clients place no new order; each one's last order runs to
 //!    its end (at most the client deadline). The load phase ends when every client has stopped.
 //! 5. Waits for convergence (every member of the active view running with equal digests), reads
-//!    every postcode's history from the primary through a fresh client, and counts ids.
+//!    every postcode's history from the primary through a fresh client, and checks the run's
+//!    history (every order with its times and outcome, then those reads) with the one checker
+//!    ([`just_hungry_core::history::check`]).
 //!
 //! # The figures
 //!
@@ -46,23 +48,24 @@
 //!   Replies already on their way when the primary dies (orders it committed just before)
 //!   complete after `t`: on the in-memory network the time to first ack is then often 0 ms,
 //!   and the longest gap is the figure that shows the failover.
-//! - **Check**: an acknowledged order missing from the histories is *lost*; an id held more
-//!   than once is *doubled*; an order whose outcome the client could not know (timeout,
-//!   unavailable, ...) that is held anyway has *landed* (allowed: its request was applied
-//!   before the answer was lost); a *refused* order that is held, or an id of a load client
-//!   that it never used, is a *phantom*. [`LoadReport::passed`] requires no lost, doubled or
-//!   phantom order, a complete check, convergence, and an acknowledgement after each kill.
+//! - **Check**: the checker's anomalies, by kind: an acknowledged order missing from the final
+//!   reads is *lost*; an id held more than once is *doubled*; a held order that was refused,
+//!   or never placed by anyone (nor in the pre-defined book), is a *phantom*; any other anomaly
+//!   (an order stored against the real-time order of placements, say) is counted as not
+//!   linearizable. An order whose outcome the client could not know (timeout, unavailable,
+//!   ...) that is held anyway has *landed* (allowed: its request was applied before the answer
+//!   was lost). [`LoadReport::passed`] requires no anomaly, a complete check, convergence, and
+//!   an answer after each kill.
 //!
 //! # Limits
 //!
 //! Everything shares this process and its cores: the clients compete with the nodes they
-//! measure. Every acknowledged order's id and completion time is kept until the end (16 bytes
-//! each) for the check; the order book refuses orders past its limit
+//! measure. Every order's id, postcode, times and outcome are kept until the end (some 56
+//! bytes each, and the history the check builds from them) for the check; the order book refuses orders past its limit
 //! ([`crate::orders::DEFAULT_MAX_ORDER_BOOK_BYTES`], 4 GiB, some 75 million orders),
 //! so a run that long ends in `refused (order book full)` errors.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -70,6 +73,7 @@ use std::time::Duration;
 use crate::orders::{OrderBook, OrderError, OrderId, OrderValidator};
 use crate::{OrderClient, OrderClientError};
 use hdrhistogram::Histogram;
+use just_hungry_core::history::EventType;
 use just_hungry_core::ids::ClientId;
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::client::{ClientConfig, ClientError};
@@ -80,6 +84,13 @@ use tokio::time::Instant;
 use crate::local::{LocalCluster, Network, TcpNetwork, WaitTimeout};
 use crate::nemesis::POSTCODES;
 
+mod check;
+mod report;
+
+use check::nanos_between;
+pub use report::{Check, Kill, Latency, LoadReport, RunSettings};
+use report::{measure_failover, micros_of, millis, new_histogram, summarise};
+
 /// The items of the orders, in turn (short: the load is on replication, not on bytes).
 const DISHES: [&str; 4] = ["pizza", "curry", "noodles", "fish and chips"];
 
@@ -88,13 +99,6 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 
 /// How long the cluster may take to form, and to converge after the load.
 const FORM_WAIT: Duration = Duration::from_secs(30);
-
-/// The window around a kill in which the longest gap between acknowledgements is sought.
-const GAP_BEFORE: Duration = Duration::from_secs(1);
-const GAP_AFTER: Duration = Duration::from_secs(5);
-
-/// The largest latency the histogram holds exactly (larger ones are recorded as this).
-const MAX_LATENCY_MICROS: u64 = 3_600_000_000;
 
 /// Which network the cluster runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -202,139 +206,6 @@ pub enum LoadError {
     NoCluster(#[from] WaitTimeout),
 }
 
-/// The options a report was made with, as figures.
-#[derive(Clone, Debug, Serialize)]
-pub struct RunSettings {
-    /// The network.
-    pub transport: TransportKind,
-    /// The runtime it ran on (`None`: another flavour).
-    pub runtime: Option<RuntimeFlavor>,
-    /// Replicas.
-    pub replicas: usize,
-    /// Clients.
-    pub clients: usize,
-    /// Load duration, seconds.
-    pub duration_s: f64,
-    /// Kill interval, seconds.
-    pub kill_primary_every_s: Option<f64>,
-    /// The host's 1, 5 and 15 minute load averages when the run started (Linux only).
-    pub load_average_at_start: Option<[f64; 3]>,
-    /// The same when it ended.
-    pub load_average_at_end: Option<[f64; 3]>,
-}
-
-/// Latency of acknowledged orders, milliseconds.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Latency {
-    /// Acknowledged orders measured.
-    pub count: u64,
-    /// Mean.
-    pub mean_ms: f64,
-    /// Median.
-    pub p50_ms: f64,
-    /// 99th percentile.
-    pub p99_ms: f64,
-    /// 99.9th percentile.
-    pub p999_ms: f64,
-    /// Largest.
-    pub max_ms: f64,
-}
-
-/// One kill of the primary and what followed.
-#[derive(Clone, Debug, Serialize)]
-pub struct Kill {
-    /// When, from the start of the load, seconds.
-    pub at_s: f64,
-    /// How long it waited past its schedule for an active view with a backup, ms.
-    pub waited_ms: f64,
-    /// The primary killed.
-    pub victim: String,
-    /// The number of the view it was primary of.
-    pub view: u64,
-    /// How many members that view had.
-    pub view_members: usize,
-    /// The replica started in its place.
-    pub replacement: String,
-    /// From the kill to the first acknowledgement completing after it, ms (`None`: none did).
-    /// Once the book is full ([`LoadReport::book_full_from_s`]), refusals as full count too.
-    pub time_to_first_ack_ms: Option<f64>,
-    /// The longest interval between consecutive acknowledgements spanning the kill, or starting
-    /// in `[kill - 1 s, kill + 5 s)` after the previous kill and ending by the next, ms.
-    pub longest_gap_ms: Option<f64>,
-    /// Where that interval began, relative to the kill, ms (negative: before it).
-    pub longest_gap_from_ms: Option<f64>,
-}
-
-/// The count of every order the clients placed, against the cluster's histories.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Check {
-    /// Whether every postcode's history was read (otherwise `lost` means nothing).
-    pub complete: bool,
-    /// Whether the active view's members converged (equal digests) after the load.
-    pub converged: bool,
-    /// Orders acknowledged to clients.
-    pub acknowledged: u64,
-    /// Acknowledged orders missing from the histories (must be 0).
-    pub lost: u64,
-    /// Ids held more than once (must be 0).
-    pub doubled: u64,
-    /// Orders whose outcome the client could not know.
-    pub unknown_outcome: u64,
-    /// Of those, how many are held.
-    pub unknown_landed: u64,
-    /// Refused orders held, and ids of load clients they never used, that are held (must be 0).
-    pub phantom: u64,
-    /// Up to 10 ids of each kind of violation, for a start.
-    pub examples: Vec<String>,
-}
-
-/// Everything a run measured and found; serialisable as one JSON object.
-#[derive(Clone, Debug, Serialize)]
-pub struct LoadReport {
-    /// What was run where.
-    pub settings: RunSettings,
-    /// The load phase: from the first order until every client stopped, seconds.
-    pub elapsed_s: f64,
-    /// Orders the clients started.
-    pub attempted: u64,
-    /// Orders acknowledged.
-    pub acknowledged: u64,
-    /// Acknowledged orders per second of the load phase.
-    pub throughput: f64,
-    /// Latency of acknowledged orders.
-    pub latency: Latency,
-    /// Orders that ended otherwise, by kind.
-    pub errors: BTreeMap<String, u64>,
-    /// Views the front-end created during the load phase: each kill makes two (the failover,
-    /// then the replacement's join); any other is a backup removed for not acknowledging in
-    /// time (`Timing::backup_timeout`) and its return, each with a state transfer.
-    pub view_changes: u64,
-    /// When the first order was refused because the order book is full, seconds from the
-    /// start (`None`: never). From then on the kills' figures count those refusals as
-    /// answers, with the acknowledgements: both are the primary's decisions.
-    pub book_full_from_s: Option<f64>,
-    /// The kills, in order.
-    pub kills: Vec<Kill>,
-    /// The final check.
-    pub check: Check,
-    /// Everything else that went wrong (empty when fine).
-    pub problems: Vec<String>,
-}
-
-impl LoadReport {
-    /// Whether the run found nothing wrong: no lost, doubled or phantom order, a complete
-    /// check of converged replicas, an answer after every kill (an acknowledgement, or a
-    /// refusal because the book is full), no other problem.
-    pub fn passed(&self) -> bool {
-        self.check.complete
-            && self.check.converged
-            && self.check.lost == 0
-            && self.check.doubled == 0
-            && self.check.phantom == 0
-            && self.problems.is_empty()
-    }
-}
-
 /// Runs the load described by `options` in the current tokio runtime, and reports.
 pub async fn run(options: LoadOptions) -> Result<LoadReport, LoadError> {
     validate(&options)?;
@@ -376,13 +247,24 @@ struct Counters {
     kills: AtomicU64,
 }
 
+/// One order a client placed, for the final check.
+struct Placed {
+    id: OrderId,
+    postcode: &'static str,
+    /// Nanoseconds from the start of the load.
+    invoked: u64,
+    completed: u64,
+    /// `Ok` (acknowledged), `Fail` (refused) or `Info` (the client cannot know).
+    outcome: EventType,
+}
+
 /// What one client did.
 struct ClientOutcome {
     latencies: Histogram<u64>,
-    /// `(order id, completion time in µs from the start)` of each acknowledged order.
-    acknowledged: Vec<(OrderId, u64)>,
-    unknown: Vec<OrderId>,
-    refused: Vec<OrderId>,
+    /// Every order that got an id, in the order placed.
+    orders: Vec<Placed>,
+    /// Completion times (µs from the start) of acknowledged orders.
+    ack_times: Vec<u64>,
     /// Completion times (µs from the start) of orders refused because the book is full.
     refused_full: Vec<u64>,
     errors: BTreeMap<String, u64>,
@@ -472,7 +354,7 @@ async fn run_on<N: Network>(
         for (kind, n) in &outcome.errors {
             *errors.entry(kind.clone()).or_insert(0) += n;
         }
-        ack_times.extend(outcome.acknowledged.iter().map(|&(_, t)| t));
+        ack_times.extend(outcome.ack_times.iter().copied());
         full_times.extend(outcome.refused_full.iter().copied());
         problems.extend(outcome.problems.iter().cloned());
     }
@@ -495,7 +377,7 @@ async fn run_on<N: Network>(
         }
     }
 
-    let check = check_histories(&mut cluster, &options, &outcomes, &mut problems).await;
+    let check = check::check_run(&mut cluster, &options, start, &outcomes, &mut problems).await;
     // The front-end first: stopping the replicas under it would make it warn that no member
     // of its view is alive.
     cluster.crash_frontend().await;
@@ -606,9 +488,8 @@ async fn drive_client(
 ) -> ClientOutcome {
     let mut outcome = ClientOutcome {
         latencies: new_histogram(),
-        acknowledged: Vec::new(),
-        unknown: Vec::new(),
-        refused: Vec::new(),
+        orders: Vec::new(),
+        ack_times: Vec::new(),
         refused_full: Vec::new(),
         errors: BTreeMap::new(),
         problems: Vec::new(),
@@ -622,6 +503,19 @@ async fn drive_client(
         let invoked = Instant::now();
         let (id, result) = client.place_order_with_id(postcode, items).await;
         let completed = Instant::now();
+        if let Some(id) = id {
+            outcome.orders.push(Placed {
+                id,
+                postcode,
+                invoked: nanos_between(start, invoked),
+                completed: nanos_between(start, completed),
+                outcome: match &result {
+                    Ok(_) => EventType::Ok,
+                    Err(OrderClientError::Refused(_)) => EventType::Fail,
+                    Err(OrderClientError::Client(_)) => EventType::Info,
+                },
+            });
+        }
         match result {
             Ok(placed) => {
                 if id.is_some_and(|id| id != placed) {
@@ -631,8 +525,9 @@ async fn drive_client(
                 }
                 let micros = (completed - invoked).as_micros() as u64;
                 outcome.latencies.saturating_record(micros.max(1));
-                let at = (completed - start).as_micros() as u64;
-                outcome.acknowledged.push((placed, at));
+                outcome
+                    .ack_times
+                    .push((completed - start).as_micros() as u64);
                 counters.acknowledged.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => {
@@ -646,11 +541,6 @@ async fn drive_client(
                     outcome
                         .refused_full
                         .push((completed - start).as_micros() as u64);
-                }
-                match (e, id) {
-                    (OrderClientError::Refused(_), Some(id)) => outcome.refused.push(id),
-                    (OrderClientError::Client(_), Some(id)) => outcome.unknown.push(id),
-                    (_, None) => {}
                 }
                 if closed {
                     outcome.problems.push(format!("client {index} shut down"));
@@ -698,157 +588,6 @@ async fn show_progress(counters: Arc<Counters>, start: Instant) {
     }
 }
 
-/// Fills in a kill's failover figures from the sorted completion times of every
-/// acknowledgement (µs from the start); `previous` and `next` are the times of the kills
-/// around it, which bound its window so that no gap is counted for two kills.
-fn measure_failover(kill: &mut Kill, ack_times: &[u64], previous: Option<u64>, next: Option<u64>) {
-    let t = micros_of(kill.at_s);
-    let after = ack_times.partition_point(|&a| a <= t);
-    let Some(&first_after) = ack_times.get(after) else {
-        // No acknowledgement after the kill: no time to first ack, and the gap has no end.
-        return;
-    };
-    kill.time_to_first_ack_ms = Some((first_after - t) as f64 / 1000.0);
-    // The interval spanning the kill (from the last ack before it, or from the start), and
-    // every interval starting in the window and ending by the next kill (an interval spanning
-    // the next kill is that kill's).
-    let spanning = (
-        after.checked_sub(1).map_or(0, |i| ack_times[i]),
-        first_after,
-    );
-    let low = t
-        .saturating_sub(GAP_BEFORE.as_micros() as u64)
-        .max(previous.unwrap_or(0));
-    let high = t + GAP_AFTER.as_micros() as u64;
-    let next = next.unwrap_or(u64::MAX);
-    let first = ack_times.partition_point(|&a| a < low);
-    let mut longest = spanning;
-    for pair in ack_times[first..].windows(2) {
-        let (a, b) = (pair[0], pair[1]);
-        if a >= high || b > next {
-            break;
-        }
-        if b - a > longest.1 - longest.0 {
-            longest = (a, b);
-        }
-    }
-    kill.longest_gap_ms = Some((longest.1 - longest.0) as f64 / 1000.0);
-    kill.longest_gap_from_ms = Some((longest.0 as f64 - t as f64) / 1000.0);
-}
-
-fn micros_of(seconds: f64) -> u64 {
-    (seconds * 1e6).round() as u64
-}
-
-/// Reads every postcode's history after convergence and counts the clients' ids in it.
-async fn check_histories<N: Network>(
-    cluster: &mut LocalCluster<OrderBook, N>,
-    options: &LoadOptions,
-    outcomes: &[ClientOutcome],
-    problems: &mut Vec<String>,
-) -> Check {
-    let mut check = Check::default();
-    match cluster.wait_for_convergence(FORM_WAIT).await {
-        Ok(_) => check.converged = true,
-        Err(e) => problems.push(format!("no convergence after the load: {e}")),
-    }
-    // A client of its own, with an id after the load clients'. One postcode per read: the
-    // largest answer is one postcode's history, well below the transports' frame limits.
-    let mut held: HashMap<OrderId, u32> = HashMap::new();
-    check.complete = true;
-    let id = ClientId(options.clients as u64 + 1);
-    let reader = match cluster.order_client_with_id(options.client, id).await {
-        Ok(reader) => Some(reader),
-        Err(e) => {
-            problems.push(format!("no client to read the histories with: {e}"));
-            check.complete = false;
-            None
-        }
-    };
-    if let Some(reader) = reader {
-        for postcode in POSTCODES {
-            match reader.order_history(postcode).await {
-                Ok((_, orders)) => {
-                    for order in orders {
-                        *held.entry(order.id).or_insert(0) += 1;
-                    }
-                }
-                Err(e) => {
-                    problems.push(format!("the history of {postcode} could not be read: {e}"));
-                    check.complete = false;
-                }
-            }
-        }
-    }
-
-    let mut examples = Vec::new();
-    let mut note = |what: &str, id: &OrderId, count: &mut u64| {
-        *count += 1;
-        if *count <= 10 {
-            examples.push(format!("{what} {id}"));
-        }
-    };
-    let mut used: HashSet<OrderId> = HashSet::new();
-    for outcome in outcomes {
-        for (id, _) in &outcome.acknowledged {
-            check.acknowledged += 1;
-            used.insert(*id);
-            if !held.contains_key(id) {
-                note("lost", id, &mut check.lost);
-            }
-        }
-        for id in &outcome.unknown {
-            check.unknown_outcome += 1;
-            used.insert(*id);
-            if held.contains_key(id) {
-                check.unknown_landed += 1;
-            }
-        }
-        for id in &outcome.refused {
-            used.insert(*id);
-            if held.contains_key(id) {
-                note("refused but held", id, &mut check.phantom);
-            }
-        }
-    }
-    let load_clients = 1..=options.clients as u64;
-    let mut held: Vec<(&OrderId, &u32)> = held.iter().collect();
-    held.sort_unstable();
-    for (id, &count) in held {
-        if count > 1 {
-            note("doubled", id, &mut check.doubled);
-        }
-        if load_clients.contains(&id.client.0) && !used.contains(id) {
-            note("never placed but held", id, &mut check.phantom);
-        }
-    }
-    check.examples = examples;
-    check
-}
-
-fn new_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, MAX_LATENCY_MICROS, 3).expect("valid histogram bounds")
-}
-
-fn summarise(histogram: &Histogram<u64>) -> Latency {
-    if histogram.is_empty() {
-        return Latency::default();
-    }
-    let ms = |micros: u64| micros as f64 / 1000.0;
-    Latency {
-        count: histogram.len(),
-        mean_ms: histogram.mean() / 1000.0,
-        p50_ms: ms(histogram.value_at_quantile(0.5)),
-        p99_ms: ms(histogram.value_at_quantile(0.99)),
-        p999_ms: ms(histogram.value_at_quantile(0.999)),
-        max_ms: ms(histogram.max()),
-    }
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
-}
-
 /// The host's load averages, from `/proc/loadavg` (Linux); `None` elsewhere.
 fn load_average() -> Option<[f64; 3]> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
@@ -856,181 +595,9 @@ fn load_average() -> Option<[f64; 3]> {
     Some([fields.next()??, fields.next()??, fields.next()??])
 }
 
-impl fmt::Display for LoadReport {
-    /// The text table of the example.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = &self.settings;
-        let runtime = match s.runtime {
-            Some(RuntimeFlavor::CurrentThread) => "current-thread",
-            Some(RuntimeFlavor::MultiThread) => "multi-thread",
-            None => "other",
-        };
-        let transport = match s.transport {
-            TransportKind::Mem => "mem",
-            TransportKind::Tcp => "tcp",
-        };
-        write!(
-            f,
-            "loadgen: {transport}, {} replicas, {} clients, {} s, {runtime} runtime",
-            s.replicas, s.clients, s.duration_s
-        )?;
-        match s.kill_primary_every_s {
-            Some(every) => writeln!(f, ", primary killed every {every} s")?,
-            None => writeln!(f)?,
-        }
-        let load = |l: Option<[f64; 3]>| {
-            l.map(|[a, b, c]| format!("{a:.2} {b:.2} {c:.2}"))
-                .unwrap_or_else(|| "unknown".into())
-        };
-        writeln!(
-            f,
-            "host load    {} at start, {} at end (1, 5, 15 min)",
-            load(s.load_average_at_start),
-            load(s.load_average_at_end)
-        )?;
-        writeln!(
-            f,
-            "throughput   {:.0} acknowledged orders/s ({} of {} orders in {:.2} s)",
-            self.throughput, self.acknowledged, self.attempted, self.elapsed_s
-        )?;
-        let l = &self.latency;
-        writeln!(
-            f,
-            "latency      p50 {:.3} ms  p99 {:.3} ms  p99.9 {:.3} ms  max {:.3} ms  (mean {:.3} ms)",
-            l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.mean_ms
-        )?;
-        writeln!(f, "view changes {}", self.view_changes)?;
-        if self.errors.is_empty() {
-            writeln!(f, "errors       none")?;
-        } else {
-            let errors: Vec<String> = self
-                .errors
-                .iter()
-                .map(|(k, n)| format!("{k} {n}"))
-                .collect();
-            writeln!(f, "errors       {}", errors.join(", "))?;
-        }
-        if let Some(t) = self.book_full_from_s {
-            writeln!(
-                f,
-                "book full    from {t:.3} s: orders refused as the order book is full (--max-book-bytes); the kills after it are measured by those answers"
-            )?;
-        }
-        let opt = |v: Option<f64>| {
-            v.map(|v| format!("{v:.1} ms"))
-                .unwrap_or_else(|| "none".into())
-        };
-        for (i, k) in self.kills.iter().enumerate() {
-            writeln!(
-                f,
-                "kill {:<2}      at {:.3} s: {} (primary of view {}, {} members; replaced by {}): first ack after {}, longest gap {} (from {} ms)",
-                i + 1,
-                k.at_s,
-                k.victim,
-                k.view,
-                k.view_members,
-                k.replacement,
-                opt(k.time_to_first_ack_ms),
-                opt(k.longest_gap_ms),
-                k.longest_gap_from_ms
-                    .map(|v| format!("{v:+.1}"))
-                    .unwrap_or_else(|| "-".into()),
-            )?;
-        }
-        let c = &self.check;
-        writeln!(
-            f,
-            "check        {} acknowledged: {} lost, {} doubled, {} phantom; {} unknown outcome, {} of them landed; {}{}",
-            c.acknowledged,
-            c.lost,
-            c.doubled,
-            c.phantom,
-            c.unknown_outcome,
-            c.unknown_landed,
-            if c.converged {
-                "replicas converged"
-            } else {
-                "replicas NOT converged"
-            },
-            if c.complete { "" } else { "; check INCOMPLETE" },
-        )?;
-        for example in &c.examples {
-            writeln!(f, "             {example}")?;
-        }
-        for problem in &self.problems {
-            writeln!(f, "problem      {problem}")?;
-        }
-        write!(
-            f,
-            "verdict      {}",
-            if self.passed() { "PASS" } else { "FAIL" }
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn kill_at(at_s: f64) -> Kill {
-        Kill {
-            at_s,
-            waited_ms: 0.0,
-            victim: "replica-1".into(),
-            view: 1,
-            view_members: 3,
-            replacement: "replica-4".into(),
-            time_to_first_ack_ms: None,
-            longest_gap_ms: None,
-            longest_gap_from_ms: None,
-        }
-    }
-
-    #[test]
-    fn failover_is_measured_from_the_kill_to_the_next_ack_and_the_longest_gap_around_it() {
-        // Acks every 1 ms until 10 ms, a kill at 10.5 ms, the next ack at 30 ms.
-        let mut acks: Vec<u64> = (1..=10).map(|ms| ms * 1000).collect();
-        acks.extend([30_000, 31_000, 32_000]);
-        let mut kill = kill_at(0.0105);
-        measure_failover(&mut kill, &acks, None, None);
-        assert_eq!(kill.time_to_first_ack_ms, Some(19.5));
-        assert_eq!(kill.longest_gap_ms, Some(20.0));
-        assert_eq!(kill.longest_gap_from_ms, Some(-0.5));
-    }
-
-    #[test]
-    fn gaps_outside_the_window_around_a_kill_do_not_count() {
-        // A 3 s gap ending before kill - 1 s, then an ack every 10 ms.
-        let mut acks = vec![0];
-        acks.extend((0..700).map(|i| 3_000_000 + i * 10_000));
-        let mut kill = kill_at(5.0);
-        measure_failover(&mut kill, &acks, None, None);
-        assert_eq!(kill.time_to_first_ack_ms, Some(10.0));
-        assert_eq!(kill.longest_gap_ms, Some(10.0));
-    }
-
-    #[test]
-    fn a_gap_spanning_the_next_kill_counts_for_that_kill_only() {
-        // Kills at 1 s and 2 s; acks every 1 ms except a 100 ms gap from 2.0 s.
-        let mut acks: Vec<u64> = (0..2000).map(|ms| ms * 1000).collect();
-        acks.extend((2100..3000).map(|ms| ms * 1000));
-        let mut first = kill_at(1.0);
-        measure_failover(&mut first, &acks, None, Some(2_000_000));
-        assert_eq!(first.longest_gap_ms, Some(1.0));
-        let mut second = kill_at(2.0);
-        measure_failover(&mut second, &acks, Some(1_000_000), None);
-        assert_eq!(second.time_to_first_ack_ms, Some(100.0));
-        assert_eq!(second.longest_gap_ms, Some(101.0));
-        assert_eq!(second.longest_gap_from_ms, Some(-1.0));
-    }
-
-    #[test]
-    fn no_ack_after_a_kill_leaves_its_time_to_first_ack_empty() {
-        let mut kill = kill_at(1.0);
-        measure_failover(&mut kill, &[100, 200], None, None);
-        assert_eq!(kill.time_to_first_ack_ms, None);
-        assert_eq!(kill.longest_gap_ms, None);
-    }
 
     #[test]
     fn options_that_make_no_sense_are_refused() {
