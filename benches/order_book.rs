@@ -9,7 +9,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use just_hungry::core::protocol::replicated::{ClientTableLimits, ReplicatedState};
+use just_hungry::core::protocol::client_table::ClientTableLimits;
+use just_hungry::core::protocol::replicated_state::ReplicatedState;
 use just_hungry::core::state_machine::{ApplyContext, StateMachine};
 use just_hungry::orders::{OrderBook, OrderCommand};
 

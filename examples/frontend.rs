@@ -9,14 +9,14 @@ use just_hungry::cli::{
     DEFAULT_REGISTRY, REGISTRY_ENV, TimingArgs, TlsArgs, init_logging, shutdown_signal,
 };
 use just_hungry::core::ids::{Address, Identity, NodeRole};
-use just_hungry::core::protocol::view_manager::FrontEndConfig;
+use just_hungry::core::protocol::frontend::FrontendConfig;
 use just_hungry::core::runtime;
 use just_hungry::core::runtime::view_store::FileViewStore;
 use just_hungry::core::transport::Transport;
 use just_hungry::orders::OrderBook;
 use just_hungry::tcp::{TcpConfig, TcpTransport};
 
-/// The Just Hungry front-end (view manager and request router).
+/// The Just Hungry front-end (the view keeper and request router).
 #[derive(Parser)]
 #[command(version)]
 struct Args {
@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
         .for_service::<OrderBook>();
     let transport = TcpTransport::bind(args.tls.apply(tcp, "frontend")?).await?;
     let address = transport.local_address();
-    let mut config = FrontEndConfig::new("frontend", address.clone(), Address::new(args.registry));
+    let mut config = FrontendConfig::new("frontend", address.clone(), Address::new(args.registry));
     config.timing = args.timing.timing();
     config.bootstrap_grace = config.timing.ping_interval * 2;
     config.force_new_cluster = args.force_new_cluster;

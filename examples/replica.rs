@@ -15,8 +15,8 @@ use just_hungry::cli::{
     parse_byte_size, shutdown_signal,
 };
 use just_hungry::core::ids::{Address, Identity, NodeRole, ReplicaId};
+use just_hungry::core::protocol::client_table::ClientTableLimits;
 use just_hungry::core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, ReplicaConfig};
-use just_hungry::core::protocol::replicated::ClientTableLimits;
 use just_hungry::core::protocol::{MAX_ENTRIES_PER_PREPARE, MAX_OPS_IN_FLIGHT, Pipeline, Transfer};
 use just_hungry::core::runtime::{self, random_u64};
 use just_hungry::core::transport::Transport;

@@ -13,9 +13,9 @@ use crate::OrderClient;
 use just_hungry_core::ids::{Address, Identity, NodeRole, ReplicaId, View};
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::client::ClientConfig;
+use just_hungry_core::protocol::client_table::ClientTableLimits;
+use just_hungry_core::protocol::frontend::FrontendConfig;
 use just_hungry_core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, ReplicaConfig};
-use just_hungry_core::protocol::replicated::ClientTableLimits;
-use just_hungry_core::protocol::view_manager::FrontEndConfig;
 use just_hungry_core::rng::SeededRng;
 use just_hungry_core::runtime::view_store::MemoryViewStore;
 use just_hungry_core::runtime::{self, Client, NodeHandle, NodeReport, random_u64};
@@ -238,7 +238,7 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
             .endpoint(&Identity::new(NodeRole::Frontend, "frontend"), S::SERVICE)
             .await?;
         let mut config =
-            FrontEndConfig::new("frontend", address.clone(), self.registry_address.clone());
+            FrontendConfig::new("frontend", address.clone(), self.registry_address.clone());
         config.timing = self.timing;
         config.bootstrap_grace = self.timing.ping_interval * 2;
         let handle =

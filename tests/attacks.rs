@@ -19,11 +19,12 @@ use just_hungry::core::ids::{
     Address, ClientId, Identity, Member, NodeRole, OpNumber, ReplicaId, RequestId, Time, View,
 };
 use just_hungry::core::protocol::client::ClientConfig;
+use just_hungry::core::protocol::client_table::ClientTableLimits;
 use just_hungry::core::protocol::messages::{
     ClientRequest, Entry, Message, Operation, Outcome, Ping, ReplicaRole, ServiceError,
     TransferChunk,
 };
-use just_hungry::core::protocol::replicated::{ClientTableLimits, ReplicatedState};
+use just_hungry::core::protocol::replicated_state::ReplicatedState;
 use just_hungry::core::protocol::{FRONTEND_NAME, Timing, replica_registry_name};
 use just_hungry::core::transport::{Transport, TransportEvent};
 use just_hungry::local::{LOCAL_CERT_VALIDITY, LocalCluster, TcpNetwork, WaitTimeout};

@@ -4,10 +4,10 @@
 
 use just_hungry::orders::{OrderBook, OrderCommand};
 use just_hungry_core::ids::{Address, ClientId, Identity, NodeRole, RequestId, Time};
+use just_hungry_core::protocol::frontend::{Frontend, FrontendConfig};
 use just_hungry_core::protocol::messages::{
     ClientRequest, ClientResponse, Message, Operation, Outcome, ServiceError,
 };
-use just_hungry_core::protocol::view_manager::{FrontEndConfig, ViewManager};
 use just_hungry_core::protocol::{MAX_PENDING_REQUESTS, Node, Output};
 
 /// Client `i`'s identity: every client has its own certificate.
@@ -29,7 +29,7 @@ fn request(client: u64, seq: u64) -> Message<OrderBook> {
 }
 
 /// Every response the front-end sends, with its destination.
-fn responses(node: &mut ViewManager<OrderBook>) -> Vec<(Address, ClientResponse<OrderBook>)> {
+fn responses(node: &mut Frontend<OrderBook>) -> Vec<(Address, ClientResponse<OrderBook>)> {
     let mut out = Vec::new();
     while let Some(output) = node.poll_output() {
         if let Output::Send {
@@ -45,13 +45,13 @@ fn responses(node: &mut ViewManager<OrderBook>) -> Vec<(Address, ClientResponse<
 
 #[test]
 fn past_its_bound_the_front_end_answers_overloaded_and_holds_nothing_more() {
-    let config = FrontEndConfig::new(
+    let config = FrontendConfig::new(
         "frontend",
         Address::new("frontend"),
         Address::new("registry"),
     );
     // No replica has ever pinged: no view, so every write waits for a primary.
-    let mut node = ViewManager::<OrderBook>::new(config, None, Time(1_000));
+    let mut node = Frontend::<OrderBook>::new(config, None, Time(1_000));
     let now = Time(1_001);
     for i in 0..MAX_PENDING_REQUESTS as u64 {
         node.handle_message(

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use just_hungry::orders::OrderBook;
 use just_hungry_core::ids::{Address, Identity, NodeRole, OpNumber, ReplicaId, Time, View};
+use just_hungry_core::protocol::frontend::{Frontend, FrontendConfig};
 use just_hungry_core::protocol::messages::{Message, Ping, ReplicaRole};
-use just_hungry_core::protocol::view_manager::{FrontEndConfig, ViewManager};
 use just_hungry_core::protocol::{Node, Timing};
 
 mod nodes;
@@ -20,7 +20,7 @@ type M = Message<OrderBook>;
 const REPLICAS: [&str; 3] = ["r1", "r2", "r3"];
 
 struct Harness {
-    fe: ViewManager<OrderBook>,
+    fe: Frontend<OrderBook>,
     now: Time,
 }
 
@@ -81,13 +81,13 @@ impl Harness {
 
 /// A front-end whose active view is r1 primary, r2 and r3 backups.
 fn three_member_view() -> Harness {
-    let config = FrontEndConfig::new(
+    let config = FrontendConfig::new(
         "frontend",
         Address::new("frontend"),
         Address::new("registry"),
     );
     let mut h = Harness {
-        fe: ViewManager::new(config, None, Time(0)),
+        fe: Frontend::new(config, None, Time(0)),
         now: Time(0),
     };
     for name in REPLICAS {

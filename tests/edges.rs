@@ -7,11 +7,11 @@ use just_hungry_core::ids::{
     Address, ClientId, Identity, NodeRole, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber,
 };
 use just_hungry_core::protocol::Node;
+use just_hungry_core::protocol::frontend::{Frontend, FrontendConfig};
 use just_hungry_core::protocol::messages::{
     ClientRequest, Entry, Message, Operation, Ping, ReplicaRole, TransferChunk,
 };
 use just_hungry_core::protocol::replica::Replica;
-use just_hungry_core::protocol::view_manager::{FrontEndConfig, ViewManager};
 
 mod nodes;
 
@@ -216,12 +216,12 @@ fn a_backup_takes_ops_views_and_chunks_at_the_edge_without_overflowing() {
 
 #[test]
 fn a_front_end_takes_pings_and_reports_at_the_edge_without_overflowing() {
-    let config = FrontEndConfig::new(
+    let config = FrontendConfig::new(
         "frontend",
         Address::new("frontend"),
         Address::new("registry"),
     );
-    let mut fe: ViewManager<OrderBook> = ViewManager::new(config, None, Time(0));
+    let mut fe: Frontend<OrderBook> = Frontend::new(config, None, Time(0));
     let edge = View {
         number: ViewNumber(MAX),
         primary: member("r1"),

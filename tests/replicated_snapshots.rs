@@ -3,8 +3,9 @@
 //! applied, truncated or extended.
 
 use just_hungry::orders::{OrderBook, OrderCommand};
+use just_hungry_core::protocol::client_table::ClientTableLimits;
 use just_hungry_core::protocol::messages::Entry;
-use just_hungry_core::protocol::replicated::{ClientTableLimits, ReplicatedState};
+use just_hungry_core::protocol::replicated_state::ReplicatedState;
 use just_hungry_core::{ClientId, OpNumber, RequestId, Time};
 
 fn state_with_orders(n: u64) -> ReplicatedState<OrderBook> {

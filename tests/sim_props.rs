@@ -90,7 +90,7 @@ impl Case {
 
 fn target() -> impl Strategy<Value = Target> {
     prop_oneof![
-        Just(Target::FrontEnd),
+        Just(Target::Frontend),
         any::<u8>().prop_map(Target::Replica),
         any::<u8>().prop_map(Target::Client),
     ]
@@ -109,8 +109,8 @@ fn action() -> impl Strategy<Value = Action> {
         3 => any::<u8>().prop_map(Action::CrashReplica),
         4 => any::<u8>().prop_map(Action::RestartReplica),
         2 => Just(Action::CrashPrimary),
-        1 => Just(Action::CrashFrontEnd),
-        2 => Just(Action::RestartFrontEnd),
+        1 => Just(Action::CrashFrontend),
+        2 => Just(Action::RestartFrontend),
         1 => Just(Action::AddReplica),
         2 => target().prop_map(Action::Isolate),
         2 => Just(Action::PartitionPrimaryFromBackups),

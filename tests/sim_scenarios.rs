@@ -9,8 +9,9 @@ use std::time::Duration;
 use just_hungry::orders::SIM_POSTCODES as POSTCODES;
 use just_hungry::orders::{OrderBook, OrderCommand, OrderId};
 use just_hungry_core::history::EventType;
+use just_hungry_core::protocol::client_table::ClientTableLimits;
 use just_hungry_core::protocol::messages::{Entry, Message, ReplicaRole, TransferChunk};
-use just_hungry_core::protocol::replicated::{ClientTableLimits, ReplicatedState};
+use just_hungry_core::protocol::replicated_state::ReplicatedState;
 use just_hungry_core::sim::SimConfig;
 use just_hungry_core::{Address, ClientId, OpNumber, RequestId, Time, View};
 

@@ -10,10 +10,10 @@ use just_hungry::orders::{OrderBook, OrderCommand};
 use just_hungry_core::ids::{
     Address, ClientId, Identity, NodeRole, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber,
 };
+use just_hungry_core::protocol::frontend::{Frontend, FrontendConfig};
 use just_hungry_core::protocol::messages::{Entry, Message, Ping, ReplicaRole, TransferChunk};
 use just_hungry_core::protocol::registry::{MAX_REGISTRY_ENTRIES, Registry};
 use just_hungry_core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, Replica};
-use just_hungry_core::protocol::view_manager::{FrontEndConfig, ViewManager};
 use just_hungry_core::protocol::{FRONTEND_NAME, Node, Output, Timing};
 
 mod nodes;
@@ -152,12 +152,12 @@ fn a_view_is_believed_only_from_the_front_end() {
 
 #[test]
 fn the_front_end_believes_pings_and_reports_only_of_their_senders() {
-    let config = FrontEndConfig::new(
+    let config = FrontendConfig::new(
         "frontend",
         Address::new("frontend"),
         Address::new("registry"),
     );
-    let mut fe = ViewManager::<OrderBook>::new(config, None, Time(0));
+    let mut fe = Frontend::<OrderBook>::new(config, None, Time(0));
     let ping = |name: &str, incarnation: u64| {
         M::Ping(Ping {
             replica: ReplicaId::new(name, incarnation),

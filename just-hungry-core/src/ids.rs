@@ -231,7 +231,7 @@ pub struct Member {
 pub enum NodeRole {
     /// The name server.
     Registry,
-    /// The front-end (view manager and request router).
+    /// The front-end (the view keeper and request router).
     Frontend,
     /// A replica (primary, backup or newcomer).
     Replica,

@@ -10,7 +10,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`protocol`] | the sans-IO state machines, one per role: [`protocol::replica::Replica`] (primary, backup, learner), [`protocol::view_manager::ViewManager`] (the front-end: failure detection, elections, views, routing), [`protocol::registry::Registry`] (the name server), [`protocol::client::ClientSession`] (retries); the [`protocol::messages`]; the client table ([`protocol::replicated`]); [`protocol::view_store::ViewRecord`]; the [`protocol::election`] policy; [`protocol::trust`] (who may send what); [`protocol::transfer`] and [`protocol::liveness`] |
+//! | [`protocol`] | the sans-IO state machines, one per role: [`protocol::replica::Replica`] (primary, backup, learner), [`protocol::frontend::Frontend`] (the front-end: failure detection, elections, views, routing), [`protocol::registry::Registry`] (the name server), [`protocol::client::ClientSession`] (retries); the [`protocol::messages`]; the client table ([`protocol::client_table`]) and the state it travels with ([`protocol::replicated_state`]); [`protocol::view_store::ViewRecord`]; the [`protocol::election`] policy; [`protocol::trust`] (who may send what); the chunked state transfer (`protocol::transfer`, private) and [`protocol::liveness`] |
 //! | [`state_machine`] | [`StateMachine`], the trait a replicated service implements, and [`CommandValidator`] |
 //! | [`sim`] | the deterministic simulator, generic over a [`sim::SimService`], and [`sim::KeyedLists`], the smallest one |
 //! | [`postcode`] | UK postcodes: the offline format check and the [`postcode::PostcodeValidator`] trait |

@@ -1,7 +1,7 @@
 //! # just-hungry-transport-mem
 //!
 //! An in-process network of tokio channels implementing the core's
-//! [`Transport`](just_hungry_core::transport::Transport): for the cluster demo, for embedding
+//! [`Transport`]: for the cluster demo, for embedding
 //! several nodes in one program, and for tests.
 //!
 //! A [`MemNetwork`] is a switch: [`MemNetwork::endpoint`] attaches a node under a name (its

@@ -6,8 +6,8 @@
 use just_hungry::orders::OrderBook;
 use just_hungry_core::ids::{Address, Member, ReplicaId, Time};
 use just_hungry_core::protocol::Timing;
+use just_hungry_core::protocol::client_table::ClientTableLimits;
 use just_hungry_core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, Replica, ReplicaConfig};
-use just_hungry_core::protocol::replicated::ClientTableLimits;
 
 /// Replica `name`'s id.
 pub fn id(name: &str) -> ReplicaId {

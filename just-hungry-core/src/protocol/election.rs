@@ -1,6 +1,6 @@
 //! The pluggable primary election policy.
 //!
-//! The view manager decides *who may* become primary (docs/PROTOCOL.md, rule 3: live members of the
+//! The front-end decides *who may* become primary (docs/PROTOCOL.md, rule 3: live members of the
 //! last active view, never a newcomer); a [`PrimaryElection`] only ranks those candidates. A
 //! policy that returns someone who is not a candidate is ignored and the default is used.
 
@@ -21,7 +21,7 @@ pub struct Candidate {
 ///
 /// # To ensure correctness
 ///
-/// Nothing a policy returns can break safety: the view manager only offers live members of
+/// Nothing a policy returns can break safety: the front-end only offers live members of
 /// the last active view and ignores an answer outside them. A policy decides only which of
 /// the safe choices is taken (prefer the most up to date to lose fewest unacknowledged ops).
 pub trait PrimaryElection: Send + 'static {

@@ -417,7 +417,7 @@ pub struct ClusterStatus {
     pub active: bool,
     /// Whether the view actually serves now: it is active, its primary pinged within
     /// `dead_after`, and requests are being answered (none forwarded to it has waited longer
-    /// than [`SERVING_PATIENCE`](crate::protocol::view_manager::SERVING_PATIENCE) while
+    /// than [`SERVING_PATIENCE`](crate::protocol::frontend::SERVING_PATIENCE) while
     /// nothing was answered).
     pub serving: bool,
     /// Why it does not serve, for a person (`None` while it serves).

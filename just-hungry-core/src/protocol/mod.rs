@@ -8,7 +8,7 @@
 //!
 //! The roles:
 //! - [`registry::Registry`]: the name server, with leases and autoclean;
-//! - [`view_manager::ViewManager`]: the front-end: failure detection, elections, views, and
+//! - [`frontend::Frontend`]: the front-end: failure detection, elections, views, and
 //!   routing of client requests to the primary;
 //! - [`replica::Replica`]: a primary or backup holding the replicated state;
 //! - [`client::ClientSession`]: one client's retries through failovers.
@@ -17,15 +17,16 @@
 //! every role applies it before it acts.
 
 pub mod client;
+pub mod client_table;
 pub mod election;
+pub mod frontend;
 pub mod liveness;
 pub mod messages;
 pub mod registry;
 pub mod replica;
-pub mod replicated;
+pub mod replicated_state;
 mod transfer;
 pub mod trust;
-pub mod view_manager;
 pub mod view_store;
 
 use std::time::Duration;

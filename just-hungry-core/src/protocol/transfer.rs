@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::codec::CodecError;
 use crate::ids::{OpNumber, ReplicaId, Time, ViewNumber};
 use crate::protocol::messages::TransferChunk;
-use crate::protocol::replicated::{
+use crate::protocol::replicated_state::{
     ReplicatedSnapshotReader, ReplicatedSnapshotWriter, ReplicatedState,
 };
 use crate::protocol::{MAX_TRANSFER_WINDOW, Transfer};

@@ -37,12 +37,12 @@ use tokio::task::JoinHandle;
 
 use crate::codec;
 use crate::ids::{Address, OpNumber, RequestId, Time, View};
+use crate::protocol::frontend::{Frontend, FrontendConfig};
 use crate::protocol::liveness::Durations;
 use crate::protocol::messages::ReplicaRole;
 use crate::protocol::messages::{ClientResponse, Message, Outcome, ServiceError};
 use crate::protocol::registry::Registry;
 use crate::protocol::replica::{Replica, ReplicaConfig};
-use crate::protocol::view_manager::{FrontEndConfig, ViewManager};
 use crate::protocol::{Node, Output};
 use crate::state_machine::{CommandValidator, StateMachine};
 use crate::transport::{Transport, TransportEvent};
@@ -79,7 +79,7 @@ pub struct NodeReport {
     /// ([`Replica::ping_round_trips`]).
     pub ping_round_trips: Option<Durations>,
     /// A front-end: the gaps between consecutive pings of each replica
-    /// ([`ViewManager::ping_gaps`]).
+    /// ([`Frontend::ping_gaps`]).
     pub ping_gaps: Option<Durations>,
 }
 
@@ -180,7 +180,7 @@ trait Driven<S: StateMachine>: Node<S> + Send + 'static {
 }
 
 impl<S: StateMachine> Driven<S> for Registry<S> {}
-impl<S: StateMachine> Driven<S> for ViewManager<S> {
+impl<S: StateMachine> Driven<S> for Frontend<S> {
     fn report(&self) -> NodeReport {
         NodeReport {
             name: self.name().to_owned(),
@@ -248,7 +248,7 @@ pub fn spawn_registry<S: StateMachine, T: Transport>(
 /// Runs a front-end that persists its views in `store` and resumes from what it holds.
 pub fn spawn_frontend<S: StateMachine, T: Transport>(
     transport: T,
-    config: FrontEndConfig,
+    config: FrontendConfig,
     store: Box<dyn ViewStore>,
 ) -> NodeHandle {
     let clock = Clock::new();
@@ -259,7 +259,7 @@ pub fn spawn_frontend<S: StateMachine, T: Transport>(
             None
         }
     };
-    let node = ViewManager::<S>::new(config, stored, clock.now());
+    let node = Frontend::<S>::new(config, stored, clock.now());
     spawn(
         node,
         transport,

@@ -14,7 +14,7 @@ use crate::sim::SimService;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
     /// The front-end.
-    FrontEnd,
+    Frontend,
     /// Replica slot `i` (modulo the number of slots).
     Replica(u8),
     /// Client `i` (modulo the number of clients).
@@ -52,9 +52,9 @@ pub enum Action {
     /// Crash the primary of the front-end's current view.
     CrashPrimary,
     /// Crash the front-end (its stored view survives).
-    CrashFrontEnd,
+    CrashFrontend,
     /// Restart the front-end from its stored view; a running one is killed first.
-    RestartFrontEnd,
+    RestartFrontend,
     /// Start a new replica (up to the configured maximum number of slots).
     AddReplica,
     /// Cut a node off from every other node, both ways.
@@ -106,8 +106,8 @@ impl Action {
             65..=67 => Action::CrashReplica(small(rng)),
             68..=71 => Action::RestartReplica(small(rng)),
             72..=73 => Action::CrashPrimary,
-            74 => Action::CrashFrontEnd,
-            75..=76 => Action::RestartFrontEnd,
+            74 => Action::CrashFrontend,
+            75..=76 => Action::RestartFrontend,
             77 => Action::AddReplica,
             78..=79 => Action::Isolate(random_target(rng)),
             80..=81 => Action::PartitionPrimaryFromBackups,
@@ -124,7 +124,7 @@ impl Action {
 
 fn random_target(rng: &mut SeededRng) -> Target {
     match rng.below(4) {
-        0 => Target::FrontEnd,
+        0 => Target::Frontend,
         1 => Target::Client(rng.below(256) as u8),
         _ => Target::Replica(rng.below(256) as u8),
     }

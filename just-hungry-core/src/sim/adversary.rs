@@ -17,11 +17,12 @@
 use crate::ids::{
     Address, ClientId, Identity, Member, NodeRole, OpNumber, ReplicaId, RequestId, View, ViewNumber,
 };
+use crate::protocol::client_table::ClientTableLimits;
 use crate::protocol::messages::{
     ClientRequest, ClientResponse, Entry, Message, Operation, Outcome, Ping, ReplicaRole,
     TransferChunk,
 };
-use crate::protocol::replicated::{ClientTableLimits, ReplicatedState};
+use crate::protocol::replicated_state::ReplicatedState;
 use crate::protocol::{FRONTEND_NAME, replica_registry_name};
 use crate::sim::{FRONTEND_ADDRESS, NodeRef, REGISTRY_ADDRESS, Sim, SimService, Violation};
 
@@ -334,7 +335,7 @@ impl<S: SimService> Sim<S> {
         use crate::protocol::Node;
         match node {
             NodeRef::Registry => self.registry.refused(),
-            NodeRef::FrontEnd => self.frontend.as_ref().map_or(0, |fe| fe.refused()),
+            NodeRef::Frontend => self.frontend.as_ref().map_or(0, |fe| fe.refused()),
             NodeRef::Replica(i) => self.replicas[i].node.as_ref().map_or(0, |r| r.refused()),
             NodeRef::Client(_) | NodeRef::Adversary => 0,
         }

@@ -48,8 +48,8 @@ impl<S: SimService> Sim<S> {
                     _ => self.crash_primary(),
                 }
             }
-            Action::CrashFrontEnd => self.crash_frontend(),
-            Action::RestartFrontEnd => self.restart_frontend()?,
+            Action::CrashFrontend => self.crash_frontend(),
+            Action::RestartFrontend => self.restart_frontend()?,
             Action::AddReplica => {
                 if self.replicas.len() < self.config.max_replicas {
                     self.add_replica();
@@ -238,12 +238,12 @@ impl<S: SimService> Sim<S> {
         self.crash_frontend();
         tracing::debug!(target: "just_hungry_core::sim", t = self.now.0, stored = ?self.stored_view.as_ref().map(|r| r.current.number), "start front-end");
         self.frontend = Some(self.new_frontend());
-        self.drain(NodeRef::FrontEnd)
+        self.drain(NodeRef::Frontend)
     }
 
     fn target_address(&self, target: Target) -> Address {
         match target {
-            Target::FrontEnd => Address::new(FRONTEND_ADDRESS),
+            Target::Frontend => Address::new(FRONTEND_ADDRESS),
             Target::Replica(i) => self.replicas[usize::from(i) % self.replicas.len()]
                 .address
                 .clone(),

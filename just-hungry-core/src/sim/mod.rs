@@ -1,7 +1,7 @@
 //! A deterministic simulator of the sans-IO core, for property tests of the replication logic.
 //!
 //! One thread, no tokio, no clock, no sockets: every node of a cluster (the [`Registry`], one
-//! front-end [`ViewManager`], N [`Replica`]s of a [`SimService`] and M [`ClientSession`]s) is
+//! front-end [`Frontend`], N [`Replica`]s of a [`SimService`] and M [`ClientSession`]s) is
 //! driven through [`Node`] by one event loop over a virtual clock ([`Time`], milliseconds). The
 //! queue is ordered by `(time, sequence number)`, and every random choice (delays, drops,
 //! duplicates, TCP resets, validation delays, incarnations) comes from the simulator's own
@@ -17,7 +17,7 @@
 //! - [`Output::Validate`] is answered after a random delay by the order book's synchronous
 //!   validation ([`SimService::validate`]) through [`Replica::handle_validated`].
 //! - [`Output::PersistView`] replaces a stored `Option<ViewRecord>` that survives front-end
-//!   crashes: a restarted front-end is `ViewManager::new(config, stored.clone(), now)`.
+//!   crashes: a restarted front-end is `Frontend::new(config, stored.clone(), now)`.
 //!
 //! # Faults
 //!
@@ -82,7 +82,7 @@ pub use action::{
 pub use adversary::{ADVERSARY_ADDRESS, ADVERSARY_CLIENT, ADVERSARY_REPLICA, FORGERY_KINDS};
 pub use config::{NetworkConfig, SimConfig};
 pub use invariants::{Invariant, Violation};
-pub use observe::{FinalReport, FrontEndObservation, NetworkStats, ReplicaObservation};
+pub use observe::{FinalReport, FrontendObservation, NetworkStats, ReplicaObservation};
 pub use service::{KeyedLists, ListKey, ListRead, SimKey, SimPage, SimService, UnknownKey};
 
 use std::cmp::{Ordering, Reverse};
@@ -93,11 +93,11 @@ use crate::codec;
 use crate::history::{self, EventType, Function, History};
 use crate::ids::{Address, ClientId, Identity, NodeRole, ReplicaId, RequestId, Time};
 use crate::protocol::client::{ClientError, ClientSession, Completion};
+use crate::protocol::client_table::ClientTableLimits;
+use crate::protocol::frontend::{Frontend, FrontendConfig};
 use crate::protocol::messages::{Message, Outcome};
 use crate::protocol::registry::Registry;
 use crate::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, Replica, ReplicaConfig};
-use crate::protocol::replicated::ClientTableLimits;
-use crate::protocol::view_manager::{FrontEndConfig, ViewManager};
 use crate::protocol::view_store::ViewRecord;
 use crate::protocol::{Node, Output};
 use crate::rng::SeededRng;
@@ -144,7 +144,7 @@ impl HeldMessage {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum NodeRef {
     Registry,
-    FrontEnd,
+    Frontend,
     Replica(usize),
     Client(usize),
     /// The adversary ([`Action::Forge`]): a peer with identities of its own.
@@ -237,7 +237,7 @@ pub struct Sim<S: SimService> {
     queue: BinaryHeap<Reverse<Scheduled<S>>>,
     addresses: BTreeMap<Address, NodeRef>,
     registry: Registry<S>,
-    frontend: Option<ViewManager<S>>,
+    frontend: Option<Frontend<S>>,
     stored_view: Option<ViewRecord>,
     replicas: Vec<ReplicaSlot<S>>,
     clients: Vec<ClientSlot<S>>,
@@ -295,7 +295,7 @@ impl<S: SimService> Sim<S> {
         sim.addresses
             .insert(Address::new(REGISTRY_ADDRESS), NodeRef::Registry);
         sim.addresses
-            .insert(Address::new(FRONTEND_ADDRESS), NodeRef::FrontEnd);
+            .insert(Address::new(FRONTEND_ADDRESS), NodeRef::Frontend);
         sim.frontend = Some(sim.new_frontend());
         for _ in 0..sim.config.replicas.max(1) {
             sim.add_replica();
@@ -319,15 +319,15 @@ impl<S: SimService> Sim<S> {
         sim
     }
 
-    fn new_frontend(&self) -> ViewManager<S> {
-        let mut config = FrontEndConfig::new(
+    fn new_frontend(&self) -> Frontend<S> {
+        let mut config = FrontendConfig::new(
             FRONTEND_ADDRESS,
             Address::new(FRONTEND_ADDRESS),
             Address::new(REGISTRY_ADDRESS),
         );
         config.timing = self.config.timing;
         config.bootstrap_grace = self.config.timing.ping_interval * 2;
-        ViewManager::new(config, self.stored_view.clone(), self.now)
+        Frontend::new(config, self.stored_view.clone(), self.now)
     }
 
     fn new_replica(&mut self, slot: usize) -> Replica<S> {
@@ -435,7 +435,7 @@ impl<S: SimService> Sim<S> {
         };
         consider(Node::next_timeout(&self.registry), NodeRef::Registry);
         if let Some(fe) = &self.frontend {
-            consider(fe.next_timeout(), NodeRef::FrontEnd);
+            consider(fe.next_timeout(), NodeRef::Frontend);
         }
         for (i, s) in self.replicas.iter().enumerate() {
             if let Some(r) = &s.node {
@@ -455,7 +455,7 @@ impl<S: SimService> Sim<S> {
                 self.registry.handle_timeout(now);
                 Node::next_timeout(&self.registry)
             }
-            NodeRef::FrontEnd => match self.frontend.as_mut() {
+            NodeRef::Frontend => match self.frontend.as_mut() {
                 Some(fe) => {
                     fe.handle_timeout(now);
                     fe.next_timeout()
@@ -508,7 +508,7 @@ impl<S: SimService> Sim<S> {
                 let refused_before = self.refused_by(node);
                 match node {
                     NodeRef::Registry => self.registry.handle_message(now, from, &sender, message),
-                    NodeRef::FrontEnd => match self.frontend.as_mut() {
+                    NodeRef::Frontend => match self.frontend.as_mut() {
                         Some(fe) => fe.handle_message(now, from, &sender, message),
                         None => return self.lost_to_crash(from, to),
                     },
@@ -538,7 +538,7 @@ impl<S: SimService> Sim<S> {
                 tracing::trace!(target: "just_hungry_core::sim", t = now.0, %node, %target, "unreachable");
                 match at {
                     NodeRef::Registry => self.registry.handle_unreachable(now, &target),
-                    NodeRef::FrontEnd => match self.frontend.as_mut() {
+                    NodeRef::Frontend => match self.frontend.as_mut() {
                         Some(fe) => fe.handle_unreachable(now, &target),
                         None => return Ok(()),
                     },
@@ -607,7 +607,7 @@ impl<S: SimService> Sim<S> {
                 }
                 self.act(&Address::new(REGISTRY_ADDRESS), None, outputs)
             }
-            NodeRef::FrontEnd => {
+            NodeRef::Frontend => {
                 let Some(fe) = self.frontend.as_mut() else {
                     return Ok(());
                 };
@@ -699,7 +699,7 @@ impl<S: SimService> Sim<S> {
     fn identity_of(&self, from: &Address) -> Identity {
         match self.addresses.get(from) {
             Some(NodeRef::Registry) => Identity::new(NodeRole::Registry, REGISTRY_ADDRESS),
-            Some(NodeRef::FrontEnd) => Identity::new(NodeRole::Frontend, FRONTEND_ADDRESS),
+            Some(NodeRef::Frontend) => Identity::new(NodeRole::Frontend, FRONTEND_ADDRESS),
             Some(NodeRef::Replica(i)) => {
                 Identity::new(NodeRole::Replica, self.replicas[*i].name.clone())
             }

@@ -3,9 +3,9 @@
 
 use crate::history::History;
 use crate::ids::{OpNumber, ReplicaId, RequestId, Time, View, ViewNumber};
+use crate::protocol::frontend::Frontend;
 use crate::protocol::messages::ReplicaRole;
 use crate::protocol::replica::Replica;
-use crate::protocol::view_manager::ViewManager;
 use crate::protocol::view_store::ViewRecord;
 use crate::sim::{Sim, SimConfig, SimService};
 
@@ -24,7 +24,7 @@ pub struct ReplicaObservation {
     pub view: Option<View>,
     /// The last op applied to its state.
     pub applied: OpNumber,
-    /// [`crate::protocol::replicated::ReplicatedState::digest`] of its state.
+    /// [`crate::protocol::replicated_state::ReplicatedState::digest`] of its state.
     pub digest: u64,
     /// Every id in its state, key by key ([`SimService::ids`]).
     pub ids: Vec<RequestId>,
@@ -32,7 +32,7 @@ pub struct ReplicaObservation {
 
 /// The front-end as a test observes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FrontEndObservation {
+pub struct FrontendObservation {
     /// Whether it is running.
     pub alive: bool,
     /// Its newest view (the stored one while it is crashed).
@@ -179,15 +179,15 @@ impl<S: SimService> Sim<S> {
     }
 
     /// The front-end.
-    pub fn frontend(&self) -> FrontEndObservation {
+    pub fn frontend(&self) -> FrontendObservation {
         match &self.frontend {
-            Some(fe) => FrontEndObservation {
+            Some(fe) => FrontendObservation {
                 alive: true,
                 current: fe.current_view().cloned(),
                 active: fe.active_view().cloned(),
                 last_active: fe.last_active_view().cloned(),
             },
-            None => FrontEndObservation {
+            None => FrontendObservation {
                 alive: false,
                 current: self.stored_view.as_ref().map(|r| r.current.clone()),
                 active: None,
@@ -200,7 +200,7 @@ impl<S: SimService> Sim<S> {
     }
 
     /// The running front-end, for tests that need more than an observation.
-    pub fn frontend_node(&self) -> Option<&ViewManager<S>> {
+    pub fn frontend_node(&self) -> Option<&Frontend<S>> {
         self.frontend.as_ref()
     }
 

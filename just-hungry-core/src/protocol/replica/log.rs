@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use super::Peer;
 use crate::ids::OpNumber;
 use crate::protocol::messages::Entry;
-use crate::protocol::replicated::ReplicatedState;
+use crate::protocol::replicated_state::ReplicatedState;
 use crate::protocol::{MAX_CHUNK_BYTES, MAX_RECENT_ENTRIES};
 use crate::state_machine::StateMachine;
 

@@ -39,10 +39,11 @@ use std::collections::{BTreeMap, VecDeque};
 use crate::ids::{
     Address, Identity, Member, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber,
 };
+use crate::protocol::client_table::ClientTableLimits;
 use crate::protocol::liveness::{Durations, PingRoundTrips};
 use crate::protocol::messages::{ClientResponse, Entry, Message, Outcome, ReplicaRole};
 use crate::protocol::registry::RegistrationSchedule;
-use crate::protocol::replicated::{ClientTableLimits, ReplicatedState};
+use crate::protocol::replicated_state::ReplicatedState;
 use crate::protocol::transfer::{IncomingSnapshot, OutgoingSnapshot};
 use crate::protocol::trust::{self, Refusal, Refusals};
 use crate::protocol::{

@@ -7,10 +7,10 @@
 use super::log::{apply_noting_streams, entries_between, push_recent};
 use super::{MAX_PENDING_READS, Peer, PendingRead, PendingWrite, Replica};
 use crate::ids::{Address, Member, OpNumber, ReplicaId, RequestId, Time, ViewNumber};
+use crate::protocol::client_table::Seen;
 use crate::protocol::messages::{
     ClientRequest, Entry, Message, Operation, Outcome, ReplicaRole, ServiceError,
 };
-use crate::protocol::replicated::Seen;
 use crate::protocol::transfer::OutgoingSnapshot;
 use crate::protocol::{CATCH_UP_SLACK, MAX_PENDING_WRITES, Output};
 use crate::state_machine::StateMachine;

@@ -7,7 +7,7 @@ use super::Replica;
 use crate::ids::{Address, OpNumber, ReplicaId, Time, ViewNumber};
 use crate::protocol::MAX_CHUNK_BYTES;
 use crate::protocol::messages::{Message, TransferChunk};
-use crate::protocol::replicated::ReplicatedState;
+use crate::protocol::replicated_state::ReplicatedState;
 use crate::protocol::transfer::{Acknowledged, IncomingSnapshot, OutgoingSnapshot, SnapshotOf};
 use crate::state_machine::StateMachine;
 

@@ -1,7 +1,7 @@
 //! Routing at the front-end: each client request goes to the primary of the active view, waits
 //! while there is none, is forwarded again after a view change, and its answer is relayed.
 
-use super::{MAX_FORWARDS_IN_FLIGHT, MAX_RETRANSMIT_BACKOFF, PendingRequest, ViewManager};
+use super::{Frontend, MAX_FORWARDS_IN_FLIGHT, MAX_RETRANSMIT_BACKOFF, PendingRequest};
 use crate::ids::{Address, Identity, RequestId, Time, View};
 use crate::protocol::MAX_PENDING_REQUESTS;
 use crate::protocol::messages::{
@@ -10,7 +10,7 @@ use crate::protocol::messages::{
 use crate::protocol::trust::Refusal;
 use crate::state_machine::StateMachine;
 
-impl<S: StateMachine> ViewManager<S> {
+impl<S: StateMachine> Frontend<S> {
     pub(super) fn on_request(
         &mut self,
         now: Time,

@@ -1,4 +1,4 @@
-//! The front-end: the view manager and the router of client requests.
+//! The front-end: the keeper of views and the router of client requests.
 //!
 //! It learns replicas from their pings, declares one dead after `dead_after` without a ping
 //! (at once on a transport error or a new incarnation), creates views, and routes every client
@@ -66,7 +66,7 @@ pub const MAX_REPLICAS: usize = 1024;
 
 /// How the front-end is set up.
 #[derive(Clone, Debug)]
-pub struct FrontEndConfig {
+pub struct FrontendConfig {
     /// Its name, for logs.
     pub name: String,
     /// Where clients and replicas reach it.
@@ -84,11 +84,11 @@ pub struct FrontEndConfig {
     pub force_new_cluster: bool,
 }
 
-impl FrontEndConfig {
+impl FrontendConfig {
     /// A configuration with default timing.
     pub fn new(name: impl Into<String>, address: Address, registry: Address) -> Self {
         let timing = Timing::default();
-        FrontEndConfig {
+        FrontendConfig {
             name: name.into(),
             address,
             registry,
@@ -129,8 +129,8 @@ struct PendingRequest<S: StateMachine> {
 }
 
 /// The front-end of service `S`. See the module documentation.
-pub struct ViewManager<S: StateMachine> {
-    config: FrontEndConfig,
+pub struct Frontend<S: StateMachine> {
+    config: FrontendConfig,
     election: Box<dyn PrimaryElection>,
     record: Option<ViewRecord>,
     replicas: BTreeMap<String, Known>,
@@ -157,21 +157,21 @@ pub struct ViewManager<S: StateMachine> {
     ping_gaps: Durations,
 }
 
-impl<S: StateMachine> ViewManager<S> {
+impl<S: StateMachine> Frontend<S> {
     /// A front-end resuming from `stored` (the [`ViewStore`](crate::runtime::view_store::ViewStore)'s
     /// record, `None` on first start), with the default election policy.
-    pub fn new(config: FrontEndConfig, stored: Option<ViewRecord>, now: Time) -> Self {
+    pub fn new(config: FrontendConfig, stored: Option<ViewRecord>, now: Time) -> Self {
         Self::with_election(config, stored, now, Box::new(MostUpToDate))
     }
 
-    /// As [`ViewManager::new`], with another election policy.
+    /// As [`Frontend::new`], with another election policy.
     pub fn with_election(
-        config: FrontEndConfig,
+        config: FrontendConfig,
         stored: Option<ViewRecord>,
         now: Time,
         election: Box<dyn PrimaryElection>,
     ) -> Self {
-        let mut vm = ViewManager {
+        let mut vm = Frontend {
             config,
             election,
             record: None,
@@ -378,7 +378,7 @@ impl<S: StateMachine> ViewManager<S> {
     }
 }
 
-impl<S: StateMachine> Node<S> for ViewManager<S> {
+impl<S: StateMachine> Node<S> for Frontend<S> {
     fn handle_message(&mut self, now: Time, from: Address, sender: &Identity, message: Message<S>) {
         self.notice_own_stall(now);
         if let Err(why) =

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::ViewManager;
+use super::Frontend;
 use crate::ids::{Member, ReplicaId, Time, View, ViewNumber};
 use crate::protocol::Output;
 use crate::protocol::election::{Candidate, MostUpToDate, PrimaryElection};
@@ -12,7 +12,7 @@ use crate::protocol::messages::Message;
 use crate::protocol::view_store::ViewRecord;
 use crate::state_machine::StateMachine;
 
-impl<S: StateMachine> ViewManager<S> {
+impl<S: StateMachine> Frontend<S> {
     /// A replica says it is the primary of a started `view`.
     pub(super) fn on_primary_report(&mut self, now: Time, view: &View, replica: &ReplicaId) {
         match &self.record {

@@ -3,12 +3,12 @@
 //! `dead_after` is dead, a new incarnation of a known name proves the old one died, and a stall
 //! of the front-end's own loop is not counted against the replicas.
 
-use super::{Known, MAX_REPLICAS, ViewManager};
+use super::{Frontend, Known, MAX_REPLICAS};
 use crate::ids::{Address, OpNumber, ReplicaId, Time, ViewNumber};
 use crate::protocol::messages::{Message, Ping, ReplicaRole};
 use crate::state_machine::StateMachine;
 
-impl<S: StateMachine> ViewManager<S> {
+impl<S: StateMachine> Frontend<S> {
     /// Called first with every input. If the front-end is woken more than
     /// [`Timing::stall_tolerance`] past its own deadline, it was the one asleep: the replicas'
     /// pings may be queued behind this very input, and their silence over the lost time is
