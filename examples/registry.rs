@@ -9,7 +9,6 @@ use just_hungry::cli::{TlsArgs, init_logging, parse_duration, shutdown_signal};
 use just_hungry::core::ids::{Identity, NodeRole};
 use just_hungry::core::runtime;
 use just_hungry::core::transport::Transport;
-use just_hungry::orders::OrderBook;
 use just_hungry::tcp::{TcpConfig, TcpTransport};
 
 /// The Just Hungry name server: maps names to addresses, with leases.
@@ -30,11 +29,11 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
-    let config = TcpConfig::server(args.listen, Identity::new(NodeRole::Registry, "registry"))
-        .for_service::<OrderBook>();
+    // No service name: the registry serves any (nodes of every service may register).
+    let config = TcpConfig::server(args.listen, Identity::new(NodeRole::Registry, "registry"));
     let transport = TcpTransport::bind(args.tls.apply(config, "registry")?).await?;
     tracing::info!(address = %transport.local_address(), autoclean = ?args.autoclean, "registry listening");
-    let node = runtime::spawn_registry::<OrderBook, _>(transport, args.autoclean);
+    let node = runtime::spawn_registry(transport, args.autoclean);
     shutdown_signal().await;
     tracing::info!("registry shutting down");
     node.shutdown().await;

@@ -58,7 +58,7 @@ struct Args {
     #[arg(long, default_value_t = just_hungry::core::protocol::DEFAULT_TRANSFER_WINDOW)]
     transfer_window: u32,
     /// Measurements only: start with a synthetic book of this many orders instead of the
-    /// pre-defined one (`OrderBook::synthetic`; see examples/state_transfer.rs).
+    /// pre-defined one (`fixtures::synthetic_book`; see benches/tools/state_transfer).
     #[arg(long, hide = true)]
     preload_orders: Option<usize>,
     /// Measurements only: how many postcodes the synthetic book spreads its orders over.
@@ -109,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(replica = %name, address = %config.address, "replica listening");
     let initial = (if let Some(orders) = args.preload_orders {
         let started = std::time::Instant::now();
-        let book = OrderBook::synthetic(orders, args.preload_postcodes, 7);
+        let book = just_hungry::fixtures::synthetic_book(orders, args.preload_postcodes, 7);
         tracing::info!(orders = book.order_count(), postcodes = book.postcode_count(), stored_bytes = book.stored_bytes(), elapsed = ?started.elapsed(), "preloaded a synthetic order book");
         book
     } else if args.empty {

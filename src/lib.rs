@@ -10,6 +10,7 @@
 //! | [`local`] | [`local::LocalCluster`]: a registry, a front-end and order-book replicas in one process |
 //! | [`cli`] | what the command-line binaries share: logging, signals, options, the client's commands |
 //! | [`loadgen`] | the load generator: closed-loop clients, latency and failover report |
+//! | [`fixtures`] | large deterministic order books for the benches, the measuring tools, the tests and the nemesis |
 //! | [`nemesis`] | fault-injection runs on the in-memory network, with a recorded, checked history |
 //! | [`burst`] | a gateway's burst: many clients' requests at once over one connection |
 //!
@@ -20,6 +21,7 @@
 
 pub mod burst;
 pub mod cli;
+pub mod fixtures;
 pub mod loadgen;
 pub mod local;
 pub mod nemesis;
@@ -27,7 +29,7 @@ mod order_client;
 pub mod orders;
 pub mod postcode;
 
-pub use order_client::{OrderClient, OrderClientError};
+pub use order_client::{OrderAudit, OrderClient, OrderClientError};
 
 pub use just_hungry_core as core;
 pub use just_hungry_core::*;

@@ -43,6 +43,17 @@ pub trait Network: Send + Sync + 'static {
     fn crash(&self, address: &Address);
 }
 
+/// Which network a [`LocalCluster`] runs on (the `--transport` option of the examples and
+/// the load generator).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransportKind {
+    /// In-process channels ([`MemNetwork`]).
+    Mem,
+    /// TCP sockets on 127.0.0.1, a free port per node ([`TcpNetwork`]).
+    Tcp,
+}
+
 /// Real TCP sockets on 127.0.0.1, every node on a free port: the same cluster as on the
 /// in-memory network, over the wire format of the binaries. [`TcpNetwork::tls`] (the
 /// default) secures every link with mutual TLS, each node holding a certificate of a
@@ -193,7 +204,7 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
         endpoint: N::Endpoint,
         registry_address: Address,
     ) -> Self {
-        let registry = runtime::spawn_registry::<S, _>(endpoint, timing.autoclean);
+        let registry = runtime::spawn_registry(endpoint, timing.autoclean);
         LocalCluster {
             network,
             timing,

@@ -10,6 +10,7 @@
 //! paused clock on a current-thread runtime a run is a function of its seed, which is how the
 //! tests replay a failure (`tests/nemesis.rs`).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,12 +40,15 @@ pub const BULK_ORDERS: usize = 12_000;
 
 /// The book every replica of a run starts with: the pre-defined history and the bulk postcode.
 pub fn initial_book() -> OrderBook {
-    OrderBook::with_predefined_history().merged_with(OrderBook::synthetic(BULK_ORDERS, 1, 0xb0b))
+    crate::fixtures::merged(
+        OrderBook::with_predefined_history(),
+        crate::fixtures::synthetic_book(BULK_ORDERS, 1, 0xb0b),
+    )
 }
 
 /// The bulk postcode of [`initial_book`] (none of [`POSTCODES`]).
 pub fn bulk_postcode() -> String {
-    OrderBook::synthetic(1, 1, 0xb0b)
+    crate::fixtures::synthetic_book(1, 1, 0xb0b)
         .histories()
         .keys()
         .next()
@@ -97,6 +101,14 @@ impl NemesisOutcome {
     /// Whether the run found nothing wrong.
     pub fn passed(&self) -> bool {
         self.report.is_valid() && self.problems.is_empty()
+    }
+
+    /// What the run found wrong, one line each: the problems, and the checker's verdict when
+    /// it is not valid (its anomalies are in [`NemesisOutcome::report`]). Empty when it passed.
+    pub fn failures(&self) -> Vec<String> {
+        let verdict = (!self.report.is_valid())
+            .then(|| "the history is not linearizable (see the report)".to_owned());
+        self.problems.iter().cloned().chain(verdict).collect()
     }
 }
 
@@ -199,6 +211,20 @@ pub async fn recorded_read(
         time: completed,
     });
     result.is_ok()
+}
+
+/// Runs [`run`] with the default options and tells it on stdout (the faults, then the
+/// checker's report); writes the history to `history` (JSON lines) if given. Returns what the
+/// run found wrong ([`NemesisOutcome::failures`]): empty when it passed.
+pub async fn run_and_tell(seed: u64, history: Option<&Path>) -> std::io::Result<Vec<String>> {
+    let outcome = run(seed, NemesisOptions::default()).await?;
+    println!("==> nemesis seed {seed}: {}", outcome.faults.join("; "));
+    if let Some(path) = history {
+        std::fs::write(path, outcome.history.history().to_json_lines())?;
+        println!("==> history written to {}", path.display());
+    }
+    print!("{}", outcome.report);
+    Ok(outcome.failures())
 }
 
 /// Runs one nemesis run on the in-memory network, in the current tokio runtime.

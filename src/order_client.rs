@@ -178,4 +178,67 @@ impl OrderClient {
     pub async fn cluster_status(&self) -> Result<ClusterStatus, ClientError> {
         self.inner.cluster_status().await
     }
+
+    /// Reads every history ([`OrderClient::all_histories`]) and checks it against the orders
+    /// whose placing was acknowledged: each must be there, and no order twice.
+    pub async fn audit(&self, acknowledged: &[OrderId]) -> Result<OrderAudit, OrderClientError> {
+        let histories = self.all_histories().await?;
+        let mut seen = std::collections::BTreeSet::new();
+        let doubled = histories
+            .values()
+            .flatten()
+            .filter(|order| !seen.insert(order.id))
+            .map(|order| order.id)
+            .collect();
+        let missing = acknowledged
+            .iter()
+            .filter(|id| !seen.contains(id))
+            .copied()
+            .collect();
+        Ok(OrderAudit {
+            histories,
+            missing,
+            doubled,
+        })
+    }
+}
+
+/// What a reading of every history shows of the acknowledged orders ([`OrderClient::audit`]).
+#[derive(Clone, Debug)]
+pub struct OrderAudit {
+    /// Every postcode's orders, as read.
+    pub histories: std::collections::BTreeMap<Postcode, Vec<Order>>,
+    /// Acknowledged orders that are in no history: lost.
+    pub missing: Vec<OrderId>,
+    /// Orders found more than once (once per extra copy).
+    pub doubled: Vec<OrderId>,
+}
+
+/// Every order read, one line each (postcode, id, items), indented by four spaces.
+impl std::fmt::Display for OrderAudit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (postcode, orders) in &self.histories {
+            let postcode = postcode.to_string();
+            for order in orders {
+                let id = order.id.to_string();
+                writeln!(f, "    {postcode:<9} {id:<8} {}", order.items.join(", "))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl OrderAudit {
+    /// What is wrong, one line each; empty when every acknowledged order is there once.
+    pub fn problems(&self) -> Vec<String> {
+        let missing = self
+            .missing
+            .iter()
+            .map(|id| format!("acknowledged order {id} is missing"));
+        let doubled = self
+            .doubled
+            .iter()
+            .map(|id| format!("order {id} appears twice"));
+        missing.chain(doubled).collect()
+    }
 }

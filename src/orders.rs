@@ -553,89 +553,8 @@ impl OrderBook {
         OrderBook::from_histories(histories)
     }
 
-    /// A synthetic book for measurements (`examples/state_transfer.rs`, the replica's hidden
-    /// `--preload-orders`): `orders` orders spread round-robin over `postcodes` distinct valid
-    /// postcodes (at least 1), each of 1 to 3 items of 9 to 14 bytes drawn from a fixed menu,
-    /// placed by 10,000 clients with random-looking ids. Deterministic in `seed`.
-    ///
-    /// It is built directly, not through `apply`, so it may exceed [`OrderBook::max_bytes`]
-    /// (a million such orders count about 55 MB): such a book refuses new orders with
-    /// [`OrderError::OrderBookFull`], which `apply` still decides on every replica alike.
-    pub fn synthetic(orders: usize, postcodes: usize, seed: u64) -> OrderBook {
-        const MENU: &[&str] = &[
-            "Pilau rice",
-            "Garlic naan",
-            "Onion bhaji",
-            "Chips large",
-            "Fish supper",
-            "Kebab wrap",
-            "Chow mein",
-            "Spring roll",
-            "Veg samosa",
-            "Lamb karahi",
-            "Egg fried rice",
-            "Can of cola",
-            "Mushy peas",
-            "Donner meat",
-            "Prawn toast",
-            "Sweet lassi",
-        ];
-        const CLIENTS: u64 = 10_000;
-        const UNIT: &[u8] = b"ABDEFGHJLNPQRSTUWXYZ";
-        const AREAS: &[&str] = &["B", "E", "G", "L", "M", "N", "S", "W"];
-        let mut state = seed;
-        let mut next = move || {
-            // splitmix64
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        };
-        let mut codes: Vec<Postcode> = Vec::with_capacity(postcodes.max(1));
-        let mut n: usize = 0;
-        while codes.len() < postcodes.max(1) {
-            let area = AREAS[n % AREAS.len()];
-            let district = 1 + (n / AREAS.len()) % 99;
-            let sector = (n / (AREAS.len() * 99)) % 10;
-            let unit = n / (AREAS.len() * 99 * 10);
-            let (a, b) = (
-                UNIT[unit % UNIT.len()],
-                UNIT[(unit / UNIT.len()) % UNIT.len()],
-            );
-            let text = format!("{area}{district} {sector}{}{}", a as char, b as char);
-            if let Ok(code) = Postcode::parse(&text)
-                && codes.last() != Some(&code)
-            {
-                codes.push(code);
-            }
-            n += 1;
-        }
-        let clients: Vec<ClientId> = (0..CLIENTS).map(|_| ClientId(next() | 1)).collect();
-        let mut histories: BTreeMap<Postcode, Vec<Order>> = BTreeMap::new();
-        for i in 0..orders {
-            let r = next();
-            let count = 1 + (r % 3) as usize;
-            let items = (0..count)
-                .map(|k| MENU[((r >> (8 + 8 * k)) as usize) % MENU.len()].to_owned())
-                .collect();
-            let id = RequestId {
-                client: clients[i % clients.len()],
-                seq: (i / clients.len()) as u64 + 1,
-            };
-            histories
-                .entry(codes[i % codes.len()].clone())
-                .or_default()
-                .push(Order {
-                    id,
-                    items,
-                    unverified: false,
-                });
-        }
-        OrderBook::from_histories(histories)
-    }
-
-    fn from_histories(histories: BTreeMap<Postcode, Vec<Order>>) -> OrderBook {
+    /// A book of these histories, as they are (no validation, no limit checked).
+    pub(crate) fn from_histories(histories: BTreeMap<Postcode, Vec<Order>>) -> OrderBook {
         let stored_bytes = histories.values().flatten().fold(0usize, |total, order| {
             total.saturating_add(order_cost(&order.items))
         });
@@ -646,16 +565,9 @@ impl OrderBook {
         }
     }
 
-    /// This book with the orders of `other` appended to its own, postcode by postcode (a
-    /// fixture: the pre-defined history and a synthetic bulk, say). Built directly, like
-    /// [`OrderBook::synthetic`], so it may exceed this book's limit, which it keeps.
-    pub fn merged_with(self, other: OrderBook) -> OrderBook {
-        let max_bytes = self.max_bytes;
-        let mut histories = self.histories;
-        for (postcode, orders) in other.histories {
-            histories.entry(postcode).or_default().extend(orders);
-        }
-        OrderBook::from_histories(histories).with_max_bytes(max_bytes)
+    /// Its histories, by postcode (for [`crate::fixtures`]).
+    pub(crate) fn into_histories(self) -> BTreeMap<Postcode, Vec<Order>> {
+        self.histories
     }
 
     /// The same book with another limit ([`OrderBook::max_bytes`]). Set it on the state a

@@ -28,7 +28,7 @@ async fn a_join_at_half_a_million_orders_under_writes_changes_the_view_once() {
     cluster
         .start_replica(
             "replica-1",
-            OrderBook::synthetic(ORDERS, 10_000, 7),
+            just_hungry::fixtures::synthetic_book(ORDERS, 10_000, 7),
             validator.clone(),
         )
         .await

@@ -10,7 +10,7 @@ use just_hungry_core::{ClientId, OpNumber, RequestId, Time};
 
 fn state_with_orders(n: u64) -> ReplicatedState<OrderBook> {
     let mut state = ReplicatedState::new(
-        OrderBook::synthetic(300, 17, 1),
+        just_hungry::fixtures::synthetic_book(300, 17, 1),
         ClientTableLimits::default(),
     );
     for seq in 1..=n {

@@ -223,7 +223,7 @@ fn the_front_end_believes_pings_and_reports_only_of_their_senders() {
 
 #[test]
 fn a_registration_is_confined_to_the_senders_own_name() {
-    let mut registry = Registry::<OrderBook>::new("registry", Timing::default().autoclean);
+    let mut registry = Registry::new("registry", Timing::default().autoclean);
     let register = |name: &str, address: &str| M::Register {
         name: name.into(),
         address: Address::new(address),
@@ -331,13 +331,13 @@ fn a_snapshot_being_received_is_bounded_by_the_budget_not_by_what_chunks_announc
 #[test]
 fn registrations_hold_one_entry_per_identity_and_are_freed_when_not_renewed() {
     let autoclean = Timing::default().autoclean;
-    let mut registry = Registry::<OrderBook>::new("registry", autoclean);
-    let register = |registry: &mut Registry<OrderBook>, name: &str, address: String| {
+    let mut registry = Registry::new("registry", autoclean);
+    let register = |registry: &mut Registry, name: &str, address: String| {
         registry.handle_message(
             Time(1),
             Address::new("peer"),
             &replica_identity(name),
-            Message::Register {
+            Message::<OrderBook>::Register {
                 name: just_hungry_core::protocol::replica_registry_name(name),
                 address: Address::new(address),
             },

@@ -1,7 +1,7 @@
 //! Per-request latencies: criterion times whole iterations (C clients × K orders), so the
 //! benches time each request themselves and report percentiles once a bench is done, on
 //! stderr and in `target/criterion/latency/<bench id>.json` (read by
-//! `examples/bench_ratios.rs`).
+//! `benches/tools/bench_ratios.rs`).
 
 use std::time::Duration;
 

@@ -48,11 +48,6 @@ impl SeededRng {
         let draw = self.below(1000);
         per_mille > 0 && draw < u64::from(per_mille)
     }
-
-    /// A generator for a sub-stream: independent of how much of this one is used later.
-    pub fn fork(&mut self) -> SeededRng {
-        SeededRng::new(self.next_u64())
-    }
 }
 
 #[cfg(test)]

@@ -100,15 +100,7 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 /// How long the cluster may take to form, and to converge after the load.
 const FORM_WAIT: Duration = Duration::from_secs(30);
 
-/// Which network the cluster runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum TransportKind {
-    /// In-process channels ([`MemNetwork`]).
-    Mem,
-    /// TCP sockets on 127.0.0.1, a free port per node ([`TcpNetwork`]).
-    Tcp,
-}
+pub use crate::local::TransportKind;
 
 /// Which tokio runtime to run on ([`RuntimeFlavor::build`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]

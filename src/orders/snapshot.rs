@@ -447,7 +447,7 @@ mod tests {
             steps in proptest::collection::vec(step(), 0..80),
             cut in 1usize..300,
         ) {
-            let mut book = OrderBook::synthetic(orders, postcodes, seed);
+            let mut book = crate::fixtures::synthetic_book(orders, postcodes, seed);
             let at_start = book.clone();
             let mut writer = BookWriter::new(&book);
             let mut bytes = Vec::new();

@@ -74,11 +74,6 @@ impl ValidatorMode {
             ValidatorMode::Online => "online",
         }
     }
-
-    /// Whether this mode sends postcodes over the network.
-    pub fn is_online(self) -> bool {
-        self != ValidatorMode::Offline
-    }
 }
 
 impl fmt::Display for ValidatorMode {

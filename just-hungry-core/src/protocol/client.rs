@@ -140,11 +140,6 @@ impl<S: StateMachine> ClientSession<S> {
         }
     }
 
-    /// This client's id.
-    pub fn client_id(&self) -> ClientId {
-        self.id
-    }
-
     /// The id the next request will get (an order's id, known before it is placed).
     pub fn next_request_id(&self) -> RequestId {
         RequestId {

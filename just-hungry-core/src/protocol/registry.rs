@@ -61,17 +61,33 @@ struct Lease {
     expires: Time,
 }
 
+/// What the registry answers: its messages carry no command, reply or state of the service.
+#[derive(Clone, Debug)]
+enum Answer {
+    Registered {
+        name: String,
+    },
+    LookupReply {
+        name: String,
+        address: Option<Address>,
+    },
+}
+
 /// The name server: maps names to addresses; each entry is a lease its owner renews by
 /// registering again; an entry not renewed within `autoclean` is dropped.
-pub struct Registry<S: StateMachine> {
+///
+/// It knows nothing of the replicated service: it is a [`Node`] of every [`StateMachine`]
+/// (its messages, `Register`, `Lookup` and their answers, are the same in every service's
+/// [`Message`]), so one registry type, and one running registry, serves any service.
+pub struct Registry {
     name: String,
     autoclean: Duration,
     entries: BTreeMap<String, Lease>,
-    outputs: VecDeque<Output<S>>,
+    outputs: VecDeque<(Address, Answer)>,
     refusals: Refusals,
 }
 
-impl<S: StateMachine> Registry<S> {
+impl Registry {
     /// A registry whose leases last `autoclean`.
     pub fn new(name: impl Into<String>, autoclean: Duration) -> Self {
         Registry {
@@ -96,6 +112,26 @@ impl<S: StateMachine> Registry<S> {
         self.entries.iter().map(|(n, l)| (n.as_str(), &l.address))
     }
 
+    /// When the next lease expires (the [`Node::next_timeout`] of every service).
+    pub fn next_timeout(&self) -> Option<Time> {
+        self.entries.values().map(|l| l.expires).min()
+    }
+
+    /// Drops the leases expired at `now` (the [`Node::handle_timeout`] of every service).
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.expire(now);
+    }
+
+    /// Its name, as it logs it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many messages it refused ([`trust`]).
+    pub fn refused(&self) -> u64 {
+        self.refusals.total()
+    }
+
     fn expire(&mut self, now: Time) {
         let name = &self.name;
         self.entries.retain(|entry, lease| {
@@ -108,7 +144,7 @@ impl<S: StateMachine> Registry<S> {
     }
 }
 
-impl<S: StateMachine> Node<S> for Registry<S> {
+impl<S: StateMachine> Node<S> for Registry {
     fn handle_message(&mut self, now: Time, from: Address, sender: &Identity, message: Message<S>) {
         if let Err(why) = trust::check(sender, &message) {
             self.refusals
@@ -140,17 +176,12 @@ impl<S: StateMachine> Node<S> for Registry<S> {
                             .insert(name.clone(), Lease { address, expires });
                     }
                 }
-                self.outputs.push_back(Output::Send {
-                    to: from,
-                    message: Message::Registered { name },
-                });
+                self.outputs.push_back((from, Answer::Registered { name }));
             }
             Message::Lookup { name } => {
                 let address = self.lookup(now, &name).cloned();
-                self.outputs.push_back(Output::Send {
-                    to: from,
-                    message: Message::LookupReply { name, address },
-                });
+                self.outputs
+                    .push_back((from, Answer::LookupReply { name, address }));
             }
             other => {
                 tracing::debug!(node = %self.name, from = %from, kind = other.kind(), "ignored message not for a registry");
@@ -161,22 +192,27 @@ impl<S: StateMachine> Node<S> for Registry<S> {
     fn handle_unreachable(&mut self, _now: Time, _to: &Address) {}
 
     fn handle_timeout(&mut self, now: Time) {
-        self.expire(now);
+        Registry::handle_timeout(self, now);
     }
 
     fn next_timeout(&self) -> Option<Time> {
-        self.entries.values().map(|l| l.expires).min()
+        Registry::next_timeout(self)
     }
 
     fn poll_output(&mut self) -> Option<Output<S>> {
-        self.outputs.pop_front()
+        let (to, answer) = self.outputs.pop_front()?;
+        let message = match answer {
+            Answer::Registered { name } => Message::Registered { name },
+            Answer::LookupReply { name, address } => Message::LookupReply { name, address },
+        };
+        Some(Output::Send { to, message })
     }
 
     fn name(&self) -> &str {
-        &self.name
+        Registry::name(self)
     }
 
     fn refused(&self) -> u64 {
-        self.refusals.total()
+        Registry::refused(self)
     }
 }

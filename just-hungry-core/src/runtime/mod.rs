@@ -21,6 +21,7 @@
 mod client;
 mod clock;
 mod history_recorder;
+mod registry_service;
 pub mod view_store;
 
 pub use client::Client;
@@ -81,6 +82,21 @@ pub struct NodeReport {
     /// A front-end: the gaps between consecutive pings of each replica
     /// ([`Frontend::ping_gaps`]).
     pub ping_gaps: Option<Durations>,
+}
+
+/// One line: the name, the role (replicas), the applied op and the state's digest.
+impl std::fmt::Display for NodeReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:<10}", self.name)?;
+        if let Some(role) = self.role {
+            write!(f, " {role:?}")?;
+        }
+        write!(f, " applied op {}", self.applied.0)?;
+        match self.digest {
+            Some(digest) => write!(f, " digest {digest:016x}"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A running node: ask for its report, stop it gracefully or crash it.
@@ -179,7 +195,7 @@ trait Driven<S: StateMachine>: Node<S> + Send + 'static {
     }
 }
 
-impl<S: StateMachine> Driven<S> for Registry<S> {}
+impl<S: StateMachine> Driven<S> for Registry {}
 impl<S: StateMachine> Driven<S> for Frontend<S> {
     fn report(&self) -> NodeReport {
         NodeReport {
@@ -228,13 +244,15 @@ struct Effects<S: StateMachine> {
 }
 
 /// Runs a registry (name server) whose entries expire after `autoclean` without renewal.
-pub fn spawn_registry<S: StateMachine, T: Transport>(
-    transport: T,
-    autoclean: std::time::Duration,
-) -> NodeHandle {
+///
+/// The registry knows nothing of the service, so it serves any: nodes of every service may
+/// register with it (give its transport no service name, and the TCP hello lets each in). A
+/// message of a service that carries a command, reply, query or state is not for a registry;
+/// it fails to decode here and is dropped like any undecodable frame.
+pub fn spawn_registry<T: Transport>(transport: T, autoclean: std::time::Duration) -> NodeHandle {
     let name = format!("registry@{}", transport.local_address());
-    let node = Registry::<S>::new(name, autoclean);
-    spawn(
+    let node = Registry::new(name, autoclean);
+    spawn::<registry_service::NoService, _, _>(
         node,
         transport,
         Effects {

@@ -236,7 +236,7 @@ pub struct Sim<S: SimService> {
     events_at_instant: (Time, u64),
     queue: BinaryHeap<Reverse<Scheduled<S>>>,
     addresses: BTreeMap<Address, NodeRef>,
-    registry: Registry<S>,
+    registry: Registry,
     frontend: Option<Frontend<S>>,
     stored_view: Option<ViewRecord>,
     replicas: Vec<ReplicaSlot<S>>,
@@ -433,7 +433,7 @@ impl<S: SimService> Sim<S> {
                 best = Some((t, node));
             }
         };
-        consider(Node::next_timeout(&self.registry), NodeRef::Registry);
+        consider(self.registry.next_timeout(), NodeRef::Registry);
         if let Some(fe) = &self.frontend {
             consider(fe.next_timeout(), NodeRef::Frontend);
         }
@@ -453,7 +453,7 @@ impl<S: SimService> Sim<S> {
         let next = match node {
             NodeRef::Registry => {
                 self.registry.handle_timeout(now);
-                Node::next_timeout(&self.registry)
+                self.registry.next_timeout()
             }
             NodeRef::Frontend => match self.frontend.as_mut() {
                 Some(fe) => {
@@ -537,7 +537,9 @@ impl<S: SimService> Sim<S> {
                 };
                 tracing::trace!(target: "just_hungry_core::sim", t = now.0, %node, %target, "unreachable");
                 match at {
-                    NodeRef::Registry => self.registry.handle_unreachable(now, &target),
+                    NodeRef::Registry => {
+                        Node::<S>::handle_unreachable(&mut self.registry, now, &target)
+                    }
                     NodeRef::Frontend => match self.frontend.as_mut() {
                         Some(fe) => fe.handle_unreachable(now, &target),
                         None => return Ok(()),

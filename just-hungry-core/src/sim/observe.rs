@@ -3,9 +3,7 @@
 
 use crate::history::History;
 use crate::ids::{OpNumber, ReplicaId, RequestId, Time, View, ViewNumber};
-use crate::protocol::frontend::Frontend;
 use crate::protocol::messages::ReplicaRole;
-use crate::protocol::replica::Replica;
 use crate::protocol::view_store::ViewRecord;
 use crate::sim::{Sim, SimConfig, SimService};
 
@@ -124,11 +122,6 @@ impl<S: SimService> Sim<S> {
         self.stored_view.as_ref()
     }
 
-    /// How many replica slots exist.
-    pub fn replica_count(&self) -> usize {
-        self.replicas.len()
-    }
-
     /// Every replica slot, crashed ones included.
     pub fn replicas(&self) -> Vec<ReplicaObservation> {
         (0..self.replicas.len()).map(|i| self.replica(i)).collect()
@@ -159,11 +152,6 @@ impl<S: SimService> Sim<S> {
                 ids: Vec::new(),
             },
         }
-    }
-
-    /// The running replica in `slot`, for tests that need more than an observation.
-    pub fn replica_node(&self, slot: usize) -> Option<&Replica<S>> {
-        self.replicas.get(slot).and_then(|s| s.node.as_ref())
     }
 
     /// The slot of the running replica with this identity.
@@ -197,11 +185,6 @@ impl<S: SimService> Sim<S> {
                     .and_then(|r| r.last_active.clone()),
             },
         }
-    }
-
-    /// The running front-end, for tests that need more than an observation.
-    pub fn frontend_node(&self) -> Option<&Frontend<S>> {
-        self.frontend.as_ref()
     }
 
     /// Whether client `client` has an operation in flight.

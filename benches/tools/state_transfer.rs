@@ -160,7 +160,7 @@ fn book(orders: usize, postcodes: usize) -> anyhow::Result<()> {
     let rss_before = memory("self").map_or(0, |m| m.0);
     let allocated_before = ALLOCATED.load(Ordering::Relaxed);
     let started = Instant::now();
-    let book = OrderBook::synthetic(orders, postcodes, 7);
+    let book = just_hungry::fixtures::synthetic_book(orders, postcodes, 7);
     let built = started.elapsed();
     let allocated = ALLOCATED.load(Ordering::Relaxed) - allocated_before;
     let rss = memory("self").map_or(0, |m| m.0).saturating_sub(rss_before);

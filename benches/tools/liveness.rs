@@ -157,8 +157,8 @@ async fn cluster_of(
 
 async fn measure(args: &Args, load: Load) -> anyhow::Result<()> {
     let initial = match load {
-        Load::Read => OrderBook::synthetic(args.orders, 1, 13),
-        Load::Join => OrderBook::synthetic(args.orders, 1_000, 13),
+        Load::Read => just_hungry::fixtures::synthetic_book(args.orders, 1, 13),
+        Load::Join => just_hungry::fixtures::synthetic_book(args.orders, 1_000, 13),
         _ => OrderBook::with_predefined_history(),
     };
     let mut cluster = cluster_of(args, initial).await?;
@@ -288,7 +288,7 @@ async fn read(
     cluster: &mut LocalCluster<OrderBook, TcpNetwork>,
     seconds: Duration,
 ) -> anyhow::Result<String> {
-    let book = OrderBook::synthetic(1, 1, 13);
+    let book = just_hungry::fixtures::synthetic_book(1, 1, 13);
     let postcode = book
         .histories()
         .keys()
