@@ -13,6 +13,7 @@
 //! | [`fixtures`] | large deterministic order books for the benches, the measuring tools, the tests and the nemesis |
 //! | [`nemesis`] | fault-injection runs on the in-memory network, with a recorded, checked history |
 //! | [`burst`] | a gateway's burst: many clients' requests at once over one connection |
+//! | [`etcd`] | etcd as the coordination backend: its client, the view store, a local cluster for tests |
 //!
 //! Crates and what may import what: `docs/ARCHITECTURE.md`.
 //!
@@ -21,6 +22,8 @@
 
 pub mod burst;
 pub mod cli;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod fixtures;
 pub mod loadgen;
 pub mod local;

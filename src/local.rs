@@ -17,7 +17,7 @@ use just_hungry_core::protocol::client_table::ClientTableLimits;
 use just_hungry_core::protocol::frontend::FrontendConfig;
 use just_hungry_core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, ReplicaConfig};
 use just_hungry_core::rng::SeededRng;
-use just_hungry_core::runtime::view_store::MemoryViewStore;
+use just_hungry_core::runtime::view_store::{MemoryViewStore, ViewStore};
 use just_hungry_core::runtime::{self, Client, NodeHandle, NodeReport, random_u64};
 use just_hungry_core::state_machine::{CommandValidator, StateMachine};
 use just_hungry_core::transport::Transport;
@@ -161,7 +161,9 @@ pub struct WaitTimeout {
 pub struct LocalCluster<S: StateMachine, N: Network = MemNetwork> {
     network: N,
     timing: Timing,
-    store: MemoryViewStore,
+    /// Makes the store of each front-end started (the same memory store by default, so a
+    /// restarted front-end resumes from its view).
+    view_stores: Box<dyn Fn() -> Box<dyn ViewStore> + Send + Sync>,
     registry_address: Address,
     registry: Option<NodeHandle>,
     frontend: Option<(Address, NodeHandle)>,
@@ -208,7 +210,10 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
         LocalCluster {
             network,
             timing,
-            store: MemoryViewStore::new(),
+            view_stores: {
+                let store = MemoryViewStore::new();
+                Box::new(move || Box::new(store.clone()))
+            },
             registry_address,
             registry: Some(registry),
             frontend: None,
@@ -242,6 +247,15 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
         &self.registry_address
     }
 
+    /// Front-ends started from now on keep their view in the store `make` returns (for
+    /// instance an [`EtcdViewStore`](crate::etcd::EtcdViewStore)) instead of in memory.
+    pub fn use_view_stores(
+        &mut self,
+        make: impl Fn() -> Box<dyn ViewStore> + Send + Sync + 'static,
+    ) {
+        self.view_stores = Box::new(make);
+    }
+
     /// Starts the front-end (again, after a crash: it resumes from its stored view).
     pub async fn start_frontend(&mut self) -> std::io::Result<()> {
         let (endpoint, address) = self
@@ -252,8 +266,7 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
             FrontendConfig::new("frontend", address.clone(), self.registry_address.clone());
         config.timing = self.timing;
         config.bootstrap_grace = self.timing.ping_interval * 2;
-        let handle =
-            runtime::spawn_frontend::<S, _>(endpoint, config, Box::new(self.store.clone()));
+        let handle = runtime::spawn_frontend::<S, _>(endpoint, config, (self.view_stores)());
         self.frontend = Some((address, handle));
         Ok(())
     }

@@ -44,10 +44,11 @@ use crate::protocol::messages::ReplicaRole;
 use crate::protocol::messages::{ClientResponse, Message, Outcome, ServiceError};
 use crate::protocol::registry::Registry;
 use crate::protocol::replica::{Replica, ReplicaConfig};
+use crate::protocol::view_store::ViewRecord;
 use crate::protocol::{Node, Output};
 use crate::state_machine::{CommandValidator, StateMachine};
 use crate::transport::{Transport, TransportEvent};
-use view_store::{ViewStore, ViewStoreError};
+use view_store::ViewStore;
 
 /// The most ready events taken in one batch before outputs are acted on.
 pub const MAX_EVENTS_PER_BATCH: usize = 256;
@@ -251,42 +252,50 @@ struct Effects<S: StateMachine> {
 /// it fails to decode here and is dropped like any undecodable frame.
 pub fn spawn_registry<T: Transport>(transport: T, autoclean: std::time::Duration) -> NodeHandle {
     let name = format!("registry@{}", transport.local_address());
-    let node = Registry::new(name, autoclean);
-    spawn::<registry_service::NoService, _, _>(
-        node,
+    let node = Registry::new(name.clone(), autoclean);
+    let effects = Effects::<registry_service::NoService> {
+        validator: None,
+        store: None,
+    };
+    spawn(
+        name,
+        std::future::ready((node, effects)),
         transport,
-        Effects {
-            validator: None,
-            store: None,
-        },
         Clock::new(),
     )
 }
 
 /// Runs a front-end that persists its views in `store` and resumes from what it holds.
+///
+/// The stored view is loaded inside the node's task, before it takes its first message: a
+/// store that answers only once it can (etcd without a quorum) holds this front-end back, not
+/// the caller. A store that answers with an error (a corrupt file) is logged, and the
+/// front-end starts without a view; a shared store's compare-and-swap then refuses the first
+/// view it would save over a record it has not read (docs/PROTOCOL.md, rule 5).
 pub fn spawn_frontend<S: StateMachine, T: Transport>(
     transport: T,
     config: FrontendConfig,
-    store: Box<dyn ViewStore>,
+    mut store: Box<dyn ViewStore>,
 ) -> NodeHandle {
     let clock = Clock::new();
-    let stored = match store.load() {
-        Ok(record) => record,
-        Err(e) => {
-            tracing::error!(node = %config.name, error = %e, "cannot load the stored view: starting without one");
-            None
-        }
-    };
-    let node = Frontend::<S>::new(config, stored, clock.now());
-    spawn(
-        node,
-        transport,
-        Effects {
+    let name = config.name.clone();
+    let start = clock;
+    let node = async move {
+        let stored = match store.load().await {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::error!(node = %config.name, error = %e, "cannot load the stored view: starting without one");
+                None
+            }
+        };
+        let node = Frontend::<S>::new(config, stored, start.now());
+        let effects = Effects {
             validator: None,
             store: Some(store),
-        },
-        clock,
-    )
+        };
+        (node, effects)
+    };
+    spawn(name, node, transport, clock)
 }
 
 /// Runs a replica starting from `initial` (its pre-defined data), validating writes with
@@ -299,36 +308,42 @@ pub fn spawn_replica<S: StateMachine, T: Transport>(
 ) -> NodeHandle {
     let clock = Clock::new();
     let node = Replica::new(config, initial, clock.now());
-    spawn(
-        node,
-        transport,
-        Effects {
-            validator: Some(validator),
-            store: None,
-        },
-        clock,
-    )
+    let name = node.name().to_owned();
+    let effects = Effects {
+        validator: Some(validator),
+        store: None,
+    };
+    spawn(name, std::future::ready((node, effects)), transport, clock)
 }
 
+/// Starts the task of the node `start` makes (at once, or after loading what it needs).
 fn spawn<S: StateMachine, N: Driven<S>, T: Transport>(
-    node: N,
+    name: String,
+    start: impl Future<Output = (N, Effects<S>)> + Send + 'static,
     transport: T,
-    effects: Effects<S>,
     clock: Clock,
 ) -> NodeHandle {
     let (shutdown, signal) = watch::channel(false);
     let (controls, control_requests) = mpsc::channel(8);
     let (fail, failure) = watch::channel(None);
-    let name = node.name().to_owned();
-    let task = tokio::spawn(drive(
-        node,
-        transport,
-        effects,
-        signal,
-        control_requests,
-        clock,
-        fail,
-    ));
+    let task = tokio::spawn(async move {
+        // Asked to stop while still starting (a store that cannot answer): stop.
+        let mut stopping = signal.clone();
+        let (node, effects) = tokio::select! {
+            started = start => started,
+            _ = stopping.changed() => return,
+        };
+        drive(
+            node,
+            transport,
+            effects,
+            signal,
+            control_requests,
+            clock,
+            fail,
+        )
+        .await
+    });
     NodeHandle {
         name,
         shutdown,
@@ -380,7 +395,9 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
     let mut buffer = Vec::new();
     node.handle_timeout(clock.now());
     loop {
-        if let Err(e) = act(
+        // Act on the outputs in order; a view to persist is saved before anything after it is
+        // sent (an output not yet taken stays in the node).
+        while let Some(record) = act(
             node,
             &transport,
             &mut effects,
@@ -388,10 +405,16 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
             &mut buffer,
             &clock,
         ) {
-            // Publishing a view that is not stored could make a restarted front-end go back
-            // in time: stop instead.
-            tracing::error!(node = %node.name(), error = %e, "cannot persist the view: stopping");
-            return Err(format!("cannot persist the view: {e}"));
+            let Some(store) = effects.store.as_mut() else {
+                continue;
+            };
+            if let Err(e) = store.save(&record).await {
+                // Publishing a view that is not stored could make a restarted front-end go
+                // back in time, and one another front-end stored over is not ours to
+                // publish: stop instead.
+                tracing::error!(node = %node.name(), error = %e, "cannot persist the view: stopping");
+                return Err(format!("cannot persist the view: {e}"));
+            }
         }
         let deadline = node
             .next_timeout()
@@ -475,6 +498,8 @@ fn feed<S: StateMachine, N: Driven<S>>(node: &mut N, clock: &Clock, event: Trans
     }
 }
 
+/// Acts on the node's outputs in order until they run out, or until one is a view to persist:
+/// that one is returned, for the caller to save before it calls again.
 fn act<S: StateMachine, N: Driven<S>, T: Transport>(
     node: &mut N,
     transport: &T,
@@ -482,7 +507,7 @@ fn act<S: StateMachine, N: Driven<S>, T: Transport>(
     validations: &mut Validations<S>,
     buffer: &mut Vec<u8>,
     clock: &Clock,
-) -> Result<(), ViewStoreError> {
+) -> Option<ViewRecord> {
     while let Some(output) = node.poll_output() {
         match output {
             Output::Send { to, message } => send(node.name(), transport, &to, &message, buffer),
@@ -502,14 +527,10 @@ fn act<S: StateMachine, N: Driven<S>, T: Transport>(
                     tracing::error!(node = %node.name(), "validation asked of a node without a validator")
                 }
             },
-            Output::PersistView(record) => {
-                if let Some(store) = effects.store.as_mut() {
-                    store.save(&record)?;
-                }
-            }
+            Output::PersistView(record) => return Some(record),
         }
     }
-    Ok(())
+    None
 }
 
 fn send<S: StateMachine, T: Transport>(

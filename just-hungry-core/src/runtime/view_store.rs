@@ -29,19 +29,53 @@ pub enum ViewStoreError {
         /// The cause.
         source: CodecError,
     },
+    /// A shared store (etcd) holds a record written since this front-end last read or wrote
+    /// it: another front-end is active. The record was not saved; the front-end must stop
+    /// acting on its views (docs/PROTOCOL.md, rule 5, and "Several front-ends").
+    #[error("view store {store}: {reason}")]
+    Conflict {
+        /// The store (its endpoints and key).
+        store: String,
+        /// What was found instead of what was expected.
+        reason: String,
+    },
+    /// A shared store cannot be reached, or cannot decide (etcd without a quorum). Nothing is
+    /// known to be saved.
+    #[error("view store {store}: unavailable: {reason}")]
+    Unavailable {
+        /// The store (its endpoints and key).
+        store: String,
+        /// The last error seen.
+        reason: String,
+    },
+    /// A shared store holds something that is not a view record.
+    #[error("view store {store}: not a view record: {reason}")]
+    Malformed {
+        /// The store (its endpoints and key).
+        store: String,
+        /// The cause.
+        reason: String,
+    },
 }
 
 /// Durable storage for the front-end's [`ViewRecord`].
 ///
+/// The front-end's loop awaits `save` before it sends anything that follows the record
+/// (persist before send), so a store that waits (a file's fsync, etcd's quorum) holds the
+/// view change, not the store's caller's other nodes.
+///
 /// # To ensure correctness
 ///
 /// `save` returns only once the record would survive a crash of the process (and, for a file,
-/// of the machine); `load` returns the last record saved, never a torn mix of two.
+/// of the machine); `load` returns the last record saved, never a torn mix of two. A store
+/// shared by several front-ends (etcd) saves only over the record this store last loaded or
+/// saved (compare-and-swap), and otherwise returns [`ViewStoreError::Conflict`].
+#[async_trait::async_trait]
 pub trait ViewStore: Send + 'static {
     /// The last record saved, or `None` if none ever was.
-    fn load(&self) -> Result<Option<ViewRecord>, ViewStoreError>;
+    async fn load(&mut self) -> Result<Option<ViewRecord>, ViewStoreError>;
     /// Replaces the stored record.
-    fn save(&mut self, record: &ViewRecord) -> Result<(), ViewStoreError>;
+    async fn save(&mut self, record: &ViewRecord) -> Result<(), ViewStoreError>;
 }
 
 /// A store in memory, shared by clones: it survives a restart of the front-end *task* (tests,
@@ -58,8 +92,9 @@ impl MemoryViewStore {
     }
 }
 
+#[async_trait::async_trait]
 impl ViewStore for MemoryViewStore {
-    fn load(&self) -> Result<Option<ViewRecord>, ViewStoreError> {
+    async fn load(&mut self) -> Result<Option<ViewRecord>, ViewStoreError> {
         Ok(self
             .record
             .lock()
@@ -67,7 +102,7 @@ impl ViewStore for MemoryViewStore {
             .unwrap_or_else(|p| p.into_inner().clone()))
     }
 
-    fn save(&mut self, record: &ViewRecord) -> Result<(), ViewStoreError> {
+    async fn save(&mut self, record: &ViewRecord) -> Result<(), ViewStoreError> {
         let mut guard = self.record.lock().unwrap_or_else(|p| p.into_inner());
         *guard = Some(record.clone());
         Ok(())
@@ -105,8 +140,9 @@ impl FileViewStore {
     }
 }
 
+#[async_trait::async_trait]
 impl ViewStore for FileViewStore {
-    fn load(&self) -> Result<Option<ViewRecord>, ViewStoreError> {
+    async fn load(&mut self) -> Result<Option<ViewRecord>, ViewStoreError> {
         match fs::read(&self.path) {
             Ok(bytes) => {
                 codec::decode(&bytes)
@@ -121,7 +157,7 @@ impl ViewStore for FileViewStore {
         }
     }
 
-    fn save(&mut self, record: &ViewRecord) -> Result<(), ViewStoreError> {
+    async fn save(&mut self, record: &ViewRecord) -> Result<(), ViewStoreError> {
         let bytes = codec::encode(record).map_err(|source| ViewStoreError::Corrupt {
             path: self.path.clone(),
             source,
@@ -158,14 +194,14 @@ mod tests {
     use super::*;
     use crate::ids::{Address, Member, ReplicaId, View, ViewNumber};
 
-    #[test]
-    fn a_failed_save_says_why_and_leaves_no_temporary_file() {
+    #[tokio::test]
+    async fn a_failed_save_says_why_and_leaves_no_temporary_file() {
         let dir = std::env::temp_dir().join(format!("jh-store-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let mut store = FileViewStore::in_dir(&dir).unwrap();
         // The rename fails: the view's path is a directory that is not empty.
         fs::create_dir_all(dir.join(FileViewStore::FILE_NAME).join("x")).unwrap();
-        let error = store.save(&record(1)).unwrap_err();
+        let error = store.save(&record(1)).await.unwrap_err();
         assert!(error.to_string().contains("view.bin"), "{error}");
         let left: Vec<_> = fs::read_dir(&dir)
             .unwrap()
@@ -191,19 +227,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn file_store_round_trips_and_replaces() {
+    #[tokio::test]
+    async fn file_store_round_trips_and_replaces() {
         let dir = std::env::temp_dir().join(format!("jh-view-store-{}", std::process::id()));
         let mut store = FileViewStore::in_dir(&dir).unwrap();
-        assert_eq!(store.load().unwrap(), None);
-        store.save(&record(1)).unwrap();
-        store.save(&record(2)).unwrap();
+        assert_eq!(store.load().await.unwrap(), None);
+        store.save(&record(1)).await.unwrap();
+        store.save(&record(2)).await.unwrap();
         assert_eq!(
-            FileViewStore::in_dir(&dir).unwrap().load().unwrap(),
+            FileViewStore::in_dir(&dir).unwrap().load().await.unwrap(),
             Some(record(2))
         );
         fs::write(dir.join(FileViewStore::FILE_NAME), b"garbage").unwrap();
-        assert!(matches!(store.load(), Err(ViewStoreError::Corrupt { .. })));
+        assert!(matches!(
+            store.load().await,
+            Err(ViewStoreError::Corrupt { .. })
+        ));
         fs::remove_dir_all(&dir).unwrap();
     }
 }
