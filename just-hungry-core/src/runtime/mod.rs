@@ -155,9 +155,14 @@ impl NodeHandle {
     /// alerts.
     pub async fn failed(&self) -> String {
         let mut failure = self.failure.clone();
-        match failure.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone().unwrap_or_default(),
-            Err(_) => std::future::pending().await,
+        // The guard is dropped before any later await, so the future is Send.
+        let reason = match failure.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) => reason,
+            None => std::future::pending().await,
         }
     }
 }
@@ -408,7 +413,15 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
             let Some(store) = effects.store.as_mut() else {
                 continue;
             };
-            if let Err(e) = store.save(&record).await {
+            // A save that waits (etcd without a quorum) gives way to a shutdown.
+            let saved = tokio::select! {
+                saved = store.save(&record) => saved,
+                _ = shutdown.changed() => {
+                    tracing::info!(node = %node.name(), "stopped while saving a view");
+                    return Ok(());
+                }
+            };
+            if let Err(e) = saved {
                 // Publishing a view that is not stored could make a restarted front-end go
                 // back in time, and one another front-end stored over is not ours to
                 // publish: stop instead.
