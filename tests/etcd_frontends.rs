@@ -23,7 +23,7 @@ use just_hungry::orders::{OrderBook, OrderId, OrderValidator};
 const WAIT: Duration = Duration::from_secs(30);
 
 struct Deployment {
-    _etcd: EtcdCluster,
+    etcd: EtcdCluster,
     client: EtcdClient,
     network: MemNetwork,
     timing: Timing,
@@ -41,7 +41,7 @@ impl Deployment {
         let network = MemNetwork::new();
         let timing = Timing::default();
         let mut deployment = Deployment {
-            _etcd: etcd,
+            etcd,
             client,
             network,
             timing,
@@ -342,4 +342,38 @@ async fn two_front_ends_that_both_believe_they_are_active_lose_no_order_and_no_v
         }
     }
     assert!(records.last().unwrap().current.number >= view);
+}
+
+#[tokio::test]
+async fn with_two_etcd_members_of_three_dead_the_current_view_keeps_serving() {
+    let mut deployment = Deployment::start(2).await;
+    let active = deployment.active().expect("one front-end is active");
+    let view = deployment.view().await.unwrap();
+    let load = Load::start(&deployment, 2);
+    load.wait_for(50).await;
+    // etcd loses its quorum: no view change can be recorded, and none is needed.
+    deployment.etcd.kill(0);
+    deployment.etcd.kill(1);
+    // A check that the service does *not* stop needs a window: four seconds is two of the
+    // front-end's leases, after which one that stepped down when it could not renew would
+    // have stopped serving.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let at = load.count();
+    load.wait_for(at + 100).await;
+    assert_eq!(
+        deployment.active(),
+        Some(active),
+        "the front-end stayed active"
+    );
+    // The members return: etcd answers again, with the same view.
+    deployment.etcd.restart(0).unwrap();
+    deployment.etcd.restart(1).unwrap();
+    deployment.etcd.wait_healthy(0).await.unwrap();
+    deployment.etcd.wait_healthy(1).await.unwrap();
+    assert_eq!(deployment.view().await.unwrap().current, view.current);
+    let at = load.count();
+    load.wait_for(at + 50).await;
+    let acknowledged = load.stop().await;
+    let ids: Vec<OrderId> = acknowledged.iter().map(|(id, _)| *id).collect();
+    audit(&deployment, &ids).await;
 }

@@ -266,8 +266,8 @@ async fn campaign<S, T, F, Fut>(
     }
 }
 
-/// Renews the lease while the front-end runs; returns why it must step down, or `None` when
-/// asked to stop.
+/// Renews the lease while the front-end runs; returns why it must step down (the lease is
+/// gone, or the front-end stopped), or `None` when asked to stop.
 async fn hold(
     client: &EtcdClient,
     lease: Lease,
@@ -275,7 +275,6 @@ async fn hold(
     stop: &mut watch::Receiver<bool>,
     pauses: &mut mpsc::UnboundedReceiver<Duration>,
 ) -> Option<String> {
-    let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(lease.ttl / 3) => {}
@@ -286,17 +285,17 @@ async fn hold(
                 tokio::time::sleep(pause).await;
             }
         }
+        // Only a lease known to be gone ends the term. While etcd cannot answer (no quorum),
+        // no other candidate can take the key either, and etcd's leases do not expire
+        // without a leader: the front-end keeps serving its view (a change of view waits
+        // for etcd). Cut off from a healthy etcd, its lease lapses there and a standby takes
+        // over; until this one hears so, both may act, which the view's compare-and-swap
+        // makes safe.
         match client.keep_alive(lease.id).await {
-            Ok(Some(_)) => renewed = tokio::time::Instant::now(),
+            Ok(Some(_)) => {}
             Ok(None) => return Some("the lease lapsed".into()),
-            Err(e) if renewed.elapsed() >= lease.ttl => {
-                return Some(format!(
-                    "the lease could not be renewed for {:?}: {e}",
-                    lease.ttl
-                ));
-            }
             Err(e) => {
-                tracing::warn!(node = %node.name(), error = %e, "cannot renew the front-end's lease; trying again")
+                tracing::warn!(node = %node.name(), error = %e, "cannot renew the front-end's lease; serving on, trying again")
             }
         }
     }
