@@ -8,11 +8,13 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use just_hungry::OrderClient;
 use just_hungry::cli::{
-    ClientCommand, DEFAULT_REGISTRY, REGISTRY_ENV, TlsArgs, init_logging, parse_args_json_aware,
-    parse_duration, print_history, run_command, run_shell,
+    ClientCommand, DEFAULT_REGISTRY, EtcdArgs, REGISTRY_ENV, TlsArgs, init_logging,
+    parse_args_json_aware, parse_duration, print_history, run_command, run_shell,
 };
 use just_hungry::core::ids::Address;
 use just_hungry::core::protocol::client::ClientConfig;
+use just_hungry::etcd::EtcdNames;
+use just_hungry::orders::OrderBook;
 use just_hungry::tcp::{TcpConfig, TcpTransport};
 
 /// A Just Hungry client: place orders, read order histories, see the cluster.
@@ -36,6 +38,8 @@ struct Args {
     command: Option<OneShot>,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    etcd: EtcdArgs,
 }
 
 #[derive(Subcommand)]
@@ -58,13 +62,23 @@ async fn main() -> anyhow::Result<ExitCode> {
     if std::env::var_os("RUST_LOG").is_some() {
         init_logging();
     }
-    let tcp = TcpConfig::client(&args.name).for_service::<just_hungry::orders::OrderBook>();
+    let tcp = TcpConfig::client(&args.name).for_service::<OrderBook>();
     let transport = TcpTransport::connect_only(args.tls.apply(tcp, &args.name)?).await?;
     let config = ClientConfig {
         deadline: args.deadline,
         ..ClientConfig::default()
     };
-    let client = OrderClient::spawn(transport, Address::new(args.registry), config);
+    let client = match args.etcd.client()? {
+        // The active front-end found through its key in etcd (a client registers nothing,
+        // so the names' lease time is never used).
+        Some(etcd) => {
+            let transport =
+                EtcdNames::<OrderBook, _>::new(transport, etcd, Duration::from_secs(20));
+            let registry = transport.registry_address();
+            OrderClient::spawn(transport, registry, config)
+        }
+        None => OrderClient::spawn(transport, Address::new(args.registry), config),
+    };
     let Some(command) = args.command else {
         run_shell(&client).await;
         return Ok(ExitCode::SUCCESS);

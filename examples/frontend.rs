@@ -1,18 +1,25 @@
 //! The front-end: `cargo run --example frontend -- [--registry ADDR] [--state-dir DIR]`.
 //! It finds replicas through their pings, elects the primary, routes client requests, and
 //! stores its view in `--state-dir` so a restart resumes from it.
+//!
+//! With `--etcd URLS` (docs/DEPLOY.md) it is one of any number of candidates: the view lives
+//! in etcd (changed only by compare-and-swap), the candidate that holds the front-end's name
+//! key on its lease runs the front-end and the others stand by to take over.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::Parser;
 use just_hungry::cli::{
-    DEFAULT_REGISTRY, REGISTRY_ENV, TimingArgs, TlsArgs, init_logging, shutdown_signal,
+    DEFAULT_REGISTRY, EtcdArgs, REGISTRY_ENV, TimingArgs, TlsArgs, init_logging, parse_duration,
+    shutdown_signal,
 };
 use just_hungry::core::ids::{Address, Identity, NodeRole};
 use just_hungry::core::protocol::frontend::FrontendConfig;
 use just_hungry::core::runtime;
 use just_hungry::core::runtime::view_store::FileViewStore;
 use just_hungry::core::transport::Transport;
+use just_hungry::etcd::{ElectionConfig, EtcdClient, FrontendCandidate};
 use just_hungry::orders::OrderBook;
 use just_hungry::tcp::{TcpConfig, TcpTransport};
 
@@ -23,36 +30,68 @@ struct Args {
     /// The registry's address.
     #[arg(long, env = REGISTRY_ENV, default_value = DEFAULT_REGISTRY)]
     registry: String,
-    /// Address to listen on (port 0: any free port; clients find it through the registry).
+    /// Address to listen on (port 0: any free port; clients find it through the registry or
+    /// etcd; `0.0.0.0:PORT` for every interface).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// Directory where the current view is stored (created if missing).
+    /// The `host:port` other machines reach this front-end at, when it is not the listening
+    /// address (listening on `0.0.0.0`, or behind a DNS name).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// This front-end's name: its certificate's (`<tls-dir>/<name>.pem`) and, with `--etcd`,
+    /// the candidate's in the logs.
+    #[arg(long, default_value = "frontend")]
+    name: String,
+    /// Directory where the current view is stored (created if missing; not used with
+    /// `--etcd`, where the view is in etcd).
     #[arg(long, default_value = "just-hungry-frontend")]
     state_dir: std::path::PathBuf,
     /// With every member of the last active view dead, start a new cluster from the live
     /// replicas, losing the orders only the dead held.
     #[arg(long)]
     force_new_cluster: bool,
+    /// With `--etcd`: the candidate's lease. A standby takes over about this long after the
+    /// active front-end died (at least 2s, etcd's shortest lease).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    frontend_lease: Duration,
     #[command(flatten)]
     timing: TimingArgs,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    etcd: EtcdArgs,
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
-    let store = FileViewStore::in_dir(&args.state_dir)?;
-    let tcp = TcpConfig::server(args.listen, Identity::new(NodeRole::Frontend, "frontend"))
+    let mut tcp = TcpConfig::server(args.listen, Identity::new(NodeRole::Frontend, &args.name))
         .for_service::<OrderBook>();
-    let transport = TcpTransport::bind(args.tls.apply(tcp, "frontend")?).await?;
-    let address = transport.local_address();
-    let mut config = FrontendConfig::new("frontend", address.clone(), Address::new(args.registry));
+    tcp.advertise = args.advertise.clone();
+    let tcp = args.tls.apply(tcp, &args.name)?;
+    // The address and the registry are set once the transport is bound (with etcd, by the
+    // candidate each time it is elected).
+    let mut config = FrontendConfig::new(
+        &args.name,
+        Address::new(""),
+        Address::new(args.registry.as_str()),
+    );
     config.timing = args.timing.timing();
     config.bootstrap_grace = config.timing.ping_interval * 2;
     config.force_new_cluster = args.force_new_cluster;
-    tracing::info!(address = %address, state_dir = %args.state_dir.display(), "front-end listening");
+    match args.etcd.client()? {
+        Some(client) => run_candidate(client, tcp, config, &args).await,
+        None => run_alone(tcp, config, &args).await,
+    }
+}
+
+/// The front-end on its own, its view in `--state-dir`, found through the registry.
+async fn run_alone(tcp: TcpConfig, mut config: FrontendConfig, args: &Args) -> anyhow::Result<()> {
+    let store = FileViewStore::in_dir(&args.state_dir)?;
+    let transport = TcpTransport::bind(tcp).await?;
+    config.address = transport.local_address();
+    tracing::info!(address = %config.address, state_dir = %args.state_dir.display(), "front-end listening");
     let node = runtime::spawn_frontend::<OrderBook, _>(transport, config, Box::new(store));
     tokio::select! {
         () = shutdown_signal() => {}
@@ -63,5 +102,35 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!("front-end shutting down");
     node.shutdown().await;
+    Ok(())
+}
+
+/// One candidate among any number: it runs the front-end while it holds the front-end's key
+/// in etcd, and stands by otherwise. Stopped by a signal, it gives the key up so that a
+/// standby takes over at once.
+async fn run_candidate(
+    client: EtcdClient,
+    tcp: TcpConfig,
+    config: FrontendConfig,
+    args: &Args,
+) -> anyhow::Result<()> {
+    let election = ElectionConfig {
+        lease_time: args.frontend_lease,
+        names_lease_time: config.timing.autoclean,
+        ..ElectionConfig::default()
+    };
+    tracing::info!(candidate = %args.name, listen = %args.listen, lease = ?election.lease_time, "front-end candidate campaigning in etcd");
+    let candidate =
+        FrontendCandidate::spawn::<OrderBook, _, _, _>(client, config, election, move || {
+            let tcp = tcp.clone();
+            async move {
+                let transport = TcpTransport::bind(tcp).await?;
+                let address = transport.local_address();
+                Ok((transport, address))
+            }
+        });
+    shutdown_signal().await;
+    tracing::info!(candidate = %args.name, "front-end candidate shutting down");
+    candidate.shutdown().await;
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! A replica: `cargo run --example replica -- [--registry ADDR] [--id NAME] [--listen ADDR]`.
+//! A replica: `cargo run --example replica -- [--registry ADDR | --etcd URLS] [--id NAME]
+//! [--listen ADDR] [--advertise HOST:PORT]`.
 //! Start as many as you like; each loads the pre-defined order history, registers, finds the
 //! front-end and joins (its data is then overwritten with the cluster's).
 //!
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use just_hungry::cli::{
-    DEFAULT_REGISTRY, PostcodeArgs, REGISTRY_ENV, TimingArgs, TlsArgs, init_logging,
+    DEFAULT_REGISTRY, EtcdArgs, PostcodeArgs, REGISTRY_ENV, TimingArgs, TlsArgs, init_logging,
     parse_byte_size, shutdown_signal,
 };
 use just_hungry::core::ids::{Address, Identity, NodeRole, ReplicaId};
@@ -20,6 +21,7 @@ use just_hungry::core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, ReplicaCo
 use just_hungry::core::protocol::{MAX_ENTRIES_PER_PREPARE, MAX_OPS_IN_FLIGHT, Pipeline, Transfer};
 use just_hungry::core::runtime::{self, random_u64};
 use just_hungry::core::transport::Transport;
+use just_hungry::etcd::EtcdNames;
 use just_hungry::orders::{OrderBook, OrderValidator};
 use just_hungry::tcp::{TcpConfig, TcpTransport};
 
@@ -33,9 +35,13 @@ struct Args {
     /// This replica's name (default: replica-<process id>).
     #[arg(long)]
     id: Option<String>,
-    /// Address to listen on (port 0: any free port).
+    /// Address to listen on (port 0: any free port; `0.0.0.0:PORT` for every interface).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
+    /// The `host:port` other machines reach this replica at, when it is not the listening
+    /// address (listening on `0.0.0.0`, or behind a DNS name).
+    #[arg(long)]
+    advertise: Option<String>,
     /// Start with an empty order history instead of the pre-defined one.
     #[arg(long)]
     empty: bool,
@@ -70,6 +76,8 @@ struct Args {
     postcodes: PostcodeArgs,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    etcd: EtcdArgs,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -80,8 +88,10 @@ async fn main() -> anyhow::Result<()> {
         .id
         .unwrap_or_else(|| format!("replica-{}", std::process::id()));
     let pipeline = Pipeline::new(args.max_batch, args.window)?;
-    let tcp = TcpConfig::server(args.listen, Identity::new(NodeRole::Replica, name.as_str()))
+    let etcd = args.etcd.client()?;
+    let mut tcp = TcpConfig::server(args.listen, Identity::new(NodeRole::Replica, name.as_str()))
         .for_service::<OrderBook>();
+    tcp.advertise = args.advertise.clone();
     let transport = TcpTransport::bind(args.tls.apply(tcp, &name)?)
         .await
         .map_err(|e| {
@@ -90,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
                 args.listen
             )
         })?;
-    let config = ReplicaConfig {
+    let mut config = ReplicaConfig {
         id: ReplicaId::new(&name, random_u64()),
         address: transport.local_address(),
         registry: Address::new(args.registry),
@@ -121,7 +131,17 @@ async fn main() -> anyhow::Result<()> {
     let postcodes = args.postcodes.config();
     let validator = Arc::new(OrderValidator::new(postcodes.build()?));
     tracing::info!(replica = %name, validator = %postcodes.mode, when_unreachable = %postcodes.when_unreachable, "postcode validation configured");
-    let node = runtime::spawn_replica(transport, config, initial, validator);
+    let node = match etcd {
+        Some(client) => {
+            // Its name on a lease of its own in etcd, renewed as it would renew it at the
+            // registry; the front-end found through the elected front-end's key.
+            let transport =
+                EtcdNames::<OrderBook, _>::new(transport, client, config.timing.autoclean);
+            config.registry = transport.registry_address();
+            runtime::spawn_replica(transport, config, initial, validator)
+        }
+        None => runtime::spawn_replica(transport, config, initial, validator),
+    };
     shutdown_signal().await;
     tracing::info!(replica = %name, "replica shutting down");
     node.shutdown().await;

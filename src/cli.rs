@@ -257,6 +257,82 @@ impl TimingArgs {
     }
 }
 
+/// The environment variable that lists etcd's members (`--etcd`).
+#[cfg(feature = "etcd")]
+pub const ETCD_ENV: &str = "JUST_HUNGRY_ETCD_ENDPOINTS";
+
+/// The coordination backend's options (docs/DEPLOY.md): with `--etcd`, names live in etcd on
+/// leases (no registry process) and a front-end keeps its view in etcd and campaigns to be
+/// the active one; without it, the registry at `--registry`.
+#[cfg(feature = "etcd")]
+#[derive(Args, Clone, Debug)]
+pub struct EtcdArgs {
+    /// etcd's client URLs, comma-separated (`https://10.0.0.1:2379,https://10.0.0.2:2379`):
+    /// use etcd instead of the registry (`--registry` is then ignored).
+    #[arg(long, env = ETCD_ENV, value_delimiter = ',')]
+    pub etcd: Vec<String>,
+    /// The CA certificate of etcd's `https://` members (default: the web's roots).
+    #[arg(long, requires = "etcd")]
+    pub etcd_ca: Option<std::path::PathBuf>,
+    /// This process's certificate for etcd's `--client-cert-auth` (with `--etcd-key`).
+    #[arg(long, requires_all = ["etcd", "etcd_key"])]
+    pub etcd_cert: Option<std::path::PathBuf>,
+    /// The private key of `--etcd-cert`.
+    #[arg(long, requires_all = ["etcd", "etcd_cert"])]
+    pub etcd_key: Option<std::path::PathBuf>,
+}
+
+#[cfg(feature = "etcd")]
+impl EtcdArgs {
+    /// The etcd client these options describe, or `None` without `--etcd`. Fails with the
+    /// file or the endpoint at fault.
+    pub fn client(&self) -> Result<Option<crate::etcd::EtcdClient>, EtcdArgsError> {
+        if self.etcd.is_empty() {
+            return Ok(None);
+        }
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|source| EtcdArgsError::Read {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let mut tls = crate::etcd::EtcdTls::default();
+        if let Some(ca) = &self.etcd_ca {
+            tls.ca_pem = Some(read(ca)?);
+        }
+        if let (Some(cert), Some(key)) = (&self.etcd_cert, &self.etcd_key) {
+            let mut identity = read(cert)?;
+            identity.push(b'\n');
+            identity.extend(read(key)?);
+            tls.identity_pem = Some(identity);
+        }
+        let client = crate::etcd::EtcdClient::with_tls(
+            self.etcd.iter().map(|e| e.trim().to_owned()),
+            crate::etcd::DEFAULT_REQUEST_TIMEOUT,
+            &tls,
+        )?;
+        tracing::info!(endpoints = %self.etcd.join(","), "coordination on etcd: names on leases, no registry");
+        Ok(Some(client))
+    }
+}
+
+/// `--etcd` and its certificates could not make a client.
+#[cfg(feature = "etcd")]
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdArgsError {
+    /// A certificate or key file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// An endpoint or a certificate is not usable.
+    #[error(transparent)]
+    Client(#[from] crate::etcd::EtcdError),
+}
+
 /// The postcode validator's options (replica binary): which validator, where the directories
 /// are, how long a validation may take, and what to do when no directory answers. They fill in
 /// a [`PostcodeConfig`]; the settings not exposed here keep their defaults.

@@ -15,7 +15,8 @@ use just_hungry::core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, ReplicaCo
 use just_hungry::core::protocol::view_store::ViewRecord;
 use just_hungry::core::runtime::{self, NodeHandle, random_u64};
 use just_hungry::etcd::{
-    DEFAULT_VIEW_KEY, ElectionConfig, EtcdClient, EtcdCluster, EtcdNames, FrontendCandidate,
+    DEFAULT_VIEW_KEY, ElectionConfig, EtcdClient, EtcdCluster, EtcdNames, EtcdViewStore,
+    FrontendCandidate, check_view_history,
 };
 use just_hungry::mem::MemNetwork;
 use just_hungry::orders::{OrderBook, OrderId, OrderValidator};
@@ -311,36 +312,11 @@ async fn two_front_ends_that_both_believe_they_are_active_lose_no_order_and_no_v
     audit(&deployment, &ids).await;
     // etcd's history of the view key: view numbers never go back, none is written twice
     // with different contents.
-    let now = deployment
-        .client
-        .get(DEFAULT_VIEW_KEY.as_bytes())
+    let records = EtcdViewStore::new(deployment.client.clone(), DEFAULT_VIEW_KEY)
+        .history()
         .await
-        .unwrap()
         .unwrap();
-    let mut revision = now.mod_revision;
-    let mut records: Vec<ViewRecord> = Vec::new();
-    while let Some(kv) = deployment
-        .client
-        .get_at(DEFAULT_VIEW_KEY.as_bytes(), revision)
-        .await
-        .unwrap()
-    {
-        records.push(serde_json::from_slice(&kv.value).unwrap());
-        revision = kv.mod_revision - 1;
-        if revision == 0 {
-            break;
-        }
-    }
-    records.reverse();
-    for pair in records.windows(2) {
-        assert!(
-            pair[0].current.number <= pair[1].current.number,
-            "{records:?}"
-        );
-        if pair[0].current.number == pair[1].current.number {
-            assert_eq!(pair[0].current, pair[1].current, "two views numbered alike");
-        }
-    }
+    check_view_history(&records).unwrap_or_else(|e| panic!("{e}: {records:?}"));
     assert!(records.last().unwrap().current.number >= view);
 }
 

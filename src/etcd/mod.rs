@@ -20,10 +20,10 @@ mod names;
 mod view_store;
 
 pub use client::{
-    DEFAULT_REQUEST_TIMEOUT, EtcdClient, EtcdError, Expected, KeyValue, Lease, MAX_RESPONSE_BYTES,
-    Swap,
+    DEFAULT_REQUEST_TIMEOUT, EtcdClient, EtcdError, EtcdTls, Expected, KeyValue, Lease,
+    MAX_RESPONSE_BYTES, Swap,
 };
 pub use election::{ElectionConfig, FrontendCandidate};
 pub use local::{ETCD_BINARY_VAR, EtcdCluster, EtcdSetupError, INSTALL_HINT};
 pub use names::{ETCD_REGISTRY_ADDRESS, EtcdNames, NAMES_PREFIX, name_key};
-pub use view_store::{DEFAULT_VIEW_KEY, EtcdViewStore};
+pub use view_store::{DEFAULT_VIEW_KEY, EtcdViewStore, check_view_history};

@@ -49,6 +49,32 @@ impl EtcdViewStore {
         }
     }
 
+    /// Every view etcd has kept at this key, oldest first, read back through the key's
+    /// revisions (etcd keeps them until it compacts; a compacted revision ends the walk with
+    /// an error). For audits: [`check_view_history`] says whether it is sound.
+    pub async fn history(&self) -> Result<Vec<ViewRecord>, ViewStoreError> {
+        let unavailable = |e: EtcdError| ViewStoreError::Unavailable {
+            store: self.describe(),
+            reason: e.to_string(),
+        };
+        let key = self.key.as_bytes();
+        let mut records = Vec::new();
+        let mut next = self.client.get(key).await.map_err(unavailable)?;
+        while let Some(kv) = next {
+            records.push(self.decode(&kv.value)?);
+            next = match kv.mod_revision - 1 {
+                0 => None,
+                revision => self
+                    .client
+                    .get_at(key, revision)
+                    .await
+                    .map_err(unavailable)?,
+            };
+        }
+        records.reverse();
+        Ok(records)
+    }
+
     /// The store's name in errors and logs: its endpoints and key.
     fn describe(&self) -> String {
         format!(
@@ -89,6 +115,31 @@ impl EtcdViewStore {
             }
         }
     }
+}
+
+/// Whether a history of views (oldest first, as [`EtcdViewStore::history`] reads it) is what
+/// compare-and-swap promises: view numbers never go back, and no number is held by two
+/// different views. The error names the first pair at fault.
+pub fn check_view_history(records: &[ViewRecord]) -> Result<(), String> {
+    for (i, pair) in records.windows(2).enumerate() {
+        let (before, after) = (&pair[0].current, &pair[1].current);
+        if after.number < before.number {
+            return Err(format!(
+                "record {}: view {} follows view {}: the view went back",
+                i + 1,
+                after.number,
+                before.number
+            ));
+        }
+        if after.number == before.number && after != before {
+            return Err(format!(
+                "record {}: two different views numbered {}: {before:?} and {after:?}",
+                i + 1,
+                after.number
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[async_trait::async_trait]
