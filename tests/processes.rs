@@ -459,10 +459,33 @@ async fn failover_time_over_tcp() {
     );
 }
 
+/// Issue 15: the same failover time with etcd as the coordination backend (two front-end
+/// candidates, the view in etcd, names on leases) against the embedded one (registry, the
+/// view in a file), in one run. A measurement: `cargo build --release --examples && cargo
+/// test --release --test processes -- --ignored --nocapture failover_time_on_etcd`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn failover_time_on_etcd() {
+    println!("embedded (registry, the view in a file):");
+    let embedded = failover_times(Processes::new()).await;
+    println!("on etcd (three members; the view in etcd, names on leases):");
+    let etcd = failover_times(Processes::on_etcd().await).await;
+    println!(
+        "median failover: embedded {embedded:?}, etcd {etcd:?}, etcd × embedded {:.2}",
+        etcd.as_secs_f64() / embedded.as_secs_f64()
+    );
+}
+
 /// Kills the primary of `procs`'s cluster nine times; prints each gap and returns the median.
 async fn failover_times(mut procs: Processes) -> Duration {
-    procs.start_registry();
-    procs.start_frontend();
+    if procs.etcd.is_some() {
+        for (name, port) in candidates() {
+            procs.start_candidate(name, port);
+        }
+    } else {
+        procs.start_registry();
+        procs.start_frontend();
+    }
     let observer = client(&procs).await;
     for i in 1..=3 {
         procs.start_replica(&format!("replica-{i}"));

@@ -18,6 +18,10 @@ pub const ETCD_BINARY_VAR: &str = "JUST_HUNGRY_ETCD";
 /// How long a starting member may take to report healthy.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How many times a cluster is started on fresh ports when a member found its port taken
+/// (another process bound it between our probe and etcd's bind).
+const START_ATTEMPTS: usize = 3;
+
 /// Why a local etcd cluster could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdSetupError {
@@ -37,8 +41,11 @@ pub enum EtcdSetupError {
         /// The cause.
         source: std::io::Error,
     },
-    /// A member did not become healthy in time; its log is named.
-    #[error("etcd member {member} not healthy after {waited:?}; its log: {log}")]
+    /// A member did not become healthy in time, or exited; its log is named and its last
+    /// lines quoted (the cluster's directory is removed with the cluster).
+    #[error(
+        "etcd member {member} not healthy after {waited:?}; its log: {log}; its last lines:\n{tail}"
+    )]
     NotHealthy {
         /// The member's name.
         member: String,
@@ -46,6 +53,8 @@ pub enum EtcdSetupError {
         waited: Duration,
         /// Its log file.
         log: PathBuf,
+        /// The last lines of its log.
+        tail: String,
     },
     /// The client could not be built.
     #[error(transparent)]
@@ -70,7 +79,26 @@ pub struct EtcdCluster {
 impl EtcdCluster {
     /// Starts `members` members on free loopback ports and waits until each is healthy (the
     /// cluster has a leader). Fails with the install command if etcd is not installed.
+    ///
+    /// Ports are chosen at random below the kernel's ephemeral range, so that no outgoing
+    /// connection of this machine can take one between the probe and etcd's bind; a member
+    /// that still finds its port taken makes the cluster start again on fresh ports (up to
+    /// three times).
     pub async fn start(members: usize) -> Result<Self, EtcdSetupError> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once(members).await {
+                Err(EtcdSetupError::NotHealthy { tail, .. })
+                    if attempt < START_ATTEMPTS && tail.contains("address already in use") =>
+                {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn start_once(members: usize) -> Result<Self, EtcdSetupError> {
         let binary = std::env::var(ETCD_BINARY_VAR).unwrap_or_else(|_| "etcd".to_owned());
         let found = Command::new(&binary)
             .arg("--version")
@@ -96,8 +124,12 @@ impl EtcdCluster {
             token,
             members: Vec::new(),
         };
-        for i in 0..members.max(1) {
+        while cluster.members.len() < members.max(1) {
+            let i = cluster.members.len();
             let (client, peer) = (free_port(&cluster.dir)?, free_port(&cluster.dir)?);
+            if client == peer {
+                continue;
+            }
             cluster.members.push(Member {
                 name: format!("etcd-{i}"),
                 client_url: format!("http://127.0.0.1:{client}"),
@@ -148,10 +180,10 @@ impl EtcdCluster {
         self.launch(i)
     }
 
-    /// Waits until member `i` reports healthy (it sees a leader), for up to 30 s.
-    pub async fn wait_healthy(&self, i: usize) -> Result<(), EtcdSetupError> {
-        let member = &self.members[i];
-        let url = format!("{}/health", member.client_url);
+    /// Waits until member `i` reports healthy (it sees a leader), for up to 30 s; fails at
+    /// once if its process has exited.
+    pub async fn wait_healthy(&mut self, i: usize) -> Result<(), EtcdSetupError> {
+        let url = format!("{}/health", self.members[i].client_url);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(500))
             .build()
@@ -161,6 +193,13 @@ impl EtcdCluster {
             })?;
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
+            let exited = self.members[i]
+                .process
+                .as_mut()
+                .is_some_and(|p| p.try_wait().is_ok_and(|status| status.is_some()));
+            if exited {
+                break;
+            }
             if let Ok(response) = http.get(&url).send().await
                 && let Ok(body) = response.text().await
                 && body.contains("\"health\":\"true\"")
@@ -169,10 +208,16 @@ impl EtcdCluster {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let name = self.members[i].name.clone();
+        let log = self.log_path(&name);
+        let tail = std::fs::read_to_string(&log)
+            .map(|text| last_lines(&text, 10))
+            .unwrap_or_else(|e| format!("(unreadable: {e})"));
         Err(EtcdSetupError::NotHealthy {
-            member: member.name.clone(),
+            member: name,
             waited: START_TIMEOUT,
-            log: self.log_path(&member.name),
+            log,
+            tail,
         })
     }
 
@@ -235,13 +280,37 @@ impl Drop for EtcdCluster {
     }
 }
 
-/// A port free on 127.0.0.1 now (the listener is closed before etcd binds it).
+/// The last `n` lines of `text`.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The lowest port of the kernel's ephemeral range (outgoing connections take theirs from
+/// it); 32768 when it cannot be read.
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768)
+}
+
+/// A port free on 127.0.0.1 now, below the ephemeral range (the listener is closed before
+/// etcd binds it; a random choice keeps parallel tests apart).
 fn free_port(dir: &Path) -> Result<u16, EtcdSetupError> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|source| EtcdSetupError::Io {
-            dir: dir.to_owned(),
-            source,
-        })
+    let high = ephemeral_start();
+    let low = 10_000u16.min(high.saturating_sub(1000));
+    let span = u64::from(high - low);
+    let mut last_error = None;
+    for _ in 0..100 {
+        let port = low + (just_hungry_core::runtime::random_u64() % span) as u16;
+        match TcpListener::bind(("127.0.0.1", port)) {
+            Ok(_) => return Ok(port),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(EtcdSetupError::Io {
+        dir: dir.to_owned(),
+        source: last_error.unwrap_or_else(|| std::io::Error::other("no free port")),
+    })
 }
