@@ -213,6 +213,70 @@ pub async fn recorded_read(
     result.is_ok()
 }
 
+/// One etcd fault: with every member up, kill one; with one down, restart it or (one time in
+/// three) kill a second, which takes etcd's quorum away; with two down, restart them both.
+/// What was done, as the run tells it.
+#[cfg(feature = "etcd")]
+fn etcd_fault(
+    etcd: &mut crate::etcd::EtcdCluster,
+    down: &mut Vec<usize>,
+    rng: &mut SeededRng,
+) -> std::io::Result<String> {
+    let up: Vec<usize> = (0..etcd.len()).filter(|i| !down.contains(i)).collect();
+    let has_quorum = up.len() > etcd.len() / 2;
+    if down.is_empty() || (has_quorum && rng.below(3) == 0) {
+        let victim = up[rng.below(up.len() as u64) as usize];
+        etcd.kill(victim);
+        down.push(victim);
+        let quorum = if up.len() - 1 > etcd.len() / 2 {
+            ""
+        } else {
+            " (no quorum)"
+        };
+        Ok(format!("kill etcd member {victim}{quorum}"))
+    } else {
+        let restarted: Vec<String> = std::mem::take(down)
+            .into_iter()
+            .map(|i| etcd.restart(i).map(|()| i.to_string()))
+            .collect::<Result<_, _>>()
+            .map_err(std::io::Error::other)?;
+        let noun = if restarted.len() == 1 {
+            "member"
+        } else {
+            "members"
+        };
+        Ok(format!("restart etcd {noun} {}", restarted.join(", ")))
+    }
+}
+
+#[cfg(not(feature = "etcd"))]
+fn etcd_fault(
+    etcd: &mut std::convert::Infallible,
+    _: &mut Vec<usize>,
+    _: &mut SeededRng,
+) -> std::io::Result<String> {
+    match *etcd {}
+}
+
+/// etcd's history of the run's view key, audited: never back, never two views of one number.
+#[cfg(feature = "etcd")]
+async fn audit_views(etcd: &crate::etcd::EtcdCluster, seed: u64) -> Vec<String> {
+    let client = match etcd.client() {
+        Ok(client) => client,
+        Err(e) => return vec![format!("no etcd client for the audit: {e}")],
+    };
+    let store = crate::etcd::EtcdViewStore::new(client, view_key(seed));
+    match store.history().await {
+        Ok(records) if records.is_empty() => vec!["etcd holds no view of the run".to_owned()],
+        Ok(records) => crate::etcd::check_view_history(&records)
+            .err()
+            .map(|e| format!("etcd's history of the view: {e}"))
+            .into_iter()
+            .collect(),
+        Err(e) => vec![format!("etcd's history of the view cannot be read: {e}")],
+    }
+}
+
 /// Runs [`run`] with the default options and tells it on stdout (the faults, then the
 /// checker's report); writes the history to `history` (JSON lines) if given. Returns what the
 /// run found wrong ([`NemesisOutcome::failures`]): empty when it passed.
@@ -229,10 +293,58 @@ pub async fn run_and_tell(seed: u64, history: Option<&Path>) -> std::io::Result<
 
 /// Runs one nemesis run on the in-memory network, in the current tokio runtime.
 pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisOutcome> {
+    run_with(seed, options, None).await
+}
+
+/// Runs one nemesis run with etcd as the coordination backend: the front-end keeps its view
+/// in `etcd` (an [`EtcdViewStore`](crate::etcd::EtcdViewStore) on a key of this seed, every
+/// view change a compare-and-swap), so each front-end crash resumes from etcd. Beside the
+/// faults of [`run`], the nemesis kills etcd members (one at a time, then two of three for a
+/// while: no view change can be stored) and restarts them. At the end etcd's history of the
+/// view key is audited ([`check_view_history`](crate::etcd::check_view_history)).
+///
+/// etcd runs in real time, so this needs a runtime that is not paused, and a seed replays the
+/// nemesis' choices but not the exact interleaving. Names stay on the in-process registry.
+#[cfg(feature = "etcd")]
+pub async fn run_on_etcd(
+    seed: u64,
+    options: NemesisOptions,
+    etcd: &mut crate::etcd::EtcdCluster,
+) -> std::io::Result<NemesisOutcome> {
+    run_with(seed, options, Some(etcd)).await
+}
+
+/// The etcd cluster of a run, when it has one (a type without values when the feature is off).
+#[cfg(feature = "etcd")]
+type Etcd<'a> = &'a mut crate::etcd::EtcdCluster;
+#[cfg(not(feature = "etcd"))]
+type Etcd<'a> = &'a mut std::convert::Infallible;
+
+/// The key of a run's view in etcd.
+#[cfg(feature = "etcd")]
+fn view_key(seed: u64) -> String {
+    format!("/just-hungry/nemesis/{seed}/view")
+}
+
+async fn run_with(
+    seed: u64,
+    options: NemesisOptions,
+    mut etcd: Option<Etcd<'_>>,
+) -> std::io::Result<NemesisOutcome> {
     let mut rng = SeededRng::new(seed);
     let network = MemNetwork::with_seed(seed);
     let mut cluster = LocalCluster::<OrderBook, MemNetwork>::on(network.clone(), timing()).await?;
     cluster.seed_ids(seed ^ 0x5eed);
+    #[cfg(feature = "etcd")]
+    if let Some(etcd) = etcd.as_deref() {
+        let client = etcd.client().map_err(std::io::Error::other)?;
+        let key = view_key(seed);
+        cluster.use_view_stores(move || {
+            Box::new(crate::etcd::EtcdViewStore::new(client.clone(), key.clone()))
+        });
+    }
+    // Which etcd members the nemesis has killed (by index).
+    let mut etcd_down: Vec<usize> = Vec::new();
     let validator = Arc::new(OrderValidator::offline());
     let mut next_replica = 1;
     for _ in 0..options.replicas {
@@ -327,7 +439,14 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
             .filter(|n| running.contains(n))
             .collect();
         let primary = view.as_ref().map(|v| v.primary.id.name.clone());
-        match rng.below(12) {
+        // The etcd faults are drawn only with etcd, so in-memory seeds replay unchanged.
+        let choices = if etcd.is_some() { 14 } else { 12 };
+        match rng.below(choices) {
+            12 | 13 => {
+                if let Some(etcd) = etcd.as_deref_mut() {
+                    faults.push(etcd_fault(etcd, &mut etcd_down, &mut rng)?);
+                }
+            }
             10 | 11 if live_members.len() >= 3 => {
                 // The primary and a backup at once: the survivors must hold every
                 // acknowledged order (a commit needs every backup's acknowledgement).
@@ -421,6 +540,13 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
     }
 
     // Heal, bring the front-end back, and let it settle.
+    #[cfg(feature = "etcd")]
+    if let Some(etcd) = etcd.as_deref_mut() {
+        for i in std::mem::take(&mut etcd_down) {
+            etcd.restart(i).map_err(std::io::Error::other)?;
+            faults.push(format!("restart etcd member {i}"));
+        }
+    }
     network.heal();
     if !cluster.frontend_running() {
         cluster.start_frontend().await?;
@@ -478,6 +604,10 @@ pub async fn run(seed: u64, options: NemesisOptions) -> std::io::Result<NemesisO
             orders.len()
         )),
         Err(e) => problems.push(format!("the final bulk read failed: {e}")),
+    }
+    #[cfg(feature = "etcd")]
+    if let Some(etcd) = etcd.as_deref() {
+        problems.extend(audit_views(etcd, seed).await);
     }
     let report = history::check(&recorder.history()).unwrap_or_else(|e| {
         problems.push(format!("the recorded history is malformed: {e}"));
