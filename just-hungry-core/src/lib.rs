@@ -16,6 +16,7 @@
 //! | [`postcode`] | UK postcodes: the offline format check and the [`postcode::PostcodeValidator`] trait |
 //! | [`history`] | client histories: the list-append model, its JSON lines (with the initial state), [`history::check`] |
 //! | [`codec`] | the one module that encodes and decodes (bincode 2.0.1, bounded) |
+//! | [`storage`] | the write-ahead log and snapshots of a durable replica ([`storage::Wal`]), over a real or a simulated disk ([`storage::FileDisk`], [`storage::SimDisk`] with its faults) |
 //! | [`transport`] | the [`transport::Transport`] trait the runtime is generic over |
 //! | [`runtime`] | tokio drivers: `spawn_registry`, `spawn_frontend`, `spawn_replica`, the async [`runtime::Client`], the file and memory view stores ([`runtime::view_store`]), the [`runtime::HistoryRecorder`] of live runs |
 //! | [`rng`] | [`rng::SeededRng`], the seeded generator of the simulator and of the in-memory transport's faults |
@@ -40,6 +41,7 @@ pub mod rng;
 pub mod runtime;
 pub mod sim;
 pub mod state_machine;
+pub mod storage;
 pub mod transport;
 
 pub use ids::*;

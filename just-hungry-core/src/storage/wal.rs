@@ -1,0 +1,682 @@
+//! The write-ahead log: records framed with their length, index and CRC-32C in segment files,
+//! written by batches with one sync per batch, and snapshots that let old segments go.
+//!
+//! On disk, in one directory:
+//!
+//! - `{first:020}.wal`: a segment. A 20-byte header (the magic `JHWAL\0v1`, the index of its
+//!   first record as u64 LE, the CRC-32C of both) then frames: payload length (u32 LE),
+//!   CRC-32C (u32 LE) of the length, index and payload, the record's index (u64 LE), the
+//!   payload. Indexes run from 1 without a gap across segments.
+//! - `{index:020}.snap`: a snapshot covering records `..= index`: the magic `JHSNAPv1`, the
+//!   index (u64 LE), the payload length (u64 LE), the CRC-32C of index, length and payload
+//!   (u32 LE), the payload. Written as `.snap.tmp`, synced, renamed, the directory synced.
+//!
+//! Recovery ([`Wal::open`]) reads the newest snapshot and every record after it. A bad frame at
+//! the tail of the last segment, with no valid frame after it, is a write torn by a crash: it is
+//! cut (and reported in [`Recovered::torn`]). Any other bad frame, a bad snapshot or a gap
+//! between segments refuses to start, naming the file and the byte offset
+//! ([`StorageError::Corrupt`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::StorageError;
+use super::disk::{Disk, DiskFile};
+
+const SEGMENT_MAGIC: &[u8; 8] = b"JHWAL\0v1";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"JHSNAPv1";
+/// Bytes of a segment's header.
+pub const SEGMENT_HEADER_BYTES: usize = 20;
+/// Bytes of a frame's header (length, CRC, index).
+pub const FRAME_HEADER_BYTES: usize = 16;
+const SNAPSHOT_HEADER_BYTES: usize = 28;
+
+/// The default of [`WalOptions::segment_bytes`]: 64 MiB.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// The default of [`WalOptions::max_record_bytes`]: 64 MiB.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
+
+/// How a [`Wal`] is laid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalOptions {
+    /// A segment past this size is closed and a new one started (default
+    /// [`DEFAULT_SEGMENT_BYTES`]); a batch is never split across segments.
+    pub segment_bytes: u64,
+    /// The largest record payload written or read back (default [`DEFAULT_MAX_RECORD_BYTES`]):
+    /// a length field above it is corruption, not an allocation.
+    pub max_record_bytes: usize,
+}
+
+impl Default for WalOptions {
+    fn default() -> Self {
+        WalOptions {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
+        }
+    }
+}
+
+/// One record read back: its index and payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Its index, from 1.
+    pub index: u64,
+    /// The bytes appended.
+    pub payload: Vec<u8>,
+}
+
+/// A snapshot read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The last record index it covers.
+    pub index: u64,
+    /// The bytes written.
+    pub payload: Vec<u8>,
+}
+
+/// A tail cut at recovery: a write torn by a crash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    /// The segment.
+    pub path: PathBuf,
+    /// Where the bad frame started (the segment's new length).
+    pub offset: u64,
+    /// How many bytes were cut.
+    pub cut: u64,
+}
+
+/// What [`Wal::open`] found on disk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// The newest snapshot, if any.
+    pub snapshot: Option<Snapshot>,
+    /// Every record after the snapshot, in index order, without a gap.
+    pub records: Vec<Record>,
+    /// The torn tail cut, if there was one.
+    pub torn: Option<TornTail>,
+}
+
+/// A write-ahead log in one directory. See the module documentation for the format.
+///
+/// [`Wal::append`] only buffers; [`Wal::write`] hands the buffer to the file system in one
+/// write (it survives the process, not the machine); [`Wal::sync`] writes and syncs, so every
+/// record appended before it survives a power loss once it returns `Ok`. After any failed
+/// write or sync the log is *poisoned*: every later call fails with [`StorageError::Poisoned`]
+/// (the bytes on disk are unknown; a sync is never retried), and the owner must stop and
+/// recover from the disk at its next start.
+pub struct Wal {
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
+    options: WalOptions,
+    /// The first index of each segment, ascending; the last is being written.
+    segments: Vec<u64>,
+    file: Box<dyn DiskFile>,
+    file_bytes: u64,
+    next_index: u64,
+    buffer: Vec<u8>,
+    /// Records `..= written_index` were handed to the file system.
+    written_index: u64,
+    /// Records `..= synced_index` are durable.
+    synced_index: u64,
+    snapshot_index: u64,
+    poisoned: Option<String>,
+}
+
+fn segment_name(first: u64) -> String {
+    format!("{first:020}.wal")
+}
+
+fn snapshot_name(index: u64) -> String {
+    format!("{index:020}.snap")
+}
+
+fn parse_index(name: &str, suffix: &str) -> Option<u64> {
+    let digits = name.strip_suffix(suffix)?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+fn frame_crc(len: u32, index: u64, payload: &[u8]) -> u32 {
+    let crc = crc32c::crc32c(&len.to_le_bytes());
+    let crc = crc32c::crc32c_append(crc, &index.to_le_bytes());
+    crc32c::crc32c_append(crc, payload)
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn segment_header(first: u64) -> Vec<u8> {
+    let mut header = Vec::with_capacity(SEGMENT_HEADER_BYTES);
+    header.extend_from_slice(SEGMENT_MAGIC);
+    header.extend_from_slice(&first.to_le_bytes());
+    let crc = crc32c::crc32c(&header);
+    header.extend_from_slice(&crc.to_le_bytes());
+    header
+}
+
+/// Appends one frame to `out`.
+fn encode_frame(index: u64, payload: &[u8], out: &mut Vec<u8>) {
+    let len = payload.len() as u32;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&frame_crc(len, index, payload).to_le_bytes());
+    out.extend_from_slice(&index.to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// The frame at `at` if it is whole and its CRC holds: its index and payload range.
+fn decode_frame(bytes: &[u8], at: usize, max: usize) -> Option<(u64, std::ops::Range<usize>)> {
+    let header = bytes.get(at..at.checked_add(FRAME_HEADER_BYTES)?)?;
+    let len = u32_at(header, 0);
+    let crc = u32_at(header, 4);
+    let index = u64_at(header, 8);
+    if len as usize > max {
+        return None;
+    }
+    let start = at + FRAME_HEADER_BYTES;
+    let payload = bytes.get(start..start.checked_add(len as usize)?)?;
+    (frame_crc(len, index, payload) == crc).then_some((index, start..start + len as usize))
+}
+
+/// Whether a whole frame with index `index` or later starts anywhere after `after`: a bad
+/// frame followed by a good one is corruption, not a torn tail.
+fn valid_frame_after(bytes: &[u8], after: usize, index: u64, max: usize) -> bool {
+    (after + 1..bytes.len().saturating_sub(FRAME_HEADER_BYTES - 1)).any(|at| {
+        let candidate = u64_at(bytes, at + 8);
+        candidate >= index
+            && candidate - index < (1 << 32)
+            && decode_frame(bytes, at, max).is_some()
+    })
+}
+
+impl Wal {
+    /// Opens (creating if needed) the log in `dir` and recovers what it holds: see the module
+    /// documentation. Appends continue after the last record recovered.
+    pub fn open(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        options: WalOptions,
+    ) -> Result<(Wal, Recovered), StorageError> {
+        let io = |op: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StorageError::Io { op, path, source }
+        };
+        disk.create_dir_all(dir).map_err(io("create", dir))?;
+        let mut segments = Vec::new();
+        let mut snapshots = Vec::new();
+        for name in disk.list(dir).map_err(io("list", dir))? {
+            if let Some(first) = parse_index(&name, ".wal") {
+                segments.push(first);
+            } else if let Some(index) = parse_index(&name, ".snap") {
+                snapshots.push(index);
+            } else if name.ends_with(".snap.tmp") {
+                // A snapshot that was never renamed into place: it was not durable.
+                let path = dir.join(&name);
+                disk.remove(&path).map_err(io("remove", &path))?;
+            }
+        }
+        segments.sort_unstable();
+        snapshots.sort_unstable();
+
+        let mut recovered = Recovered::default();
+        let snapshot_index = match snapshots.last() {
+            Some(&index) => {
+                let snapshot =
+                    read_snapshot(disk.as_ref(), &dir.join(snapshot_name(index)), index)?;
+                recovered.snapshot = Some(snapshot);
+                index
+            }
+            None => 0,
+        };
+        // Segments whose records all precede the snapshot are skipped (a crash came between
+        // the snapshot and their removal).
+        let keep_from = segments
+            .iter()
+            .rposition(|&first| first <= snapshot_index + 1)
+            .unwrap_or(0);
+        let live: Vec<u64> = segments[keep_from..].to_vec();
+        let mut next_index = snapshot_index + 1;
+        if let Some(&first) = live.first()
+            && first > next_index
+        {
+            return Err(StorageError::Corrupt {
+                path: dir.join(segment_name(first)),
+                offset: 0,
+                why: format!(
+                    "records {next_index}..{first} are missing (the snapshot covers up to {snapshot_index})"
+                ),
+            });
+        }
+        let mut file_bytes = SEGMENT_HEADER_BYTES as u64;
+        // The index after the last record of the last segment, if it can take more records.
+        let mut append_at = None;
+        let mut header_torn = false;
+        for (i, &first) in live.iter().enumerate() {
+            let last = i + 1 == live.len();
+            let path = dir.join(segment_name(first));
+            let bytes = disk.read(&path).map_err(io("read", &path))?;
+            if i > 0 && first != next_index {
+                return Err(StorageError::Corrupt {
+                    path,
+                    offset: 0,
+                    why: format!("starts at record {first}, expected {next_index}"),
+                });
+            }
+            if bytes.len() < SEGMENT_HEADER_BYTES
+                || bytes[..SEGMENT_HEADER_BYTES] != segment_header(first)[..]
+            {
+                if last
+                    && bytes.len() < SEGMENT_HEADER_BYTES
+                    && segment_header(first).starts_with(&bytes)
+                {
+                    // Created but its header never fully written: rewrite it below.
+                    disk.remove(&path).map_err(io("remove", &path))?;
+                    disk.sync_dir(dir).map_err(io("sync", dir))?;
+                    append_at = None;
+                    header_torn = true;
+                    if !bytes.is_empty() {
+                        recovered.torn = Some(TornTail {
+                            path: path.clone(),
+                            offset: 0,
+                            cut: bytes.len() as u64,
+                        });
+                    }
+                    break;
+                }
+                return Err(StorageError::Corrupt {
+                    path,
+                    offset: 0,
+                    why: "bad segment header".into(),
+                });
+            }
+            let mut at = SEGMENT_HEADER_BYTES;
+            let mut expected = first;
+            while at < bytes.len() {
+                match decode_frame(&bytes, at, options.max_record_bytes) {
+                    Some((index, payload)) if index == expected => {
+                        if index > snapshot_index {
+                            recovered.records.push(Record {
+                                index,
+                                payload: bytes[payload.clone()].to_vec(),
+                            });
+                        }
+                        expected += 1;
+                        at = payload.end;
+                    }
+                    Some((index, _)) => {
+                        return Err(StorageError::Corrupt {
+                            path,
+                            offset: at as u64,
+                            why: format!("record {index} where record {expected} belongs"),
+                        });
+                    }
+                    None => {
+                        if !last
+                            || valid_frame_after(&bytes, at, expected, options.max_record_bytes)
+                        {
+                            return Err(StorageError::Corrupt {
+                                path,
+                                offset: at as u64,
+                                why: format!(
+                                    "record {expected} fails its length or CRC check, and data follows it"
+                                ),
+                            });
+                        }
+                        let cut = (bytes.len() - at) as u64;
+                        tracing::warn!(path = %path.display(), offset = at, cut, "write-ahead log: cut a torn tail (a write cut short by a crash)");
+                        disk.truncate(&path, at as u64)
+                            .map_err(io("truncate", &path))?;
+                        recovered.torn = Some(TornTail {
+                            path: path.clone(),
+                            offset: at as u64,
+                            cut,
+                        });
+                        break;
+                    }
+                }
+            }
+            next_index = expected.max(next_index);
+            file_bytes = at.min(bytes.len()) as u64;
+            append_at = Some(expected);
+        }
+        // Appends go on in the last segment if its header is whole and its records run up to
+        // the snapshot at least; else in a new segment.
+        let mut segments = live;
+        let reuse = append_at == Some(next_index);
+        if header_torn {
+            // Its file was removed above.
+            segments.pop();
+        }
+        let mut wal = Wal {
+            file: if reuse {
+                let path = dir.join(segment_name(*segments.last().expect("reused")));
+                disk.open_append(&path).map_err(io("open", &path))?
+            } else {
+                Box::new(NoFile)
+            },
+            disk,
+            dir: dir.to_path_buf(),
+            options,
+            segments,
+            file_bytes,
+            next_index,
+            buffer: Vec::new(),
+            written_index: next_index - 1,
+            synced_index: next_index - 1,
+            snapshot_index,
+            poisoned: None,
+        };
+        if reuse {
+            // What a crashed process wrote survived it in the page cache, not necessarily on
+            // the medium: sync it, and the directory, before counting it as durable.
+            let path = wal.current_path();
+            wal.file.sync_data().map_err(io("sync", &path))?;
+            disk_sync_dir(wal.disk.as_ref(), dir)?;
+        } else {
+            wal.start_segment(next_index)?;
+        }
+        Ok((wal, recovered))
+    }
+
+    /// The index the next [`Wal::append`] gets.
+    pub fn next_index(&self) -> u64 {
+        self.next_index
+    }
+
+    /// Every record up to this index is durable (synced, or recovered at open).
+    pub fn synced_index(&self) -> u64 {
+        self.synced_index
+    }
+
+    /// Every record up to this index was handed to the file system (it survives the process).
+    pub fn written_index(&self) -> u64 {
+        self.written_index
+    }
+
+    /// The index the newest snapshot covers (0 without one).
+    pub fn snapshot_index(&self) -> u64 {
+        self.snapshot_index
+    }
+
+    /// The directory it lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Bytes appended but not yet written.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffer.len()
+    }
+
+    fn check(&self) -> Result<(), StorageError> {
+        match &self.poisoned {
+            Some(why) => Err(StorageError::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&mut self, error: StorageError) -> StorageError {
+        tracing::error!(dir = %self.dir.display(), error = %error, "write-ahead log stopped: nothing more is acknowledged until the replica restarts from its disk");
+        self.poisoned = Some(error.to_string());
+        error
+    }
+
+    /// Buffers `payload` as the next record and returns its index. Nothing reaches the disk
+    /// before [`Wal::write`] or [`Wal::sync`].
+    pub fn append(&mut self, payload: &[u8]) -> Result<u64, StorageError> {
+        self.check()?;
+        if payload.len() > self.options.max_record_bytes {
+            return Err(StorageError::RecordTooLarge {
+                bytes: payload.len(),
+                max: self.options.max_record_bytes,
+            });
+        }
+        let index = self.next_index;
+        encode_frame(index, payload, &mut self.buffer);
+        self.next_index += 1;
+        Ok(index)
+    }
+
+    /// Hands every buffered record to the file system in one write, first starting a new
+    /// segment if the current one is full.
+    pub fn write(&mut self) -> Result<(), StorageError> {
+        self.check()?;
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        if self.file_bytes >= self.options.segment_bytes {
+            self.roll()?;
+        }
+        let path = self.current_path();
+        if let Err(source) = self.file.write_all(&self.buffer) {
+            return Err(self.poison(StorageError::Io {
+                op: "write",
+                path,
+                source,
+            }));
+        }
+        self.file_bytes += self.buffer.len() as u64;
+        self.buffer.clear();
+        self.written_index = self.next_index - 1;
+        Ok(())
+    }
+
+    /// Writes every buffered record and syncs: once it returns `Ok`, every record appended so
+    /// far survives a power loss. One sync covers every record appended since the last
+    /// (group commit).
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.write()?;
+        if self.synced_index == self.written_index {
+            return Ok(());
+        }
+        let path = self.current_path();
+        if let Err(source) = self.file.sync_data() {
+            return Err(self.poison(StorageError::Io {
+                op: "sync",
+                path,
+                source,
+            }));
+        }
+        self.synced_index = self.written_index;
+        Ok(())
+    }
+
+    /// Stores `payload` as a snapshot of everything up to record `covers` (at most the last
+    /// record appended), durably: a temporary file, synced, renamed, the directory synced.
+    /// Then a new segment starts and the segments and snapshots it makes useless are removed.
+    pub fn snapshot(&mut self, covers: u64, payload: &[u8]) -> Result<(), StorageError> {
+        self.check()?;
+        if covers >= self.next_index || covers < self.snapshot_index {
+            return Err(StorageError::SnapshotOutOfRange {
+                covers,
+                from: self.snapshot_index,
+                to: self.next_index - 1,
+            });
+        }
+        self.sync()?;
+        let tmp = self.dir.join(format!("{covers:020}.snap.tmp"));
+        let path = self.dir.join(snapshot_name(covers));
+        let mut bytes = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + payload.len());
+        bytes.extend_from_slice(SNAPSHOT_MAGIC);
+        bytes.extend_from_slice(&covers.to_le_bytes());
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[8..24]), payload);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        bytes.extend_from_slice(payload);
+        let result = (|| {
+            let mut file = self
+                .disk
+                .open_append(&tmp)
+                .map_err(|source| StorageError::Io {
+                    op: "create",
+                    path: tmp.clone(),
+                    source,
+                })?;
+            file.write_all(&bytes)
+                .and_then(|()| file.sync_data())
+                .map_err(|source| StorageError::Io {
+                    op: "write",
+                    path: tmp.clone(),
+                    source,
+                })?;
+            self.disk
+                .rename(&tmp, &path)
+                .and_then(|()| self.disk.sync_dir(&self.dir))
+                .map_err(|source| StorageError::Io {
+                    op: "rename",
+                    path: path.clone(),
+                    source,
+                })
+        })();
+        if let Err(error) = result {
+            return Err(self.poison(error));
+        }
+        let previous = self.snapshot_index;
+        self.snapshot_index = covers;
+        self.roll()?;
+        // What the new snapshot makes useless: older snapshots, and every segment all of whose
+        // records it covers (the next segment starts at or before `covers + 1`).
+        let mut removed = Vec::new();
+        if previous > 0 && previous != covers {
+            removed.push(self.dir.join(snapshot_name(previous)));
+        }
+        while self.segments.len() > 1 && self.segments[1] <= covers + 1 {
+            removed.push(self.dir.join(segment_name(self.segments.remove(0))));
+        }
+        for path in removed {
+            if let Err(source) = self.disk.remove(&path) {
+                return Err(self.poison(StorageError::Io {
+                    op: "remove",
+                    path,
+                    source,
+                }));
+            }
+        }
+        if let Err(source) = self.disk.sync_dir(&self.dir) {
+            let dir = self.dir.clone();
+            return Err(self.poison(StorageError::Io {
+                op: "sync",
+                path: dir,
+                source,
+            }));
+        }
+        Ok(())
+    }
+
+    fn current_path(&self) -> PathBuf {
+        self.dir.join(segment_name(
+            *self.segments.last().expect("a segment is open"),
+        ))
+    }
+
+    /// Syncs what the current segment was given (a segment after it must never hold durable
+    /// records while it does not), then starts the next segment after the last record written.
+    fn roll(&mut self) -> Result<(), StorageError> {
+        if self.synced_index < self.written_index {
+            let path = self.current_path();
+            if let Err(source) = self.file.sync_data() {
+                return Err(self.poison(StorageError::Io {
+                    op: "sync",
+                    path,
+                    source,
+                }));
+            }
+            self.synced_index = self.written_index;
+        }
+        let first = self.written_index + 1;
+        if self.segments.last() == Some(&first) {
+            return Ok(());
+        }
+        self.start_segment(first)
+    }
+
+    /// Creates the segment of records from `first`, writes its header and makes both durable.
+    fn start_segment(&mut self, first: u64) -> Result<(), StorageError> {
+        let path = self.dir.join(segment_name(first));
+        let result = self
+            .disk
+            .open_append(&path)
+            .and_then(|mut file| {
+                file.write_all(&segment_header(first))?;
+                file.sync_data()?;
+                Ok(file)
+            })
+            .and_then(|file| self.disk.sync_dir(&self.dir).map(|()| file));
+        match result {
+            Ok(file) => {
+                self.file = file;
+                self.file_bytes = SEGMENT_HEADER_BYTES as u64;
+                if self.segments.last() != Some(&first) {
+                    self.segments.push(first);
+                }
+                Ok(())
+            }
+            Err(source) => Err(self.poison(StorageError::Io {
+                op: "create",
+                path,
+                source,
+            })),
+        }
+    }
+}
+
+/// The place of a segment file before the first is created.
+struct NoFile;
+
+impl DiskFile for NoFile {
+    fn write_all(&mut self, _: &[u8]) -> std::io::Result<()> {
+        Err(std::io::Error::other("no segment is open"))
+    }
+
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        Err(std::io::Error::other("no segment is open"))
+    }
+}
+
+fn disk_sync_dir(disk: &dyn Disk, dir: &Path) -> Result<(), StorageError> {
+    disk.sync_dir(dir).map_err(|source| StorageError::Io {
+        op: "sync",
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn read_snapshot(disk: &dyn Disk, path: &Path, index: u64) -> Result<Snapshot, StorageError> {
+    let bytes = disk.read(path).map_err(|source| StorageError::Io {
+        op: "read",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let corrupt = |offset: u64, why: &str| StorageError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        why: why.into(),
+    };
+    if bytes.len() < SNAPSHOT_HEADER_BYTES || &bytes[..8] != SNAPSHOT_MAGIC {
+        return Err(corrupt(0, "bad snapshot header"));
+    }
+    if u64_at(&bytes, 8) != index {
+        return Err(corrupt(8, "the index inside differs from the file's name"));
+    }
+    let len = u64_at(&bytes, 16);
+    if len != (bytes.len() - SNAPSHOT_HEADER_BYTES) as u64 {
+        return Err(corrupt(
+            16,
+            "the length inside differs from the file's size",
+        ));
+    }
+    let payload = &bytes[SNAPSHOT_HEADER_BYTES..];
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[8..24]), payload);
+    if crc != u32_at(&bytes, 24) {
+        return Err(corrupt(24, "the CRC does not match the content"));
+    }
+    Ok(Snapshot {
+        index,
+        payload: payload.to_vec(),
+    })
+}
