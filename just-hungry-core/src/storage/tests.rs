@@ -264,7 +264,7 @@ fn a_full_disk_stops_the_log_and_recovery_cuts_the_short_write() {
         .len();
     disk.set_capacity(Some(used + 60));
     wal.append(&payload(2, 100)).unwrap();
-    let error = wal.sync().err().expect("full");
+    let error = wal.sync().expect_err("full");
     match &error {
         StorageError::Io { op, source, .. } => {
             assert_eq!(
@@ -398,6 +398,185 @@ proptest! {
                     model.truncate(last as usize);
                 }
             }
+        }
+    }
+}
+
+mod replica_store {
+    use super::*;
+    use crate::ids::{
+        Address, ClientId, Member, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber,
+    };
+    use crate::protocol::client_table::ClientTableLimits;
+    use crate::protocol::messages::Entry;
+    use crate::protocol::replicated_state::ReplicatedState;
+    use crate::sim::{KeyedLists, ListKey};
+
+    fn entry(op: u64) -> Entry<ListKey> {
+        Entry {
+            op: OpNumber(op),
+            request: RequestId {
+                client: ClientId(1),
+                seq: op,
+            },
+            owner: "client".into(),
+            time: Time(op),
+            command: ListKey(["a", "B", "c"][op as usize % 3].into()),
+        }
+    }
+
+    fn view(number: u64) -> View {
+        View {
+            number: ViewNumber(number),
+            primary: Member {
+                id: ReplicaId::new("replica-1", 7),
+                address: Address::new("127.0.0.1:7001"),
+            },
+            backups: Vec::new(),
+        }
+    }
+
+    type Opened = (ReplicaStore, Option<RecoveredReplica<KeyedLists>>);
+
+    fn open_store(disk: &SimDisk, name: &str, policy: FsyncPolicy) -> Result<Opened, StoreError> {
+        ReplicaStore::open(
+            Arc::new(disk.clone()),
+            dir(),
+            name,
+            policy,
+            Time(0),
+            KeyedLists::default(),
+            ClientTableLimits::default(),
+        )
+    }
+
+    /// The state a replica reaches by applying ops `1..=ops` to the pre-defined data.
+    fn applied(ops: u64) -> ReplicatedState<KeyedLists> {
+        let mut state = ReplicatedState::new(KeyedLists::default(), ClientTableLimits::default());
+        for op in 1..=ops {
+            let _reply = state.apply(&entry(op));
+        }
+        state
+    }
+
+    #[test]
+    fn a_restart_rebuilds_the_view_and_the_state_it_held() {
+        let disk = SimDisk::new();
+        let (mut store, recovered) = open_store(&disk, "replica-1", FsyncPolicy::Always).unwrap();
+        assert!(recovered.is_none(), "a fresh directory holds nothing");
+        store.record_view(&view(3)).unwrap();
+        store
+            .record_entries(&(1..=4).map(entry).collect::<Vec<_>>())
+            .unwrap();
+        store.commit(Time(1)).unwrap();
+        store.record_entries(&[entry(5)]).unwrap();
+        store.record_view(&view(4)).unwrap();
+        store.commit(Time(2)).unwrap();
+        drop(store);
+        disk.crash(Crash::PowerLoss, &mut SeededRng::new(3));
+        let (_, recovered) = open_store(&disk, "replica-1", FsyncPolicy::Always).unwrap();
+        let recovered = recovered.expect("state on disk");
+        assert_eq!(recovered.view, Some(view(4)));
+        assert_eq!(recovered.state.applied(), OpNumber(5));
+        assert_eq!(recovered.state.digest(), applied(5).digest());
+    }
+
+    #[test]
+    fn an_installed_state_is_a_snapshot_and_entries_follow_it() {
+        let disk = SimDisk::new();
+        let (mut store, _) = open_store(&disk, "replica-2", FsyncPolicy::Always).unwrap();
+        store.record_entries(&[entry(1)]).unwrap();
+        store.commit(Time(1)).unwrap();
+        // A primary of view 6 installs its state at op 10 (the replica's op 1 is replaced).
+        store
+            .record_state(Some(&view(6)), ViewNumber(6), &applied(10))
+            .unwrap();
+        store.record_entries(&[entry(11), entry(12)]).unwrap();
+        store.commit(Time(2)).unwrap();
+        drop(store);
+        disk.crash(Crash::PowerLoss, &mut SeededRng::new(4));
+        let (_, recovered) = open_store(&disk, "replica-2", FsyncPolicy::Always).unwrap();
+        let recovered = recovered.unwrap();
+        assert_eq!(
+            (
+                recovered.view,
+                recovered.state_view,
+                recovered.state.applied()
+            ),
+            (Some(view(6)), ViewNumber(6), OpNumber(12))
+        );
+        assert_eq!(recovered.state.digest(), applied(12).digest());
+    }
+
+    #[test]
+    fn another_replicas_directory_is_refused_by_name() {
+        let disk = SimDisk::new();
+        let (mut store, _) = open_store(&disk, "replica-1", FsyncPolicy::Always).unwrap();
+        store.record_entries(&[entry(1)]).unwrap();
+        store.commit(Time(1)).unwrap();
+        drop(store);
+        let error = open_store(&disk, "replica-2", FsyncPolicy::Always)
+            .err()
+            .unwrap();
+        assert!(matches!(error, StoreError::WrongReplica { .. }), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("give each replica its own --data-dir")
+        );
+    }
+
+    #[test]
+    fn a_gap_in_the_ops_refuses_to_start() {
+        let disk = SimDisk::new();
+        let (mut store, _) = open_store(&disk, "replica-1", FsyncPolicy::Always).unwrap();
+        store.record_entries(&[entry(1), entry(3)]).unwrap();
+        store.commit(Time(1)).unwrap();
+        drop(store);
+        let error = open_store(&disk, "replica-1", FsyncPolicy::Always)
+            .err()
+            .unwrap();
+        assert!(
+            matches!(
+                error,
+                StoreError::Gap {
+                    found: OpNumber(3),
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn each_policy_syncs_when_it_says() {
+        for (policy, synced_at_commit, synced_at_tick) in [
+            (FsyncPolicy::Always, true, true),
+            (
+                FsyncPolicy::Batch(std::time::Duration::from_millis(10)),
+                false,
+                true,
+            ),
+            (FsyncPolicy::Never, false, false),
+        ] {
+            let disk = SimDisk::new();
+            let (mut store, _) = open_store(&disk, "replica-1", policy).unwrap();
+            let before = store.synced_index();
+            store.record_entries(&[entry(1)]).unwrap();
+            store.commit(Time(5)).unwrap();
+            assert_eq!(store.synced_index() > before, synced_at_commit, "{policy}");
+            assert_eq!(
+                store.next_sync().is_some(),
+                matches!(policy, FsyncPolicy::Batch(_)),
+                "{policy}"
+            );
+            store.tick(Time(10)).unwrap();
+            assert_eq!(store.synced_index() > before, synced_at_tick, "{policy}");
+            // Whatever the policy, a process crash loses nothing written.
+            drop(store);
+            disk.crash(Crash::Process, &mut SeededRng::new(1));
+            let (_, recovered) = open_store(&disk, "replica-1", policy).unwrap();
+            assert_eq!(recovered.unwrap().state.applied(), OpNumber(1), "{policy}");
         }
     }
 }
