@@ -18,6 +18,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("postcode", &["codec"]),
     ("protocol", &["codec", "ids", "state_machine"]),
     (
+        "storage",
+        &["codec", "ids", "protocol", "rng", "state_machine"],
+    ),
+    (
         "sim",
         &[
             "codec",

@@ -1,0 +1,128 @@
+//! Measures the write-ahead log on this machine's disk (issue 16): what one fdatasync costs,
+//! how many records per second group commit reaches at each batch size, and how long reading
+//! back a log of a million records takes.
+//!
+//! ```sh
+//! cargo build --release --examples
+//! target/release/examples/wal                       # in a temporary directory
+//! target/release/examples/wal --dir /var/lib/jh-wal-bench --records 1000000
+//! ```
+//!
+//! Records are `--record-bytes` long (default 160: an order entry of a few items, encoded). The
+//! directory is removed at the end. Run it on the disk the replicas will use: a tmpfs (as
+//! `/tmp` may be) syncs for free and says nothing.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use just_hungry::core::storage::{FileDisk, Wal, WalOptions};
+
+/// The write-ahead log on a real disk.
+#[derive(Parser, Debug)]
+#[command(
+    about = "fdatasync's cost, group commit throughput and recovery time of the write-ahead log"
+)]
+struct Args {
+    /// The directory to write in (created, then removed); default: a fresh one under the
+    /// system's temporary directory.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Bytes per record.
+    #[arg(long, default_value_t = 160)]
+    record_bytes: usize,
+    /// How long each group-commit batch size runs.
+    #[arg(long, default_value = "2s", value_parser = just_hungry::cli::parse_duration)]
+    duration: Duration,
+    /// Records written, then read back, for the recovery figure.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let base = args.dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("jh-wal-bench-{}", std::process::id()))
+    });
+    let payload = vec![0x5a; args.record_bytes];
+    println!(
+        "directory {} ({} B records)",
+        base.display(),
+        args.record_bytes
+    );
+
+    // 1. One record, one fdatasync, many times.
+    let dir = base.join("sync");
+    let (mut wal, _) = Wal::open(Arc::new(FileDisk), &dir, WalOptions::default())?;
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < args.duration {
+        let t = Instant::now();
+        wal.append(&payload)?;
+        wal.sync()?;
+        latencies.push(t.elapsed());
+    }
+    latencies.sort();
+    println!(
+        "append + fdatasync of one record: p50 {:?}, p99 {:?}, max {:?} ({} syncs)",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies[latencies.len() - 1],
+        latencies.len()
+    );
+
+    // 2. Group commit: a batch of records, one sync.
+    for batch in [1usize, 16, 64, 256, 1024] {
+        let dir = base.join(format!("batch-{batch}"));
+        let (mut wal, _) = Wal::open(Arc::new(FileDisk), &dir, WalOptions::default())?;
+        let started = Instant::now();
+        let mut records = 0u64;
+        while started.elapsed() < args.duration {
+            for _ in 0..batch {
+                wal.append(&payload)?;
+            }
+            wal.sync()?;
+            records += batch as u64;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "group commit, {batch:>4} records per sync: {:>9.0} records/s",
+            records as f64 / seconds
+        );
+        std::fs::remove_dir_all(&dir)?;
+    }
+
+    // 3. Recovery: read back a log of `records` records.
+    let dir = base.join("recovery");
+    let (mut wal, _) = Wal::open(Arc::new(FileDisk), &dir, WalOptions::default())?;
+    for i in 0..args.records {
+        wal.append(&payload)?;
+        if i % 4096 == 4095 {
+            wal.write()?;
+        }
+    }
+    wal.sync()?;
+    drop(wal);
+    let started = Instant::now();
+    let (_, recovered) = Wal::open(Arc::new(FileDisk), &dir, WalOptions::default())?;
+    let read = started.elapsed();
+    anyhow::ensure!(
+        recovered.records.len() as u64 == args.records,
+        "read back {} of {} records",
+        recovered.records.len(),
+        args.records
+    );
+    println!(
+        "recovery: {} records ({} MiB) read and checked in {:?}",
+        args.records,
+        args.records * (args.record_bytes as u64 + 16) / (1024 * 1024),
+        read
+    );
+    std::fs::remove_dir_all(&base)?;
+    Ok(())
+}
