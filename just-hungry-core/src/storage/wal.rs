@@ -206,7 +206,12 @@ impl Wal {
             let path = path.to_path_buf();
             move |source| StorageError::Io { op, path, source }
         };
+        let existed = disk.list(dir).is_ok();
         disk.create_dir_all(dir).map_err(io("create", dir))?;
+        if !existed && let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // A new directory's own entry is durable once its parent is synced.
+            disk.sync_dir(parent).map_err(io("sync", parent))?;
+        }
         let mut segments = Vec::new();
         let mut snapshots = Vec::new();
         for name in disk.list(dir).map_err(io("list", dir))? {
