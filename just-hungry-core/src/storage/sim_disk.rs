@@ -42,6 +42,8 @@ struct State {
     epoch: u64,
     capacity: Option<usize>,
     fail_syncs: u32,
+    /// Syncs to let pass before `fail_syncs` applies.
+    syncs_before_failure: u32,
     syncs: u64,
 }
 
@@ -140,7 +142,17 @@ impl SimDisk {
 
     /// Makes the next `count` syncs (of files or directories) fail with an I/O error.
     pub fn fail_next_syncs(&self, count: u32) {
-        self.lock().fail_syncs = count;
+        let mut state = self.lock();
+        state.fail_syncs = count;
+        state.syncs_before_failure = 0;
+    }
+
+    /// Lets `skip` more syncs succeed, then makes the next one fail with an I/O error (to fail
+    /// each sync of a multi-step operation in turn).
+    pub fn fail_sync_after(&self, skip: u32) {
+        let mut state = self.lock();
+        state.syncs_before_failure = skip;
+        state.fail_syncs = 1;
     }
 
     /// How many syncs (of files and directories) succeeded so far.
@@ -161,7 +173,9 @@ impl SimDisk {
     }
 
     fn take_sync_failure(state: &mut State) -> io::Result<()> {
-        if state.fail_syncs > 0 {
+        if state.fail_syncs > 0 && state.syncs_before_failure > 0 {
+            state.syncs_before_failure -= 1;
+        } else if state.fail_syncs > 0 {
             state.fail_syncs -= 1;
             return Err(io::Error::other("simulated fsync failure (EIO)"));
         }
