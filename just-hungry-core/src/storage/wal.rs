@@ -476,6 +476,11 @@ impl Wal {
     /// (group commit).
     pub fn sync(&mut self) -> Result<(), StorageError> {
         self.write()?;
+        self.sync_written()
+    }
+
+    /// Syncs the current segment if records were written to it since the last sync.
+    fn sync_written(&mut self) -> Result<(), StorageError> {
         if self.synced_index == self.written_index {
             return Ok(());
         }
@@ -582,17 +587,7 @@ impl Wal {
     /// Syncs what the current segment was given (a segment after it must never hold durable
     /// records while it does not), then starts the next segment after the last record written.
     fn roll(&mut self) -> Result<(), StorageError> {
-        if self.synced_index < self.written_index {
-            let path = self.current_path();
-            if let Err(source) = self.file.sync_data() {
-                return Err(self.poison(StorageError::Io {
-                    op: "sync",
-                    path,
-                    source,
-                }));
-            }
-            self.synced_index = self.written_index;
-        }
+        self.sync_written()?;
         let first = self.written_index + 1;
         if self.segments.last() == Some(&first) {
             return Ok(());
