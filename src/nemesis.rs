@@ -235,27 +235,27 @@ fn etcd_fault(
         };
         Ok(format!("kill etcd member {victim}{quorum}"))
     } else {
-        let restarted: Vec<String> = std::mem::take(down)
-            .into_iter()
-            .map(|i| etcd.restart(i).map(|()| i.to_string()))
-            .collect::<Result<_, _>>()
-            .map_err(std::io::Error::other)?;
-        let noun = if restarted.len() == 1 {
-            "member"
-        } else {
-            "members"
-        };
-        Ok(format!("restart etcd {noun} {}", restarted.join(", ")))
+        restart_etcd(etcd, down)
     }
 }
 
-#[cfg(not(feature = "etcd"))]
-fn etcd_fault(
-    etcd: &mut std::convert::Infallible,
-    _: &mut Vec<usize>,
-    _: &mut SeededRng,
+/// Restarts the etcd members in `down` (emptying it). What was done, as the run tells it.
+#[cfg(feature = "etcd")]
+fn restart_etcd(
+    etcd: &mut crate::etcd::EtcdCluster,
+    down: &mut Vec<usize>,
 ) -> std::io::Result<String> {
-    match *etcd {}
+    let restarted: Vec<String> = std::mem::take(down)
+        .into_iter()
+        .map(|i| etcd.restart(i).map(|()| i.to_string()))
+        .collect::<Result<_, _>>()
+        .map_err(std::io::Error::other)?;
+    let noun = if restarted.len() == 1 {
+        "member"
+    } else {
+        "members"
+    };
+    Ok(format!("restart etcd {noun} {}", restarted.join(", ")))
 }
 
 /// etcd's history of the run's view key, audited: never back, never two views of one number.
@@ -329,7 +329,7 @@ fn view_key(seed: u64) -> String {
 async fn run_with(
     seed: u64,
     options: NemesisOptions,
-    mut etcd: Option<Etcd<'_>>,
+    etcd: Option<Etcd<'_>>,
 ) -> std::io::Result<NemesisOutcome> {
     let mut rng = SeededRng::new(seed);
     let network = MemNetwork::with_seed(seed);
@@ -344,7 +344,8 @@ async fn run_with(
         });
     }
     // Which etcd members the nemesis has killed (by index).
-    let mut etcd_down: Vec<usize> = Vec::new();
+    #[cfg(feature = "etcd")]
+    let (mut etcd, mut etcd_down) = (etcd, Vec::<usize>::new());
     let validator = Arc::new(OrderValidator::offline());
     let mut next_replica = 1;
     for _ in 0..options.replicas {
@@ -442,6 +443,7 @@ async fn run_with(
         // The etcd faults are drawn only with etcd, so in-memory seeds replay unchanged.
         let choices = if etcd.is_some() { 14 } else { 12 };
         match rng.below(choices) {
+            #[cfg(feature = "etcd")]
             12 | 13 => {
                 if let Some(etcd) = etcd.as_deref_mut() {
                     faults.push(etcd_fault(etcd, &mut etcd_down, &mut rng)?);
@@ -541,11 +543,10 @@ async fn run_with(
 
     // Heal, bring the front-end back, and let it settle.
     #[cfg(feature = "etcd")]
-    if let Some(etcd) = etcd.as_deref_mut() {
-        for i in std::mem::take(&mut etcd_down) {
-            etcd.restart(i).map_err(std::io::Error::other)?;
-            faults.push(format!("restart etcd member {i}"));
-        }
+    if let Some(etcd) = etcd.as_deref_mut()
+        && !etcd_down.is_empty()
+    {
+        faults.push(restart_etcd(etcd, &mut etcd_down)?);
     }
     network.heal();
     if !cluster.frontend_running() {

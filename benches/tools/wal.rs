@@ -19,6 +19,10 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use just_hungry::core::storage::{FileDisk, Wal, WalOptions};
 
+/// The benches' set-up, for its nearest-rank percentiles (`common::latency::percentiles`).
+#[path = "../common/mod.rs"]
+mod common;
+
 /// The write-ahead log on a real disk.
 #[derive(Parser, Debug)]
 #[command(
@@ -38,10 +42,6 @@ struct Args {
     /// Records written, then read back, for the recovery figure.
     #[arg(long, default_value_t = 1_000_000)]
     records: u64,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn main() -> anyhow::Result<()> {
@@ -67,13 +67,11 @@ fn main() -> anyhow::Result<()> {
         wal.sync()?;
         latencies.push(t.elapsed());
     }
-    latencies.sort();
+    let syncs = common::latency::percentiles(&mut latencies)
+        .ok_or_else(|| anyhow::anyhow!("no sync ran within --duration"))?;
     println!(
         "append + fdatasync of one record: p50 {:?}, p99 {:?}, max {:?} ({} syncs)",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        latencies[latencies.len() - 1],
-        latencies.len()
+        syncs.p50, syncs.p99, syncs.max, syncs.count
     );
 
     // 2. Group commit: a batch of records, one sync.

@@ -12,7 +12,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Disk, FsyncPolicy, StorageError, TornTail, Wal, WalOptions};
+use super::{Disk, FsyncPolicy, Recovered, StorageError, TornTail, Wal, WalOptions};
 use crate::codec::{self, CodecError};
 use crate::ids::{OpNumber, Time, View, ViewNumber};
 use crate::protocol::client_table::ClientTableLimits;
@@ -110,7 +110,6 @@ impl ReplicaStore {
     /// Opens the data directory `dir` of replica `name` and rebuilds what it held: `None` for a
     /// directory that holds no state yet (the replica starts from `initial`, its pre-defined
     /// data, as a memory-only one).
-    #[allow(clippy::too_many_arguments)]
     pub fn open<S: StateMachine>(
         disk: Arc<dyn Disk>,
         dir: &Path,
@@ -122,113 +121,44 @@ impl ReplicaStore {
     ) -> Result<(ReplicaStore, Option<RecoveredReplica<S>>), StoreError> {
         let (wal, recovered) = Wal::open(disk, dir, WalOptions::default())?;
         let shown = dir.display().to_string();
+        let rebuilt = rebuild(&shown, &recovered, initial, limits)?;
         let mut store = ReplicaStore {
             wal,
-            dir: shown.clone(),
+            dir: shown,
             name: name.to_string(),
             policy,
             synced_at: now,
             records_since_snapshot: recovered.records.len() as u64,
             scratch: Vec::new(),
         };
-        let mut found_name = None;
-        let mut view = None;
-        let mut state_view = ViewNumber(0);
-        let mut state = None;
-        if let Some(snapshot) = &recovered.snapshot {
-            let (header, body) =
-                split_snapshot(&snapshot.payload).map_err(|source| StoreError::Record {
-                    dir: shown.clone(),
-                    index: snapshot.index,
-                    source,
-                })?;
-            found_name = Some(header.name);
-            view = header.view;
-            state_view = header.state_view;
-            state =
-                Some(
-                    ReplicatedState::<S>::restore(body).map_err(|source| StoreError::Record {
-                        dir: shown.clone(),
-                        index: snapshot.index,
-                        source,
-                    })?,
-                );
-        }
-        let mut state = state.unwrap_or_else(|| ReplicatedState::new(initial, limits));
-        let fresh = recovered.snapshot.is_none() && recovered.records.is_empty();
-        for record in &recovered.records {
-            let bad = |source| StoreError::Record {
-                dir: shown.clone(),
-                index: record.index,
-                source,
-            };
-            let (kind, body) = record
-                .payload
-                .split_first()
-                .ok_or_else(|| bad(CodecError::Decode("an empty record".into())))?;
-            match *kind {
-                NAME => found_name = Some(codec::decode::<String>(body).map_err(bad)?),
-                VIEW => {
-                    let v: View = codec::decode(body).map_err(bad)?;
-                    if view.as_ref().is_none_or(|old: &View| old.number < v.number) {
-                        view = Some(v);
-                    }
-                }
-                ENTRIES => {
-                    let entries: Vec<Entry<S::Command>> = codec::decode(body).map_err(bad)?;
-                    for entry in &entries {
-                        if entry.op <= state.applied() {
-                            continue;
-                        }
-                        if entry.op != state.applied().next() {
-                            return Err(StoreError::Gap {
-                                dir: shown,
-                                index: record.index,
-                                applied: state.applied(),
-                                found: entry.op,
-                            });
-                        }
-                        state.apply(entry);
-                    }
-                }
-                other => {
-                    return Err(bad(CodecError::Decode(format!(
-                        "unknown record kind {other}"
-                    ))));
-                }
-            }
-        }
-        match &found_name {
+        match rebuilt.name {
             Some(found) if found != name => {
                 return Err(StoreError::WrongReplica {
-                    dir: shown,
+                    dir: store.dir,
                     expected: name.to_string(),
-                    found: found.clone(),
+                    found,
                 });
             }
             Some(_) => {}
             None => {
-                let mut record = vec![NAME];
-                codec::encode_into(name, &mut record).map_err(StoreError::Encode)?;
-                store.wal.append(&record)?;
+                store.record(NAME, name)?;
                 store.wal.sync()?;
             }
         }
-        if fresh {
+        let held_nothing = recovered.snapshot.is_none()
+            && rebuilt.view.is_none()
+            && rebuilt.state.applied() == OpNumber(0);
+        if held_nothing {
             return Ok((store, None));
         }
-        let torn = recovered.torn;
-        if let Some(torn) = &torn {
-            tracing::warn!(node = name, path = %torn.path.display(), offset = torn.offset, cut = torn.cut, "data directory: cut a torn tail of the write-ahead log");
-        }
-        tracing::info!(node = name, dir = %shown, op = state.applied().0, view = view.as_ref().map_or(0, |v| v.number.0), "recovered the state from the data directory");
+        tracing::info!(node = name, dir = %store.dir, op = rebuilt.state.applied().0, view = rebuilt.view.as_ref().map_or(0, |v| v.number.0), "recovered the state from the data directory");
         Ok((
             store,
             Some(RecoveredReplica {
-                view,
-                state_view,
-                state,
-                torn,
+                view: rebuilt.view,
+                state_view: rebuilt.state_view,
+                state: rebuilt.state,
+                torn: recovered.torn,
             }),
         ))
     }
@@ -346,6 +276,92 @@ impl ReplicaStore {
     pub fn dir(&self) -> &str {
         &self.dir
     }
+}
+
+/// What the records of a data directory add up to.
+struct Rebuilt<S: StateMachine> {
+    name: Option<String>,
+    view: Option<View>,
+    state_view: ViewNumber,
+    state: ReplicatedState<S>,
+}
+
+/// Replays what [`Wal::open`] recovered from data directory `dir`: the snapshot's state (else
+/// `initial`), then every record after it.
+fn rebuild<S: StateMachine>(
+    dir: &str,
+    recovered: &Recovered,
+    initial: S,
+    limits: ClientTableLimits,
+) -> Result<Rebuilt<S>, StoreError> {
+    let bad = |index: u64| {
+        move |source| StoreError::Record {
+            dir: dir.to_string(),
+            index,
+            source,
+        }
+    };
+    let mut rebuilt = match &recovered.snapshot {
+        Some(snapshot) => {
+            let (header, body) = split_snapshot(&snapshot.payload).map_err(bad(snapshot.index))?;
+            Rebuilt {
+                name: Some(header.name),
+                view: header.view,
+                state_view: header.state_view,
+                state: ReplicatedState::restore(body).map_err(bad(snapshot.index))?,
+            }
+        }
+        None => Rebuilt {
+            name: None,
+            view: None,
+            state_view: ViewNumber(0),
+            state: ReplicatedState::new(initial, limits),
+        },
+    };
+    for record in &recovered.records {
+        let (kind, body) = record
+            .payload
+            .split_first()
+            .ok_or_else(|| bad(record.index)(CodecError::Decode("an empty record".into())))?;
+        match *kind {
+            NAME => rebuilt.name = Some(codec::decode(body).map_err(bad(record.index))?),
+            VIEW => {
+                let view: View = codec::decode(body).map_err(bad(record.index))?;
+                if rebuilt
+                    .view
+                    .as_ref()
+                    .is_none_or(|old| old.number < view.number)
+                {
+                    rebuilt.view = Some(view);
+                }
+            }
+            ENTRIES => {
+                let entries: Vec<Entry<S::Command>> =
+                    codec::decode(body).map_err(bad(record.index))?;
+                let state = &mut rebuilt.state;
+                for entry in &entries {
+                    if entry.op <= state.applied() {
+                        continue;
+                    }
+                    if entry.op != state.applied().next() {
+                        return Err(StoreError::Gap {
+                            dir: dir.to_string(),
+                            index: record.index,
+                            applied: state.applied(),
+                            found: entry.op,
+                        });
+                    }
+                    state.apply(entry);
+                }
+            }
+            other => {
+                return Err(bad(record.index)(CodecError::Decode(format!(
+                    "unknown record kind {other}"
+                ))));
+            }
+        }
+    }
+    Ok(rebuilt)
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -4,7 +4,7 @@
 //! flip, the disk can fill up (ENOSPC, with a short write) and an fsync can fail (after which,
 //! as on Linux, the bytes it was to make durable are not, even if a later fsync succeeds).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -88,7 +88,7 @@ impl SimDisk {
             return;
         }
         state.names = state.durable_names.clone();
-        let live: Vec<u64> = state.names.values().copied().collect();
+        let live: HashSet<u64> = state.names.values().copied().collect();
         state.inodes.retain(|id, _| live.contains(id));
         let mut ids: Vec<u64> = state.inodes.keys().copied().collect();
         ids.sort_unstable();

@@ -13,11 +13,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "jh-wal-{name}-{}-{:x}",
-            std::process::id(),
-            SeededRng::new(u64::from(std::process::id())).next_u64()
-        ));
+        let dir = std::env::temp_dir().join(format!("jh-wal-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         TempDir(dir)
     }

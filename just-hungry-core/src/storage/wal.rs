@@ -17,6 +17,7 @@
 //! between segments refuses to start, naming the file and the byte offset
 //! ([`StorageError::Corrupt`]).
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -194,6 +195,76 @@ fn valid_frame_after(bytes: &[u8], after: usize, index: u64, max: usize) -> bool
     })
 }
 
+/// Why the frames of a segment stopped before its end.
+enum Stop {
+    /// A frame that fails its length or CRC check: torn, or corrupt.
+    Bad,
+    /// A whole frame of another index than the next one.
+    Misplaced(u64),
+}
+
+/// What the frames of one segment hold, up to the first that is not the next record.
+struct Frames {
+    records: Vec<Record>,
+    /// The index after the last good record.
+    next: u64,
+    /// The offset after the last good frame.
+    end: usize,
+    stop: Option<Stop>,
+}
+
+/// Reads the frames of a segment (`bytes`, its header checked) whose first record is `first`.
+fn read_frames(bytes: &[u8], first: u64, max: usize) -> Frames {
+    let mut frames = Frames {
+        records: Vec::new(),
+        next: first,
+        end: SEGMENT_HEADER_BYTES,
+        stop: None,
+    };
+    while frames.end < bytes.len() {
+        match decode_frame(bytes, frames.end, max) {
+            Some((index, payload)) if index == frames.next => {
+                frames.records.push(Record {
+                    index,
+                    payload: bytes[payload.clone()].to_vec(),
+                });
+                frames.next += 1;
+                frames.end = payload.end;
+            }
+            Some((index, _)) => {
+                frames.stop = Some(Stop::Misplaced(index));
+                break;
+            }
+            None => {
+                frames.stop = Some(Stop::Bad);
+                break;
+            }
+        }
+    }
+    frames
+}
+
+/// The error of file-system call `op` on `path`.
+fn io_error(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
+    let path = path.to_path_buf();
+    move |source| StorageError::Io { op, path, source }
+}
+
+/// Creates the segment of records from `first` in `dir`, writes its header and makes both
+/// durable.
+fn create_segment(disk: &dyn Disk, dir: &Path, first: u64) -> io::Result<Box<dyn DiskFile>> {
+    let mut file = disk.open_append(&dir.join(segment_name(first)))?;
+    file.write_all(&segment_header(first))?;
+    file.sync_data()?;
+    disk.sync_dir(dir)?;
+    Ok(file)
+}
+
+/// The CRC of a snapshot: over its index and length fields, then its payload.
+fn snapshot_crc(fields: &[u8], payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(fields), payload)
+}
+
 impl Wal {
     /// Opens (creating if needed) the log in `dir` and recovers what it holds: see the module
     /// documentation. Appends continue after the last record recovered.
@@ -202,19 +273,21 @@ impl Wal {
         dir: &Path,
         options: WalOptions,
     ) -> Result<(Wal, Recovered), StorageError> {
-        let io = |op: &'static str, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StorageError::Io { op, path, source }
+        let names = match disk.list(dir) {
+            Ok(names) => names,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                disk.create_dir_all(dir).map_err(io_error("create", dir))?;
+                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    // A new directory's own entry is durable once its parent is synced.
+                    disk.sync_dir(parent).map_err(io_error("sync", parent))?;
+                }
+                Vec::new()
+            }
+            Err(e) => return Err(io_error("list", dir)(e)),
         };
-        let existed = disk.list(dir).is_ok();
-        disk.create_dir_all(dir).map_err(io("create", dir))?;
-        if !existed && let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            // A new directory's own entry is durable once its parent is synced.
-            disk.sync_dir(parent).map_err(io("sync", parent))?;
-        }
         let mut segments = Vec::new();
         let mut snapshots = Vec::new();
-        for name in disk.list(dir).map_err(io("list", dir))? {
+        for name in names {
             if let Some(first) = parse_index(&name, ".wal") {
                 segments.push(first);
             } else if let Some(index) = parse_index(&name, ".snap") {
@@ -222,7 +295,7 @@ impl Wal {
             } else if name.ends_with(".snap.tmp") {
                 // A snapshot that was never renamed into place: it was not durable.
                 let path = dir.join(&name);
-                disk.remove(&path).map_err(io("remove", &path))?;
+                disk.remove(&path).map_err(io_error("remove", &path))?;
             }
         }
         segments.sort_unstable();
@@ -244,9 +317,9 @@ impl Wal {
             .iter()
             .rposition(|&first| first <= snapshot_index + 1)
             .unwrap_or(0);
-        let live: Vec<u64> = segments[keep_from..].to_vec();
+        let mut segments = segments.split_off(keep_from);
         let mut next_index = snapshot_index + 1;
-        if let Some(&first) = live.first()
+        if let Some(&first) = segments.first()
             && first > next_index
         {
             return Err(StorageError::Corrupt {
@@ -257,14 +330,13 @@ impl Wal {
                 ),
             });
         }
-        let mut file_bytes = SEGMENT_HEADER_BYTES as u64;
-        // The index after the last record of the last segment, if it can take more records.
-        let mut append_at = None;
+        // The last segment, if appends go on in it: where its good frames end, and the index
+        // after its last record.
+        let mut tail = None;
         let mut header_torn = false;
-        for (i, &first) in live.iter().enumerate() {
-            let last = i + 1 == live.len();
+        for (i, &first) in segments.iter().enumerate() {
+            let last = i + 1 == segments.len();
             let path = dir.join(segment_name(first));
-            let bytes = disk.read(&path).map_err(io("read", &path))?;
             if i > 0 && first != next_index {
                 return Err(StorageError::Corrupt {
                     path,
@@ -272,98 +344,104 @@ impl Wal {
                     why: format!("starts at record {first}, expected {next_index}"),
                 });
             }
-            if bytes.len() < SEGMENT_HEADER_BYTES
-                || bytes[..SEGMENT_HEADER_BYTES] != segment_header(first)[..]
-            {
-                if last
-                    && bytes.len() < SEGMENT_HEADER_BYTES
-                    && segment_header(first).starts_with(&bytes)
+            let bytes = disk.read(&path).map_err(io_error("read", &path))?;
+            let header = segment_header(first);
+            if bytes.get(..SEGMENT_HEADER_BYTES) != Some(&header[..]) {
+                if !(last && bytes.len() < SEGMENT_HEADER_BYTES && header.starts_with(&bytes)) {
+                    return Err(StorageError::Corrupt {
+                        path,
+                        offset: 0,
+                        why: "bad segment header".into(),
+                    });
+                }
+                // Created but its header never fully written: removed, and created again below.
+                disk.remove(&path).map_err(io_error("remove", &path))?;
+                disk.sync_dir(dir).map_err(io_error("sync", dir))?;
+                if !bytes.is_empty() {
+                    recovered.torn = Some(TornTail {
+                        path,
+                        offset: 0,
+                        cut: bytes.len() as u64,
+                    });
+                }
+                tail = None;
+                header_torn = true;
+                break;
+            }
+            let frames = read_frames(&bytes, first, options.max_record_bytes);
+            let corrupt = |why: String| StorageError::Corrupt {
+                path: path.clone(),
+                offset: frames.end as u64,
+                why,
+            };
+            match frames.stop {
+                None => {}
+                Some(Stop::Misplaced(index)) => {
+                    return Err(corrupt(format!(
+                        "record {index} where record {} belongs",
+                        frames.next
+                    )));
+                }
+                Some(Stop::Bad)
+                    if !last
+                        || valid_frame_after(
+                            &bytes,
+                            frames.end,
+                            frames.next,
+                            options.max_record_bytes,
+                        ) =>
                 {
-                    // Created but its header never fully written: rewrite it below.
-                    disk.remove(&path).map_err(io("remove", &path))?;
-                    disk.sync_dir(dir).map_err(io("sync", dir))?;
-                    append_at = None;
-                    header_torn = true;
-                    if !bytes.is_empty() {
-                        recovered.torn = Some(TornTail {
-                            path: path.clone(),
-                            offset: 0,
-                            cut: bytes.len() as u64,
-                        });
-                    }
-                    break;
+                    return Err(corrupt(format!(
+                        "record {} fails its length or CRC check, and data follows it",
+                        frames.next
+                    )));
                 }
-                return Err(StorageError::Corrupt {
-                    path,
-                    offset: 0,
-                    why: "bad segment header".into(),
-                });
-            }
-            let mut at = SEGMENT_HEADER_BYTES;
-            let mut expected = first;
-            while at < bytes.len() {
-                match decode_frame(&bytes, at, options.max_record_bytes) {
-                    Some((index, payload)) if index == expected => {
-                        if index > snapshot_index {
-                            recovered.records.push(Record {
-                                index,
-                                payload: bytes[payload.clone()].to_vec(),
-                            });
-                        }
-                        expected += 1;
-                        at = payload.end;
-                    }
-                    Some((index, _)) => {
-                        return Err(StorageError::Corrupt {
-                            path,
-                            offset: at as u64,
-                            why: format!("record {index} where record {expected} belongs"),
-                        });
-                    }
-                    None => {
-                        if !last
-                            || valid_frame_after(&bytes, at, expected, options.max_record_bytes)
-                        {
-                            return Err(StorageError::Corrupt {
-                                path,
-                                offset: at as u64,
-                                why: format!(
-                                    "record {expected} fails its length or CRC check, and data follows it"
-                                ),
-                            });
-                        }
-                        let cut = (bytes.len() - at) as u64;
-                        tracing::warn!(path = %path.display(), offset = at, cut, "write-ahead log: cut a torn tail (a write cut short by a crash)");
-                        disk.truncate(&path, at as u64)
-                            .map_err(io("truncate", &path))?;
-                        recovered.torn = Some(TornTail {
-                            path: path.clone(),
-                            offset: at as u64,
-                            cut,
-                        });
-                        break;
-                    }
+                Some(Stop::Bad) => {
+                    let cut = (bytes.len() - frames.end) as u64;
+                    tracing::warn!(path = %path.display(), offset = frames.end, cut, "write-ahead log: cut a torn tail (a write cut short by a crash)");
+                    disk.truncate(&path, frames.end as u64)
+                        .map_err(io_error("truncate", &path))?;
+                    recovered.torn = Some(TornTail {
+                        path: path.clone(),
+                        offset: frames.end as u64,
+                        cut,
+                    });
                 }
             }
-            next_index = expected.max(next_index);
-            file_bytes = at.min(bytes.len()) as u64;
-            append_at = Some(expected);
+            recovered.records.extend(
+                frames
+                    .records
+                    .into_iter()
+                    .filter(|r| r.index > snapshot_index),
+            );
+            next_index = next_index.max(frames.next);
+            tail = Some((frames.end as u64, frames.next));
         }
-        // Appends go on in the last segment if its header is whole and its records run up to
-        // the snapshot at least; else in a new segment.
-        let mut segments = live;
-        let reuse = append_at == Some(next_index);
         if header_torn {
-            // Its file was removed above.
             segments.pop();
         }
-        let mut wal = Wal {
-            file: if reuse {
-                let path = dir.join(segment_name(*segments.last().expect("reused")));
-                disk.open_append(&path).map_err(io("open", &path))?
-            } else {
-                Box::new(NoFile)
-            },
+        // Appends go on in the last segment if its records run up to the snapshot at least;
+        // else in a new segment.
+        let (file, file_bytes) = match tail {
+            Some((end, next)) if next == next_index => {
+                let path = dir.join(segment_name(*segments.last().expect("scanned")));
+                let mut file = disk.open_append(&path).map_err(io_error("open", &path))?;
+                // What a crashed process wrote survived it in the page cache, not necessarily
+                // on the medium: sync it, and the directory, before counting it as durable.
+                file.sync_data().map_err(io_error("sync", &path))?;
+                disk.sync_dir(dir).map_err(io_error("sync", dir))?;
+                (file, end)
+            }
+            _ => {
+                let path = dir.join(segment_name(next_index));
+                let file = create_segment(disk.as_ref(), dir, next_index)
+                    .map_err(io_error("create", &path))?;
+                segments.push(next_index);
+                (file, SEGMENT_HEADER_BYTES as u64)
+            }
+        };
+        let wal = Wal {
+            file,
             disk,
             dir: dir.to_path_buf(),
             options,
@@ -376,15 +454,6 @@ impl Wal {
             snapshot_index,
             poisoned: None,
         };
-        if reuse {
-            // What a crashed process wrote survived it in the page cache, not necessarily on
-            // the medium: sync it, and the directory, before counting it as durable.
-            let path = wal.current_path();
-            wal.file.sync_data().map_err(io("sync", &path))?;
-            disk_sync_dir(wal.disk.as_ref(), dir)?;
-        } else {
-            wal.start_segment(next_index)?;
-        }
         Ok((wal, recovered))
     }
 
@@ -425,10 +494,19 @@ impl Wal {
         }
     }
 
-    fn poison(&mut self, error: StorageError) -> StorageError {
-        tracing::error!(dir = %self.dir.display(), error = %error, "write-ahead log stopped: nothing more is acknowledged until the replica restarts from its disk");
-        self.poisoned = Some(error.to_string());
-        error
+    /// `result`, or the error of `op` on `path`, which poisons the log.
+    fn checked<T>(
+        &mut self,
+        op: &'static str,
+        path: PathBuf,
+        result: io::Result<T>,
+    ) -> Result<T, StorageError> {
+        result.map_err(|source| {
+            let error = StorageError::Io { op, path, source };
+            tracing::error!(dir = %self.dir.display(), error = %error, "write-ahead log stopped: nothing more is acknowledged until the replica restarts from its disk");
+            self.poisoned = Some(error.to_string());
+            error
+        })
     }
 
     /// Buffers `payload` as the next record and returns its index. Nothing reaches the disk
@@ -457,14 +535,8 @@ impl Wal {
         if self.file_bytes >= self.options.segment_bytes {
             self.roll()?;
         }
-        let path = self.current_path();
-        if let Err(source) = self.file.write_all(&self.buffer) {
-            return Err(self.poison(StorageError::Io {
-                op: "write",
-                path,
-                source,
-            }));
-        }
+        let written = self.file.write_all(&self.buffer);
+        self.checked("write", self.current_path(), written)?;
         self.file_bytes += self.buffer.len() as u64;
         self.buffer.clear();
         self.written_index = self.next_index - 1;
@@ -484,14 +556,8 @@ impl Wal {
         if self.synced_index == self.written_index {
             return Ok(());
         }
-        let path = self.current_path();
-        if let Err(source) = self.file.sync_data() {
-            return Err(self.poison(StorageError::Io {
-                op: "sync",
-                path,
-                source,
-            }));
-        }
+        let synced = self.file.sync_data();
+        self.checked("sync", self.current_path(), synced)?;
         self.synced_index = self.written_index;
         Ok(())
     }
@@ -511,41 +577,26 @@ impl Wal {
         self.sync()?;
         let tmp = self.dir.join(format!("{covers:020}.snap.tmp"));
         let path = self.dir.join(snapshot_name(covers));
-        let mut bytes = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + payload.len());
-        bytes.extend_from_slice(SNAPSHOT_MAGIC);
-        bytes.extend_from_slice(&covers.to_le_bytes());
-        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[8..24]), payload);
-        bytes.extend_from_slice(&crc.to_le_bytes());
-        bytes.extend_from_slice(payload);
-        let result = (|| {
-            let mut file = self
-                .disk
-                .open_append(&tmp)
-                .map_err(|source| StorageError::Io {
-                    op: "create",
-                    path: tmp.clone(),
-                    source,
-                })?;
-            file.write_all(&bytes)
-                .and_then(|()| file.sync_data())
-                .map_err(|source| StorageError::Io {
-                    op: "write",
-                    path: tmp.clone(),
-                    source,
-                })?;
-            self.disk
-                .rename(&tmp, &path)
-                .and_then(|()| self.disk.sync_dir(&self.dir))
-                .map_err(|source| StorageError::Io {
-                    op: "rename",
-                    path: path.clone(),
-                    source,
-                })
-        })();
-        if let Err(error) = result {
-            return Err(self.poison(error));
-        }
+        let mut header = Vec::with_capacity(SNAPSHOT_HEADER_BYTES);
+        header.extend_from_slice(SNAPSHOT_MAGIC);
+        header.extend_from_slice(&covers.to_le_bytes());
+        header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        let crc = snapshot_crc(&header[8..24], payload);
+        header.extend_from_slice(&crc.to_le_bytes());
+        let created = self.disk.open_append(&tmp);
+        let mut file = self.checked("create", tmp.clone(), created)?;
+        // The payload is written as it is, not copied behind the header: it may be the
+        // whole state.
+        let written = file
+            .write_all(&header)
+            .and_then(|()| file.write_all(payload))
+            .and_then(|()| file.sync_data());
+        self.checked("write", tmp.clone(), written)?;
+        let renamed = self
+            .disk
+            .rename(&tmp, &path)
+            .and_then(|()| self.disk.sync_dir(&self.dir));
+        self.checked("rename", path, renamed)?;
         let previous = self.snapshot_index;
         self.snapshot_index = covers;
         self.roll()?;
@@ -559,23 +610,11 @@ impl Wal {
             removed.push(self.dir.join(segment_name(self.segments.remove(0))));
         }
         for path in removed {
-            if let Err(source) = self.disk.remove(&path) {
-                return Err(self.poison(StorageError::Io {
-                    op: "remove",
-                    path,
-                    source,
-                }));
-            }
+            let result = self.disk.remove(&path);
+            self.checked("remove", path, result)?;
         }
-        if let Err(source) = self.disk.sync_dir(&self.dir) {
-            let dir = self.dir.clone();
-            return Err(self.poison(StorageError::Io {
-                op: "sync",
-                path: dir,
-                source,
-            }));
-        }
-        Ok(())
+        let synced = self.disk.sync_dir(&self.dir);
+        self.checked("sync", self.dir.clone(), synced)
     }
 
     fn current_path(&self) -> PathBuf {
@@ -592,66 +631,16 @@ impl Wal {
         if self.segments.last() == Some(&first) {
             return Ok(());
         }
-        self.start_segment(first)
+        let created = create_segment(self.disk.as_ref(), &self.dir, first);
+        self.file = self.checked("create", self.dir.join(segment_name(first)), created)?;
+        self.file_bytes = SEGMENT_HEADER_BYTES as u64;
+        self.segments.push(first);
+        Ok(())
     }
-
-    /// Creates the segment of records from `first`, writes its header and makes both durable.
-    fn start_segment(&mut self, first: u64) -> Result<(), StorageError> {
-        let path = self.dir.join(segment_name(first));
-        let result = self
-            .disk
-            .open_append(&path)
-            .and_then(|mut file| {
-                file.write_all(&segment_header(first))?;
-                file.sync_data()?;
-                Ok(file)
-            })
-            .and_then(|file| self.disk.sync_dir(&self.dir).map(|()| file));
-        match result {
-            Ok(file) => {
-                self.file = file;
-                self.file_bytes = SEGMENT_HEADER_BYTES as u64;
-                if self.segments.last() != Some(&first) {
-                    self.segments.push(first);
-                }
-                Ok(())
-            }
-            Err(source) => Err(self.poison(StorageError::Io {
-                op: "create",
-                path,
-                source,
-            })),
-        }
-    }
-}
-
-/// The place of a segment file before the first is created.
-struct NoFile;
-
-impl DiskFile for NoFile {
-    fn write_all(&mut self, _: &[u8]) -> std::io::Result<()> {
-        Err(std::io::Error::other("no segment is open"))
-    }
-
-    fn sync_data(&mut self) -> std::io::Result<()> {
-        Err(std::io::Error::other("no segment is open"))
-    }
-}
-
-fn disk_sync_dir(disk: &dyn Disk, dir: &Path) -> Result<(), StorageError> {
-    disk.sync_dir(dir).map_err(|source| StorageError::Io {
-        op: "sync",
-        path: dir.to_path_buf(),
-        source,
-    })
 }
 
 fn read_snapshot(disk: &dyn Disk, path: &Path, index: u64) -> Result<Snapshot, StorageError> {
-    let bytes = disk.read(path).map_err(|source| StorageError::Io {
-        op: "read",
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = disk.read(path).map_err(io_error("read", path))?;
     let corrupt = |offset: u64, why: &str| StorageError::Corrupt {
         path: path.to_path_buf(),
         offset,
@@ -671,8 +660,7 @@ fn read_snapshot(disk: &dyn Disk, path: &Path, index: u64) -> Result<Snapshot, S
         ));
     }
     let payload = &bytes[SNAPSHOT_HEADER_BYTES..];
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[8..24]), payload);
-    if crc != u32_at(&bytes, 24) {
+    if snapshot_crc(&bytes[8..24], payload) != u32_at(&bytes, 24) {
         return Err(corrupt(24, "the CRC does not match the content"));
     }
     Ok(Snapshot {
