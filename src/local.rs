@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::OrderClient;
-use just_hungry_core::ids::{Address, Identity, NodeRole, ReplicaId, View};
+use just_hungry_core::ids::{Address, Identity, NodeRole, ReplicaId, Time, View};
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::client::ClientConfig;
 use just_hungry_core::protocol::client_table::ClientTableLimits;
@@ -20,6 +20,7 @@ use just_hungry_core::rng::SeededRng;
 use just_hungry_core::runtime::view_store::{MemoryViewStore, ViewStore};
 use just_hungry_core::runtime::{self, Client, NodeHandle, NodeReport, random_u64};
 use just_hungry_core::state_machine::{CommandValidator, StateMachine};
+use just_hungry_core::storage::{Disk, FsyncPolicy, ReplicaStore};
 use just_hungry_core::transport::Transport;
 use just_hungry_transport_mem::{MemEndpoint, MemNetwork};
 use just_hungry_transport_tcp::tls::DevPki;
@@ -278,6 +279,52 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
         initial: S,
         validator: Arc<dyn CommandValidator<S>>,
     ) -> std::io::Result<ReplicaId> {
+        let (endpoint, config) = self.replica_endpoint(name).await?;
+        let id = config.id.clone();
+        let address = config.address.clone();
+        let handle = runtime::spawn_replica(endpoint, config, initial, validator);
+        self.replicas
+            .insert(name.to_owned(), (id.clone(), address, handle));
+        Ok(id)
+    }
+
+    /// Starts replica `name` (a fresh incarnation) as a durable one, keeping its data in
+    /// directory `dir` of `disk` with fsync `policy`, and starting from what it holds there
+    /// (`initial`, its pre-defined data, for a fresh directory). A directory that cannot be
+    /// opened (corrupt, another replica's) is an error of kind `InvalidData` naming why.
+    pub async fn start_durable_replica(
+        &mut self,
+        name: &str,
+        initial: S,
+        validator: Arc<dyn CommandValidator<S>>,
+        disk: Arc<dyn Disk>,
+        dir: &std::path::Path,
+        policy: FsyncPolicy,
+    ) -> std::io::Result<ReplicaId> {
+        let (endpoint, config) = self.replica_endpoint(name).await?;
+        let id = config.id.clone();
+        let address = config.address.clone();
+        let (store, recovered) = ReplicaStore::open(
+            disk,
+            dir,
+            &id,
+            policy,
+            Time::ZERO,
+            initial,
+            config.client_table,
+        )
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let handle = runtime::spawn_durable_replica(endpoint, config, store, recovered, validator);
+        self.replicas
+            .insert(name.to_owned(), (id.clone(), address, handle));
+        Ok(id)
+    }
+
+    /// An endpoint for replica `name` and its configuration, with a fresh incarnation.
+    async fn replica_endpoint(
+        &mut self,
+        name: &str,
+    ) -> std::io::Result<(N::Endpoint, ReplicaConfig)> {
         let identity = Identity::new(NodeRole::Replica, name);
         let (endpoint, address) = self.network.endpoint(&identity, S::SERVICE).await?;
         let id = ReplicaId::new(name, self.next_incarnation());
@@ -291,10 +338,7 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
             transfer: Default::default(),
             max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
         };
-        let handle = runtime::spawn_replica(endpoint, config, initial, validator);
-        self.replicas
-            .insert(name.to_owned(), (id.clone(), address, handle));
-        Ok(id)
+        Ok((endpoint, config))
     }
 
     /// Kills replica `name` at once, as `kill -9` would: its connections are dropped and

@@ -21,7 +21,7 @@ use just_hungry::core::ids::{
 use just_hungry::core::protocol::client::ClientConfig;
 use just_hungry::core::protocol::client_table::ClientTableLimits;
 use just_hungry::core::protocol::messages::{
-    ClientRequest, Entry, Message, Operation, Outcome, Ping, ReplicaRole, ServiceError,
+    ClientRequest, Entry, Message, Operation, Outcome, Ping, Recovery, ReplicaRole, ServiceError,
     TransferChunk,
 };
 use just_hungry::core::protocol::replicated_state::ReplicatedState;
@@ -487,6 +487,11 @@ async fn pings_forged_for_real_replicas_or_made_up_ones_are_refused() {
                             role: ReplicaRole::Idle,
                             applied: OpNumber(0),
                             number: 0,
+                            // Claiming a disk, to stand in for the member it retires.
+                            recovered: Some(Recovery {
+                                lineage: vec![m.id.incarnation],
+                                synced: true,
+                            }),
                         })
                     });
                     let made_up = (0..1024).map(|i| {
@@ -497,6 +502,7 @@ async fn pings_forged_for_real_replicas_or_made_up_ones_are_refused() {
                             role: ReplicaRole::Idle,
                             applied: OpNumber(u64::MAX / 2),
                             number: u64::MAX,
+                            recovered: None,
                         })
                     });
                     retire.chain(made_up).collect()

@@ -57,6 +57,7 @@ impl Harness {
             role,
             applied: OpNumber(0),
             number: 0,
+            recovered: None,
         };
         self.deliver(name, M::Ping(ping));
     }

@@ -235,6 +235,7 @@ fn a_front_end_takes_pings_and_reports_at_the_edge_without_overflowing() {
             role: ReplicaRole::Primary,
             applied: OpNumber(MAX),
             number: 0,
+            recovered: None,
         };
         from(&mut fe, name, NodeRole::Replica, M::Ping(ping));
     }
@@ -268,6 +269,7 @@ fn a_front_end_takes_pings_and_reports_at_the_edge_without_overflowing() {
         role: ReplicaRole::Idle,
         applied: OpNumber(0),
         number: 0,
+        recovered: None,
     };
     for t in 30..60 {
         fe.handle_message(

@@ -26,7 +26,7 @@ use just_hungry::orders::OrderBook;
 use just_hungry_core::sim::KeyedLists;
 use just_hungry_core::sim::{
     self, Action, Actions, FinalReport, SimConfig, Target, Violation, seeded_adversarial_run,
-    seeded_run,
+    seeded_durable_run, seeded_run,
 };
 
 /// The simulated cluster of these properties: replicas of the order book.
@@ -318,6 +318,19 @@ proptest! {
         }
     }
 
+    /// Runs of durable replicas (issue 16), each on a simulated disk of its own with the fsync
+    /// policy the seed picks: crashes of every replica at once, restarts from disk, torn
+    /// tails, lost unsynced writes, full disks, failing syncs and flipped bits among the
+    /// faults (`JUST_HUNGRY_SIM_DURABLE=1 JUST_HUNGRY_SIM_SEED=N ... replay_seed` replays one).
+    #[test]
+    fn seeded_durable_runs_keep_every_invariant(seed in any::<u64>()) {
+        init_logging();
+        let (config, actions) = seeded_durable_run(seed);
+        if let Err(message) = run_case(seed, config, &actions) {
+            prop_assert!(false, "{message}\n  replay: JUST_HUNGRY_SIM_DURABLE=1 JUST_HUNGRY_SIM_SEED={seed} cargo test --test sim_props replay_seed");
+        }
+    }
+
     /// The same runs with every snapshot streamed in many small chunks.
     #[test]
     fn seeded_runs_with_multi_chunk_transfers_keep_every_invariant(seed in any::<u64>()) {
@@ -366,6 +379,8 @@ fn replay_seed() {
     for seed in seeds {
         let (config, actions) = if std::env::var_os("JUST_HUNGRY_SIM_ADVERSARY").is_some() {
             seeded_adversarial_run(seed)
+        } else if std::env::var_os("JUST_HUNGRY_SIM_DURABLE").is_some() {
+            seeded_durable_run(seed)
         } else {
             seeded_run_with_chunks(seed, chunks_from_env())
         };
@@ -410,7 +425,11 @@ fn sweep_seeds() {
     let mut failures = Vec::new();
     let mut unavailable = 0;
     for seed in start..start + n {
-        let (config, actions) = seeded_run_with_chunks(seed, chunks_from_env());
+        let (config, actions) = if std::env::var_os("JUST_HUNGRY_SIM_DURABLE").is_some() {
+            seeded_durable_run(seed)
+        } else {
+            seeded_run_with_chunks(seed, chunks_from_env())
+        };
         let protected = config.protect_last_member;
         match sim::run::<OrderBook>(seed, config, &actions) {
             Ok(report) => {

@@ -166,6 +166,7 @@ fn the_front_end_believes_pings_and_reports_only_of_their_senders() {
             role: ReplicaRole::Idle,
             applied: OpNumber(0),
             number: 0,
+            recovered: None,
         })
     };
     fe.handle_message(

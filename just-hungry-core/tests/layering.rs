@@ -30,6 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "protocol",
             "rng",
             "state_machine",
+            "storage",
         ],
     ),
     (
@@ -40,6 +41,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "ids",
             "protocol",
             "state_machine",
+            "storage",
             "transport",
         ],
     ),

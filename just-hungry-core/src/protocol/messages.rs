@@ -9,7 +9,7 @@ use crate::ids::{Address, Member, OpNumber, ReplicaId, RequestId, Time, View, Vi
 use crate::state_machine::StateMachine;
 
 /// The protocol version. A peer that speaks another is refused (the TCP hello carries it).
-pub const PROTOCOL_VERSION: u32 = 6;
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// One command in the op log: its position, the request it answers, when the primary took it,
 /// and the validated command itself.
@@ -193,6 +193,25 @@ pub struct Ping {
     /// This ping's number, echoed by the answer ([`Message::ViewInfo`]'s `answers`), so the
     /// replica measures the round trip ([`crate::protocol::liveness`]).
     pub number: u64,
+    /// This incarnation started from a data directory earlier incarnations wrote to
+    /// (docs/PROTOCOL.md, "Durability"); `None` for a memory-only replica or a fresh directory.
+    pub recovered: Option<Recovery>,
+}
+
+/// What a replica that started from its data directory says of it in its pings: the earlier
+/// incarnations that wrote to that directory, so it holds at least what each of them wrote
+/// there, and this incarnation may stand in for one of them that was a member of the last
+/// active view (docs/PROTOCOL.md, "Durability", rule 3).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recovery {
+    /// The incarnations (of this replica's name) that opened the directory before this one,
+    /// oldest first (the newest 32 at most).
+    pub lineage: Vec<u64>,
+    /// Whether the replica syncs every record before acting on it
+    /// ([`crate::storage::FsyncPolicy::Always`]): then the disk holds every op its incarnations
+    /// acknowledged, even after a power loss. Otherwise (`batch`, `never`) the last writes
+    /// before a power loss may be missing.
+    pub synced: bool,
 }
 
 /// How a snapshot or a log suffix travels.

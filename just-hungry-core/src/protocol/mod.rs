@@ -31,7 +31,7 @@ pub mod view_store;
 
 use std::time::Duration;
 
-use crate::ids::{Address, Identity, RequestId, Time};
+use crate::ids::{Address, Identity, RequestId, Time, View};
 use crate::state_machine::StateMachine;
 use messages::Message;
 use view_store::ViewRecord;
@@ -387,6 +387,28 @@ pub enum Output<S: StateMachine> {
     /// Persist `record` through the [`crate::runtime::view_store::ViewStore`] *before* acting on any later
     /// output (front-end only): the view is published only once it is stored.
     PersistView(ViewRecord),
+    /// Write `record` to the replica's data directory, and make it as durable as the fsync
+    /// policy says ([`crate::storage::ReplicaStore::commit`]) *before* acting on any later
+    /// output: a durable replica only ([`replica::Replica::durable`]); a memory-only one never
+    /// emits it. A driver may take every output ready, write the records among them, commit
+    /// once and then act on the rest (group commit): delaying a send is always allowed.
+    Record(Record<S>),
+}
+
+/// What a durable replica asks its driver to write ([`Output::Record`]); replayed in order at
+/// a restart ([`crate::storage::ReplicaStore::open`]).
+#[derive(Debug)]
+pub enum Record<S: StateMachine> {
+    /// A view the replica accepted, before it acts on it.
+    View(View),
+    /// Entries, in op order, that a backup or learner applied or the primary appended to its
+    /// log (before it sends them, so the primary's own copy is written alongside its
+    /// backups').
+    Entries(Vec<messages::Entry<S::Command>>),
+    /// The replica's state was replaced (a snapshot installed) or set back (a primary stepping
+    /// down drops the ops it appended and did not commit): write the whole of it as it is when
+    /// the driver takes this output ([`crate::storage::ReplicaStore::record_replica`]).
+    State,
 }
 
 /// A protocol role driven by a runtime or a simulator.

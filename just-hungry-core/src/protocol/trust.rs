@@ -277,6 +277,7 @@ mod tests {
             role: ReplicaRole::Idle,
             applied: OpNumber(0),
             number: 0,
+            recovered: None,
         })
     }
 

@@ -45,8 +45,9 @@ use crate::protocol::messages::{ClientResponse, Message, Outcome, ServiceError};
 use crate::protocol::registry::Registry;
 use crate::protocol::replica::{Replica, ReplicaConfig};
 use crate::protocol::view_store::ViewRecord;
-use crate::protocol::{Node, Output};
+use crate::protocol::{Node, Output, Record};
 use crate::state_machine::{CommandValidator, StateMachine};
+use crate::storage::{RecoveredReplica, ReplicaStore, StoreError};
 use crate::transport::{Transport, TransportEvent};
 use view_store::ViewStore;
 
@@ -199,6 +200,11 @@ trait Driven<S: StateMachine>: Node<S> + Send + 'static {
         _result: Result<S::Command, S::Reply>,
     ) {
     }
+
+    /// The replica, for a node that emits [`Output::Record`].
+    fn as_replica(&self) -> Option<&Replica<S>> {
+        None
+    }
 }
 
 impl<S: StateMachine> Driven<S> for Registry {}
@@ -241,12 +247,18 @@ impl<S: StateMachine> Driven<S> for Replica<S> {
     ) {
         Replica::handle_validated(self, now, request, result);
     }
+
+    fn as_replica(&self) -> Option<&Replica<S>> {
+        Some(self)
+    }
 }
 
 /// What a node's outputs need beyond the transport.
 struct Effects<S: StateMachine> {
     validator: Option<Arc<dyn CommandValidator<S>>>,
     store: Option<Box<dyn ViewStore>>,
+    /// A durable replica's data directory.
+    replica_store: Option<ReplicaStore>,
 }
 
 /// Runs a registry (name server) whose entries expire after `autoclean` without renewal.
@@ -261,6 +273,7 @@ pub fn spawn_registry<T: Transport>(transport: T, autoclean: std::time::Duration
     let effects = Effects::<registry_service::NoService> {
         validator: None,
         store: None,
+        replica_store: None,
     };
     spawn(
         name,
@@ -297,6 +310,7 @@ pub fn spawn_frontend<S: StateMachine, T: Transport>(
         let effects = Effects {
             validator: None,
             store: Some(store),
+            replica_store: None,
         };
         (node, effects)
     };
@@ -317,6 +331,32 @@ pub fn spawn_replica<S: StateMachine, T: Transport>(
     let effects = Effects {
         validator: Some(validator),
         store: None,
+        replica_store: None,
+    };
+    spawn(name, std::future::ready((node, effects)), transport, clock)
+}
+
+/// Runs a durable replica (docs/PROTOCOL.md, "Durability") that keeps its data directory in
+/// `store` and starts from what it held (`recovered`, both from [`ReplicaStore::open`]).
+///
+/// Every record the replica emits is written, and made as durable as the store's fsync policy
+/// says, before any later output is acted on; the records of one batch of events share one
+/// commit (group commit). A failed write or sync stops the replica
+/// ([`NodeHandle::failed`] says why): it is never retried.
+pub fn spawn_durable_replica<S: StateMachine, T: Transport>(
+    transport: T,
+    config: ReplicaConfig,
+    store: ReplicaStore,
+    recovered: RecoveredReplica<S>,
+    validator: Arc<dyn CommandValidator<S>>,
+) -> NodeHandle {
+    let clock = Clock::new();
+    let node = recovered.into_replica(config, store.policy(), clock.now());
+    let name = node.name().to_owned();
+    let effects = Effects {
+        validator: Some(validator),
+        store: None,
+        replica_store: Some(store),
     };
     spawn(name, std::future::ready((node, effects)), transport, clock)
 }
@@ -409,7 +449,7 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
             &mut validations,
             &mut buffer,
             &clock,
-        ) {
+        )? {
             let Some(store) = effects.store.as_mut() else {
                 continue;
             };
@@ -429,8 +469,11 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
                 return Err(format!("cannot persist the view: {e}"));
             }
         }
-        let deadline = node
-            .next_timeout()
+        let next_sync = effects.replica_store.as_ref().and_then(|s| s.next_sync());
+        let deadline = [node.next_timeout(), next_sync]
+            .into_iter()
+            .flatten()
+            .min()
             .map(|t| clock.instant_at(t))
             .unwrap_or_else(|| tokio::time::Instant::now() + std::time::Duration::from_secs(3600));
         tokio::select! {
@@ -464,7 +507,12 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
                     node.handle_validated(clock.now(), request, result);
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => node.handle_timeout(clock.now()),
+            _ = tokio::time::sleep_until(deadline) => {
+                if let Some(store) = effects.replica_store.as_mut() {
+                    store.tick(clock.now()).map_err(|e| storage_failed(node.name(), &e))?;
+                }
+                node.handle_timeout(clock.now());
+            }
         }
     }
     drop(validations);
@@ -511,8 +559,11 @@ fn feed<S: StateMachine, N: Driven<S>>(node: &mut N, clock: &Clock, event: Trans
     }
 }
 
-/// Acts on the node's outputs in order until they run out, or until one is a view to persist:
-/// that one is returned, for the caller to save before it calls again.
+/// Acts on the node's outputs until they run out, or until one is a view to persist: that one
+/// is returned, for the caller to save before it calls again. The records of a durable
+/// replica are written as they come and committed once, when the outputs ready run out; the
+/// outputs that came after a record wait for that commit (group commit). A storage failure is
+/// returned as the reason to stop.
 fn act<S: StateMachine, N: Driven<S>, T: Transport>(
     node: &mut N,
     transport: &T,
@@ -520,30 +571,95 @@ fn act<S: StateMachine, N: Driven<S>, T: Transport>(
     validations: &mut Validations<S>,
     buffer: &mut Vec<u8>,
     clock: &Clock,
-) -> Option<ViewRecord> {
-    while let Some(output) = node.poll_output() {
-        match output {
-            Output::Send { to, message } => send(node.name(), transport, &to, &message, buffer),
-            Output::Validate { request, command } => match &effects.validator {
-                Some(validator) => {
-                    let validator = validator.clone();
-                    let mut validation: BoxFuture<'static, Validated<S>> =
-                        Box::pin(async move { (request, validator.validate(command).await) });
-                    match (&mut validation).now_or_never() {
-                        Some((request, result)) => {
-                            node.handle_validated(clock.now(), request, result)
-                        }
-                        None => validations.push(validation),
-                    }
+) -> Result<Option<ViewRecord>, String> {
+    let mut held = Vec::new();
+    loop {
+        let mut written = false;
+        let mut persist = None;
+        while let Some(output) = node.poll_output() {
+            match output {
+                Output::Record(record) => {
+                    write_record(node, effects, &record)?;
+                    written = true;
                 }
-                None => {
-                    tracing::error!(node = %node.name(), "validation asked of a node without a validator")
+                Output::PersistView(record) => {
+                    persist = Some(record);
+                    break;
                 }
-            },
-            Output::PersistView(record) => return Some(record),
+                other if written => held.push(other),
+                other => perform(node, transport, effects, validations, buffer, clock, other),
+            }
+        }
+        if written && let Some(store) = effects.replica_store.as_mut() {
+            store
+                .commit(clock.now())
+                .map_err(|e| storage_failed(node.name(), &e))?;
+        }
+        let acted = !held.is_empty();
+        for output in held.drain(..) {
+            perform(node, transport, effects, validations, buffer, clock, output);
+        }
+        // What the held outputs started (a validation answered at once) may have more.
+        if persist.is_some() || !acted {
+            return Ok(persist);
         }
     }
-    None
+}
+
+/// Writes a record of a durable replica to its data directory.
+fn write_record<S: StateMachine, N: Driven<S>>(
+    node: &N,
+    effects: &mut Effects<S>,
+    record: &Record<S>,
+) -> Result<(), String> {
+    match (effects.replica_store.as_mut(), node.as_replica()) {
+        (Some(store), Some(replica)) => store
+            .write(record, replica)
+            .map_err(|e| storage_failed(node.name(), &e)),
+        _ => {
+            tracing::error!(node = %node.name(), "a record emitted by a node without a data directory: dropped");
+            Ok(())
+        }
+    }
+}
+
+/// The data directory failed: the replica stops (docs/PROTOCOL.md, "Durability": a failed
+/// write or sync is never retried).
+fn storage_failed(name: &str, error: &StoreError) -> String {
+    tracing::error!(node = %name, error = %error, "the data directory failed: stopping (fix the disk, then restart the replica)");
+    format!("the data directory failed: {error}")
+}
+
+/// Acts on one output other than a record or a view to persist.
+fn perform<S: StateMachine, N: Driven<S>, T: Transport>(
+    node: &mut N,
+    transport: &T,
+    effects: &Effects<S>,
+    validations: &mut Validations<S>,
+    buffer: &mut Vec<u8>,
+    clock: &Clock,
+    output: Output<S>,
+) {
+    match output {
+        Output::Send { to, message } => send(node.name(), transport, &to, &message, buffer),
+        Output::Validate { request, command } => match &effects.validator {
+            Some(validator) => {
+                let validator = validator.clone();
+                let mut validation: BoxFuture<'static, Validated<S>> =
+                    Box::pin(async move { (request, validator.validate(command).await) });
+                match (&mut validation).now_or_never() {
+                    Some((request, result)) => node.handle_validated(clock.now(), request, result),
+                    None => validations.push(validation),
+                }
+            }
+            None => {
+                tracing::error!(node = %node.name(), "validation asked of a node without a validator")
+            }
+        },
+        Output::Record(_) | Output::PersistView(_) => {
+            tracing::error!(node = %node.name(), "a record or view reached the wrong step: dropped")
+        }
+    }
 }
 
 fn send<S: StateMachine, T: Transport>(

@@ -77,6 +77,19 @@ pub enum Action {
     /// Make the longest network delay this many milliseconds (at least the shortest delay):
     /// long delays rival the ping and failure-detection timings.
     SetMaxDelay(u16),
+    /// Crash every replica at once and restart each (durable replicas from their disks: see
+    /// [`crate::sim::Sim::crash_every_replica`]); skipped for memory-only replicas when the last
+    /// member is protected.
+    CrashEveryReplica,
+    /// Make the disk of replica slot `replica` fail ([`crate::sim::Sim::disk_fault`]: `fault`
+    /// picks a sync error, a full disk or a flipped bit); nothing for memory-only replicas, and
+    /// only a flipped bit for the protected last member.
+    DiskFault {
+        /// Which replica slot (modulo their number).
+        replica: u8,
+        /// Which fault (modulo 3).
+        fault: u8,
+    },
     /// The adversary sends forgery `what` (of [`crate::sim::FORGERY_KINDS`]) aimed at node
     /// `target`, `tweak` choosing its identity and details ([`crate::sim::Sim::forge`]).
     Forge {
@@ -128,6 +141,36 @@ fn random_target(rng: &mut SeededRng) -> Target {
         1 => Target::Client(rng.below(256) as u8),
         _ => Target::Replica(rng.below(256) as u8),
     }
+}
+
+/// A random action of a run with durable replicas: one in twelve crashes every replica at once
+/// or makes a disk fail, the others are as [`Action::random`].
+pub fn random_durable(rng: &mut SeededRng) -> Action {
+    match rng.below(24) {
+        0 => Action::CrashEveryReplica,
+        1 => Action::DiskFault {
+            replica: rng.below(256) as u8,
+            fault: rng.below(256) as u8,
+        },
+        _ => Action::random(rng),
+    }
+}
+
+/// The whole run with durable replicas generated from one seed: as [`seeded_run`], with
+/// [`random_durable`] actions and an fsync policy (`always`, `batch` or `never`) chosen by the
+/// seed.
+pub fn seeded_durable_run(seed: u64) -> (crate::sim::SimConfig, Vec<Action>) {
+    let (mut config, actions) = seeded_run(seed);
+    let mut rng = SeededRng::new(seed ^ 0xd15c_d15c_d15c_d15c);
+    config.storage = Some(match rng.below(3) {
+        0 => crate::storage::FsyncPolicy::Always,
+        1 => crate::storage::FsyncPolicy::Batch(crate::storage::DEFAULT_BATCH_INTERVAL),
+        _ => crate::storage::FsyncPolicy::Never,
+    });
+    let actions = (0..actions.len())
+        .map(|_| random_durable(&mut rng))
+        .collect();
+    (config, actions)
 }
 
 /// A random action of a run with an adversary: one in four forges a message, the others are
@@ -201,6 +244,10 @@ impl fmt::Display for Actions {
                 } => write!(
                     f,
                     "Action::Forge {{ what: {what}, target: {target}, tweak: {tweak} }}"
+                )?,
+                Action::DiskFault { replica, fault } => write!(
+                    f,
+                    "Action::DiskFault {{ replica: {replica}, fault: {fault} }}"
                 )?,
                 other => write!(f, "Action::{other:?}")?,
             }

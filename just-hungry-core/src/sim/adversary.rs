@@ -19,7 +19,7 @@ use crate::ids::{
 };
 use crate::protocol::client_table::ClientTableLimits;
 use crate::protocol::messages::{
-    ClientRequest, ClientResponse, Entry, Message, Operation, Outcome, Ping, ReplicaRole,
+    ClientRequest, ClientResponse, Entry, Message, Operation, Outcome, Ping, Recovery, ReplicaRole,
     TransferChunk,
 };
 use crate::protocol::replicated_state::ReplicatedState;
@@ -147,6 +147,10 @@ impl<S: SimService> Sim<S> {
                         role: ReplicaRole::Primary,
                         applied: OpNumber(1 << 40),
                         number: u64::from(tweak),
+                        recovered: tweak.is_multiple_of(2).then(|| Recovery {
+                            lineage: vec![u64::from(tweak)],
+                            synced: true,
+                        }),
                     }),
                 )
             }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::protocol::client::ClientConfig;
 use crate::protocol::{Timing, Transfer};
+use crate::storage::FsyncPolicy;
 
 /// The network's behaviour. Probabilities are in thousandths.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +80,10 @@ pub struct SimConfig {
     /// How primaries stream snapshots to joining replicas (a small chunk size makes the
     /// simulator's small states travel in many chunks).
     pub transfer: Transfer,
+    /// `None`: memory-only replicas (the default). `Some(policy)`: durable replicas, each
+    /// keeping its data directory on a simulated disk of its own ([`crate::storage::SimDisk`])
+    /// with this fsync policy, and restarting from it.
+    pub storage: Option<FsyncPolicy>,
 }
 
 impl Default for SimConfig {
@@ -98,6 +103,7 @@ impl Default for SimConfig {
             drain: Duration::from_secs(5),
             protect_last_member: true,
             transfer: Transfer::default(),
+            storage: None,
         }
     }
 }

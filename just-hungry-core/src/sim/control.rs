@@ -11,6 +11,7 @@ use crate::sim::{
     Action, Event, FRONTEND_ADDRESS, HeldMessage, InFlight, Invariant, NodeRef, ReplicaSlot,
     SIM_READ_PAGE_LIMIT, Sim, SimService, Target, Violation,
 };
+use crate::storage::{Crash, FsyncPolicy, SimDisk};
 
 impl<S: SimService> Sim<S> {
     /// Performs one action; then checks every invariant on the whole cluster.
@@ -46,6 +47,17 @@ impl<S: SimService> Sim<S> {
                 match primary.and_then(|id| self.slot_of(&id)) {
                     Some(slot) if self.protected(slot) => {}
                     _ => self.crash_primary(),
+                }
+            }
+            Action::CrashEveryReplica => {
+                if self.config.storage.is_some() || !self.config.protect_last_member {
+                    self.crash_every_replica()?;
+                }
+            }
+            Action::DiskFault { replica, fault } => {
+                let slot = usize::from(replica) % self.replicas.len();
+                if fault % 3 == 2 || !self.protected(slot) {
+                    self.disk_fault(slot, fault);
                 }
             }
             Action::CrashFrontend => self.crash_frontend(),
@@ -189,16 +201,84 @@ impl<S: SimService> Sim<S> {
         if let Some(r) = self.replicas[slot].node.take() {
             tracing::debug!(target: "just_hungry_core::sim", t = self.now.0, replica = %r.id(), "crash replica");
         }
+        if self.replicas[slot].store.take().is_some() {
+            // What each policy promises to survive: a power loss under `always` (unsynced
+            // writes lost, tails torn), the death of the process under `batch` and `never`.
+            let crash = match self.config.storage {
+                Some(FsyncPolicy::Always) => Crash::PowerLoss,
+                _ => Crash::Process,
+            };
+            self.replicas[slot].disk.crash(crash, &mut self.rng);
+        }
     }
 
-    /// Restarts replica `slot` as a new incarnation with its pre-defined data (killing the
-    /// running one first, if any).
+    /// Restarts replica `slot` as a new incarnation (killing the running one first, if any):
+    /// with its pre-defined data or, durable, from its disk, repaired first (room again, syncs
+    /// that work) as an operator would before restarting it.
     pub fn restart_replica(&mut self, slot: usize) -> Result<(), Violation> {
         self.crash_replica(slot);
-        let replica = self.new_replica(slot);
+        let disk = &self.replicas[slot].disk;
+        disk.set_capacity(None);
+        disk.fail_next_syncs(0);
+        let replica = self.new_replica(slot).map_err(|e| {
+            self.violation(
+                Invariant::Simulator,
+                format!("replica slot {slot} cannot open its data directory: {e}"),
+            )
+        })?;
         tracing::debug!(target: "just_hungry_core::sim", t = self.now.0, replica = %replica.id(), "start replica");
         self.replicas[slot].node = Some(replica);
         self.drain(NodeRef::Replica(slot))
+    }
+
+    /// Crashes every replica at once and restarts each from its disk (durable replicas) or
+    /// with its pre-defined data (memory-only ones: every order is then gone, and the
+    /// front-end waits for ever, rule 4).
+    pub fn crash_every_replica(&mut self) -> Result<(), Violation> {
+        for slot in 0..self.replicas.len() {
+            self.crash_replica(slot);
+        }
+        for slot in 0..self.replicas.len() {
+            self.restart_replica(slot)?;
+        }
+        Ok(())
+    }
+
+    /// Makes replica `slot`'s disk fail (durable replicas only; nothing otherwise): `fault`
+    /// modulo 3 is its next sync failing, the disk full, or a bit flipped in the middle of its
+    /// oldest file. The first two stop the replica at its next write; a flipped bit is found
+    /// at its next restart, which then moves the directory aside.
+    pub fn disk_fault(&mut self, slot: usize, fault: u8) {
+        if self.config.storage.is_none() || self.replicas[slot].node.is_none() {
+            return;
+        }
+        let disk = &self.replicas[slot].disk;
+        match fault % 3 {
+            0 => disk.fail_next_syncs(1),
+            1 => {
+                let files = disk.files();
+                let used: usize = files
+                    .iter()
+                    .filter_map(|f| disk.contents(f))
+                    .map(|c| c.len())
+                    .sum();
+                disk.set_capacity(Some(used + 64));
+            }
+            _ => {
+                // A snapshot, or a segment other than the newest: a bad frame there is
+                // corruption, never mistaken for a torn tail (which would be cut, losing it).
+                let files = disk.files();
+                let newest_segment = files.iter().filter(|f| is_ext(f, "wal")).max().cloned();
+                let target = files.into_iter().find(|f| {
+                    is_ext(f, "snap") || (is_ext(f, "wal") && Some(f) != newest_segment.as_ref())
+                });
+                if let Some(target) = target {
+                    let len = disk.contents(&target).map_or(0, |c| c.len());
+                    disk.flip_bit(&target, len / 2, 3);
+                }
+            }
+        }
+        tracing::debug!(target: "just_hungry_core::sim", t = self.now.0, slot, fault = fault % 3, "disk fault");
     }
 
     /// Starts a new replica in a new slot; returns its slot.
@@ -212,9 +292,17 @@ impl<S: SimService> Sim<S> {
             name,
             address,
             node: None,
+            disk: SimDisk::new(),
+            store: None,
+            lineage: Vec::new(),
         });
-        let replica = self.new_replica(slot);
-        self.replicas[slot].node = Some(replica);
+        match self.new_replica(slot) {
+            Ok(replica) => self.replicas[slot].node = Some(replica),
+            // A fresh simulated disk always opens: this is a bug of the simulated disk.
+            Err(e) => {
+                tracing::error!(target: "just_hungry_core::sim", slot, error = %e, "a new replica cannot open its empty data directory: it does not start")
+            }
+        }
         slot
     }
 
@@ -406,4 +494,8 @@ impl<S: SimService> Sim<S> {
             None => self.replicas.iter().filter(|s| s.node.is_some()).count() == 1,
         }
     }
+}
+
+fn is_ext(path: &std::path::Path, ext: &str) -> bool {
+    path.extension().is_some_and(|e| e == ext)
 }

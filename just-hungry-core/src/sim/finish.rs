@@ -4,13 +4,15 @@
 use std::time::Duration;
 
 use crate::history::EventType;
-use crate::ids::ViewNumber;
+use crate::ids::{Member, ReplicaId, View, ViewNumber};
+use crate::protocol::replica::Replica;
 use crate::sim::{FinalReport, InFlight, Invariant, Sim, SimService, Violation};
+use crate::storage::FsyncPolicy;
 
 impl<S: SimService> Sim<S> {
     /// Ends the run: heals every partition, stops drops, duplicates, long delays and the
-    /// scenario hooks (held messages stay undelivered), restarts the front-end if it is down,
-    /// then checks liveness (invariant 7: every request in flight completes, then one new
+    /// scenario hooks (held messages stay undelivered), restarts the front-end if it is down
+    /// (and durable replicas that are down, from their disks), then checks liveness (invariant 7: every request in flight completes, then one new
     /// write per client succeeds), reads every key, lets traffic drain and checks convergence
     /// (invariant 5), then checks the history, those final reads included: no acknowledged
     /// write lost, none doubled, no phantom, every read linearizable (invariants 1, 2, 6).
@@ -27,6 +29,15 @@ impl<S: SimService> Sim<S> {
         self.set_max_delay(self.config.network.max_delay_ms);
         if self.frontend.is_none() {
             self.restart_frontend()?;
+        }
+        // Durable replicas down at the end (crashed, or stopped by their disks) are restarted
+        // from their disks, repaired, as an operator would after an outage.
+        if self.config.storage.is_some() {
+            for slot in 0..self.replicas.len() {
+                if self.replicas[slot].node.is_none() {
+                    self.restart_replica(slot)?;
+                }
+            }
         }
         self.check_all()?;
         let healed = self.now;
@@ -147,8 +158,44 @@ impl<S: SimService> Sim<S> {
             .as_ref()
             .and_then(|r| r.last_active.as_ref())
         {
-            Some(view) => view.members().any(|m| self.is_alive(&m.id)),
+            Some(view) => {
+                let alive = view.members().any(|m| self.is_alive(&m.id));
+                // Durable replicas restarted from their disks stand in for dead members: any
+                // one under `always`, all of them otherwise (docs/PROTOCOL.md, "Durability").
+                let back = |m: &Member| self.is_alive(&m.id) || self.stand_in_for(&m.id).is_some();
+                let stood_in = match self.config.storage {
+                    None => false,
+                    Some(FsyncPolicy::Always) => view.members().any(back),
+                    Some(_) => view.members().all(back),
+                };
+                alive || stood_in
+            }
             None => self.replicas.iter().any(|s| s.node.is_some()),
         }
+    }
+
+    /// The running replica that may stand in for `id` ([`Sim::stands_in`]).
+    pub(crate) fn stand_in_for(&self, id: &ReplicaId) -> Option<&Replica<S>> {
+        self.replicas
+            .iter()
+            .filter_map(|s| s.node.as_ref())
+            .find(|r| self.descends(r.id(), id))
+    }
+
+    /// Whether `id` may stand in for a member of `view` (running or not: a front-end may
+    /// elect one whose death it has not noticed yet).
+    pub(crate) fn stands_in(&self, id: &ReplicaId, view: &View) -> bool {
+        view.members().any(|m| self.descends(id, &m.id))
+    }
+
+    /// Whether incarnation `id` started from the data directory `member` wrote to (as the
+    /// simulator saw it start: a directory moved aside begins a new lineage).
+    fn descends(&self, id: &ReplicaId, member: &ReplicaId) -> bool {
+        id.name == member.name
+            && id != member
+            && self
+                .recovered
+                .get(id)
+                .is_some_and(|lineage| lineage.contains(&member.incarnation))
     }
 }

@@ -306,11 +306,14 @@ impl<S: SimService> Sim<S> {
                 number(record)
             ));
         }
-        // Rule 3: a new primary is a member of the last active view (or of the view it
-        // continues), never a newcomer.
+        // Rule 3: a new primary is a member of the last active view, or a replica restarted
+        // from its disk standing in for one, never a newcomer (a view that keeps the primary of
+        // the view it follows was checked when that one was made).
         if record.current.number > old.current.number
+            && record.current.primary.id != old.current.primary.id
             && let Some(last) = old.last_active.as_ref()
             && !last.contains(&record.current.primary.id)
+            && !self.stands_in(&record.current.primary.id, last)
         {
             return fail(format!(
                 "view {} makes {} primary, who is not a member of the last active view {}",

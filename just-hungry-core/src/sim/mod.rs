@@ -77,7 +77,8 @@ mod observe;
 mod service;
 
 pub use action::{
-    Action, Actions, Target, random_actions, random_adversarial, seeded_adversarial_run, seeded_run,
+    Action, Actions, Target, random_actions, random_adversarial, random_durable,
+    seeded_adversarial_run, seeded_durable_run, seeded_run,
 };
 pub use adversary::{ADVERSARY_ADDRESS, ADVERSARY_CLIENT, ADVERSARY_REPLICA, FORGERY_KINDS};
 pub use config::{NetworkConfig, SimConfig};
@@ -87,6 +88,8 @@ pub use service::{KeyedLists, ListKey, ListRead, SimKey, SimPage, SimService, Un
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec;
@@ -99,9 +102,12 @@ use crate::protocol::messages::{Message, Outcome};
 use crate::protocol::registry::Registry;
 use crate::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, Replica, ReplicaConfig};
 use crate::protocol::view_store::ViewRecord;
-use crate::protocol::{Node, Output};
+use crate::protocol::{Node, Output, Record};
 use crate::rng::SeededRng;
 use crate::state_machine::StateMachine;
+use crate::storage::{
+    FsyncPolicy, RecoveredReplica, ReplicaStore, SimDisk, StorageError, StoreError,
+};
 
 use invariants::Checker;
 
@@ -197,7 +203,17 @@ struct ReplicaSlot<S: StateMachine> {
     name: String,
     address: Address,
     node: Option<Replica<S>>,
+    /// Its machine's disk (used when [`SimConfig::storage`] is set): it survives crashes.
+    disk: SimDisk,
+    /// The running replica's data directory on `disk`.
+    store: Option<ReplicaStore>,
+    /// The incarnations that opened the directory on `disk`, as the simulator saw them start
+    /// (the checker's own account of a directory's lineage).
+    lineage: Vec<u64>,
 }
+
+/// The data directory of every simulated replica, on its own [`SimDisk`].
+const SIM_DATA_DIR: &str = "/data";
 
 /// A client operation in flight.
 #[derive(Clone, Debug)]
@@ -255,6 +271,8 @@ pub struct Sim<S: SimService> {
     history_last_ns: u64,
     checker: Checker<S>,
     adversary_received: u64,
+    /// Every durable incarnation, and the incarnations that opened its directory before it.
+    recovered: BTreeMap<ReplicaId, Vec<u64>>,
 }
 
 impl<S: SimService> Sim<S> {
@@ -288,6 +306,7 @@ impl<S: SimService> Sim<S> {
             history_last_ns: 0,
             checker: Checker::new(),
             adversary_received: 0,
+            recovered: BTreeMap::new(),
             config,
         };
         sim.addresses
@@ -330,7 +349,10 @@ impl<S: SimService> Sim<S> {
         Frontend::new(config, self.stored_view.clone(), self.now)
     }
 
-    fn new_replica(&mut self, slot: usize) -> Replica<S> {
+    /// A new incarnation for `slot`: memory-only with its pre-defined data or, with
+    /// [`SimConfig::storage`], durable, from what its disk holds. A directory the store refuses
+    /// (corrupt) is moved aside, as an operator would, and the replica starts with an empty one.
+    fn new_replica(&mut self, slot: usize) -> Result<Replica<S>, StoreError> {
         let incarnation = self.rng.next_u64() | 1;
         let s = &self.replicas[slot];
         let config = ReplicaConfig {
@@ -343,7 +365,47 @@ impl<S: SimService> Sim<S> {
             transfer: self.config.transfer,
             max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
         };
-        Replica::new(config, S::initial(), self.now)
+        let Some(policy) = self.config.storage else {
+            return Ok(Replica::new(config, S::initial(), self.now));
+        };
+        let (store, recovered) = match self.open_store(slot, &config.id, policy) {
+            Ok(opened) => opened,
+            Err(
+                e @ (StoreError::Storage(StorageError::Corrupt { .. })
+                | StoreError::Record { .. }
+                | StoreError::Gap { .. }),
+            ) => {
+                tracing::info!(target: "just_hungry_core::sim", t = self.now.0, replica = %config.id, error = %e, "data directory refused: moved aside, starting with an empty one");
+                self.replicas[slot].disk = SimDisk::new();
+                self.replicas[slot].lineage.clear();
+                self.open_store(slot, &config.id, policy)?
+            }
+            Err(e) => return Err(e),
+        };
+        self.replicas[slot].store = Some(store);
+        let replica = recovered.into_replica(config, policy, self.now);
+        let lineage = &mut self.replicas[slot].lineage;
+        self.recovered.insert(replica.id().clone(), lineage.clone());
+        lineage.push(replica.id().incarnation);
+        Ok(replica)
+    }
+
+    fn open_store(
+        &self,
+        slot: usize,
+        id: &ReplicaId,
+        policy: FsyncPolicy,
+    ) -> Result<(ReplicaStore, RecoveredReplica<S>), StoreError> {
+        let s = &self.replicas[slot];
+        ReplicaStore::open(
+            Arc::new(s.disk.clone()),
+            Path::new(SIM_DATA_DIR),
+            id,
+            policy,
+            self.now,
+            S::initial(),
+            ClientTableLimits::default(),
+        )
     }
 
     // ---- the event loop ----
@@ -621,6 +683,13 @@ impl<S: SimService> Sim<S> {
                 self.check_frontend()
             }
             NodeRef::Replica(i) => {
+                let now = self.now;
+                if let Some(store) = self.replicas[i].store.as_mut() {
+                    let synced = store.tick(now);
+                    if !self.stop_on_failure(i, synced) {
+                        return Ok(());
+                    }
+                }
                 let Some(r) = self.replicas[i].node.as_mut() else {
                     return Ok(());
                 };
@@ -643,7 +712,22 @@ impl<S: SimService> Sim<S> {
         replica: Option<usize>,
         outputs: Vec<Output<S>>,
     ) -> Result<(), Violation> {
+        // A durable replica's records are committed before any output after them.
+        let mut uncommitted = false;
         for output in outputs {
+            if let (Some(slot), Output::Record(record)) = (replica, &output) {
+                if !self.write_record(slot, record) {
+                    return Ok(());
+                }
+                uncommitted = true;
+                continue;
+            }
+            if let (Some(slot), true) = (replica, uncommitted) {
+                uncommitted = false;
+                if !self.commit_records(slot) {
+                    return Ok(());
+                }
+            }
             match output {
                 Output::Send { to, message } => {
                     if let (Some(slot), Message::Response(response)) = (replica, &message) {
@@ -691,9 +775,50 @@ impl<S: SimService> Sim<S> {
                     );
                 }
                 Output::PersistView(record) => self.persist(from, record)?,
+                Output::Record(_) => {
+                    return Err(self.violation(
+                        Invariant::Simulator,
+                        format!("{from} emitted a record but is not a replica"),
+                    ));
+                }
             }
         }
+        if let (Some(slot), true) = (replica, uncommitted) {
+            self.commit_records(slot);
+        }
         Ok(())
+    }
+
+    /// Writes a record of replica `slot` to its data directory; false if the disk failed and
+    /// the replica stopped (as its driver stops it: the failure is never retried).
+    fn write_record(&mut self, slot: usize, record: &Record<S>) -> bool {
+        let s = &mut self.replicas[slot];
+        let written = match (s.store.as_mut(), s.node.as_ref()) {
+            (Some(store), Some(node)) => store.write(record, node),
+            _ => return false,
+        };
+        self.stop_on_failure(slot, written)
+    }
+
+    /// Commits what replica `slot` recorded; false if the disk failed and it stopped.
+    fn commit_records(&mut self, slot: usize) -> bool {
+        let now = self.now;
+        let committed = match self.replicas[slot].store.as_mut() {
+            Some(store) => store.commit(now),
+            None => return false,
+        };
+        self.stop_on_failure(slot, committed)
+    }
+
+    fn stop_on_failure(&mut self, slot: usize, result: Result<(), StoreError>) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(target: "just_hungry_core::sim", t = self.now.0, slot, error = %e, "the data directory failed: the replica stops");
+                self.crash_replica(slot);
+                false
+            }
+        }
     }
 
     /// The identity the network authenticates for the node at `from` (the adversary sends

@@ -21,7 +21,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub use disk::{Disk, DiskFile, FileDisk};
-pub use replica_store::{RecoveredReplica, ReplicaStore, StoreError};
+pub use replica_store::{MAX_LINEAGE, RecoveredReplica, ReplicaStore, StoreError};
 pub use sim_disk::{Crash, SimDisk};
 pub use wal::{
     DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, FRAME_HEADER_BYTES, Record, Recovered,

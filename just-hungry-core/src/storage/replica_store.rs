@@ -1,12 +1,13 @@
 //! What a durable replica keeps on disk, on top of the [`Wal`]: the views it accepted, the
 //! entries it applied or appended, and its whole state whenever a primary installed one (or
-//! after [`ReplicaStore::SNAPSHOT_EVERY`] records), so that a restart rebuilds the state it
-//! held ([`ReplicaStore::open`]).
+//! once the log since the last snapshot outgrew [`ReplicaStore::snapshot_due`]'s bound), so
+//! that a restart rebuilds the state it held ([`ReplicaStore::open`]).
 //!
 //! A WAL record is one byte of kind then its body: `1` the replica's name (the first record
 //! of a fresh directory), `2` a view (encoded by [`crate::codec`]), `3` entries in op order
-//! (encoded likewise). A snapshot's payload is the length of its header (u64 LE), the header
-//! (the name, the newest view and the view the state was installed in, encoded), then the
+//! (encoded likewise), `4` the incarnation that opened the directory (one at every start: the
+//! directory's lineage). A snapshot's payload is the length of its header (u64 LE), the header
+//! (the name, the lineage, the newest view and the view the state was installed in, encoded), then the
 //! [`ReplicatedState::snapshot`] bytes, which need not fit [`crate::codec::MAX_DECODE_BYTES`].
 
 use std::path::Path;
@@ -14,15 +15,24 @@ use std::sync::Arc;
 
 use super::{Disk, FsyncPolicy, Recovered, StorageError, TornTail, Wal, WalOptions};
 use crate::codec::{self, CodecError};
-use crate::ids::{OpNumber, Time, View, ViewNumber};
+use crate::ids::{OpNumber, ReplicaId, Time, View, ViewNumber};
+use crate::protocol::Record;
 use crate::protocol::client_table::ClientTableLimits;
 use crate::protocol::messages::Entry;
+use crate::protocol::messages::Recovery;
+use crate::protocol::replica::{Replica, ReplicaConfig};
 use crate::protocol::replicated_state::ReplicatedState;
 use crate::state_machine::StateMachine;
 
 const NAME: u8 = 1;
 const VIEW: u8 = 2;
 const ENTRIES: u8 = 3;
+const INCARNATION: u8 = 4;
+
+/// The most incarnations a directory's lineage keeps (the newest): a replica restarted more
+/// often than this since the last active view was made can no longer stand in for its member
+/// of that view (it joins as a newcomer instead).
+pub const MAX_LINEAGE: usize = 32;
 
 /// Why a replica's store could not be opened or written.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +92,33 @@ pub struct RecoveredReplica<S: StateMachine> {
     pub state: ReplicatedState<S>,
     /// The torn tail cut from the log, if there was one.
     pub torn: Option<TornTail>,
+    /// Whether the directory held a state: `false` for a fresh one (no view, no op), whose
+    /// `state` is the pre-defined data the replica was opened with.
+    pub held_state: bool,
+    /// The incarnations that opened this directory before, oldest first (at most
+    /// [`MAX_LINEAGE`]): the directory holds what each of them wrote, so the new incarnation
+    /// may stand in for any of them. Empty for a fresh directory.
+    pub lineage: Vec<u64>,
+}
+
+impl<S: StateMachine> RecoveredReplica<S> {
+    /// The durable replica that starts from this ([`Replica::durable`]), with `config`, and
+    /// saying in its pings, if earlier incarnations wrote to the directory, which ones and
+    /// whether `policy` syncs every write.
+    pub fn into_replica(self, config: ReplicaConfig, policy: FsyncPolicy, now: Time) -> Replica<S> {
+        let recovery = (!self.lineage.is_empty()).then(|| Recovery {
+            synced: policy == FsyncPolicy::Always,
+            lineage: self.lineage,
+        });
+        Replica::durable(
+            config,
+            self.state,
+            self.view,
+            self.state_view,
+            recovery,
+            now,
+        )
+    }
 }
 
 /// A replica's view of its data directory: see the module documentation.
@@ -95,40 +132,56 @@ pub struct ReplicaStore {
     wal: Wal,
     dir: String,
     name: String,
+    lineage: Vec<u64>,
     policy: FsyncPolicy,
     /// When the log was last synced (for [`FsyncPolicy::Batch`]).
     synced_at: Time,
-    records_since_snapshot: u64,
+    /// Bytes of records written since the last snapshot.
+    logged_since_snapshot: u64,
+    /// The size of the last snapshot's payload.
+    last_snapshot_bytes: u64,
     scratch: Vec<u8>,
 }
 
 impl ReplicaStore {
-    /// After this many records the next [`ReplicaStore::record_state`] or
-    /// [`ReplicaStore::snapshot_due`] snapshot lets the old segments go.
-    pub const SNAPSHOT_EVERY: u64 = 100_000;
+    /// A snapshot is due ([`ReplicaStore::snapshot_due`]) once the records written since the
+    /// last one exceed twice its size and at least this many bytes: the log a restart replays
+    /// stays within a few snapshots' worth, and writing snapshots costs at most about half the
+    /// log's own bytes.
+    pub const MIN_LOG_BYTES_BEFORE_SNAPSHOT: u64 = 64 * 1024 * 1024;
 
-    /// Opens the data directory `dir` of replica `name` and rebuilds what it held: `None` for a
-    /// directory that holds no state yet (the replica starts from `initial`, its pre-defined
-    /// data, as a memory-only one).
+    /// Opens the data directory `dir` of replica `id` and rebuilds what it held (for a
+    /// directory that holds no state yet, `initial`, its pre-defined data, with
+    /// [`RecoveredReplica::held_state`] false: the replica starts as a memory-only one does).
     pub fn open<S: StateMachine>(
         disk: Arc<dyn Disk>,
         dir: &Path,
-        name: &str,
+        id: &ReplicaId,
         policy: FsyncPolicy,
         now: Time,
         initial: S,
         limits: ClientTableLimits,
-    ) -> Result<(ReplicaStore, Option<RecoveredReplica<S>>), StoreError> {
+    ) -> Result<(ReplicaStore, RecoveredReplica<S>), StoreError> {
         let (wal, recovered) = Wal::open(disk, dir, WalOptions::default())?;
+        let name = id.name.as_str();
         let shown = dir.display().to_string();
         let rebuilt = rebuild(&shown, &recovered, initial, limits)?;
         let mut store = ReplicaStore {
             wal,
             dir: shown,
             name: name.to_string(),
+            lineage: rebuilt.lineage.clone(),
             policy,
             synced_at: now,
-            records_since_snapshot: recovered.records.len() as u64,
+            logged_since_snapshot: recovered
+                .records
+                .iter()
+                .map(|r| r.payload.len() as u64)
+                .sum(),
+            last_snapshot_bytes: recovered
+                .snapshot
+                .as_ref()
+                .map_or(0, |s| s.payload.len() as u64),
             scratch: Vec::new(),
         };
         match rebuilt.name {
@@ -140,26 +193,31 @@ impl ReplicaStore {
                 });
             }
             Some(_) => {}
-            None => {
-                store.record(NAME, name)?;
-                store.wal.sync()?;
-            }
+            None => store.record(NAME, name)?,
         }
-        let held_nothing = recovered.snapshot.is_none()
-            && rebuilt.view.is_none()
-            && rebuilt.state.applied() == OpNumber(0);
-        if held_nothing {
-            return Ok((store, None));
+        // This incarnation joins the lineage before it acts.
+        store.record(INCARNATION, &id.incarnation)?;
+        store.wal.sync()?;
+        store.lineage.push(id.incarnation);
+        if store.lineage.len() > MAX_LINEAGE {
+            store.lineage.remove(0);
         }
-        tracing::info!(node = name, dir = %store.dir, op = rebuilt.state.applied().0, view = rebuilt.view.as_ref().map_or(0, |v| v.number.0), "recovered the state from the data directory");
+        let held_state = recovered.snapshot.is_some()
+            || rebuilt.view.is_some()
+            || rebuilt.state.applied() > OpNumber(0);
+        if held_state {
+            tracing::info!(node = name, dir = %store.dir, op = rebuilt.state.applied().0, view = rebuilt.view.as_ref().map_or(0, |v| v.number.0), "recovered the state from the data directory");
+        }
         Ok((
             store,
-            Some(RecoveredReplica {
+            RecoveredReplica {
                 view: rebuilt.view,
                 state_view: rebuilt.state_view,
                 state: rebuilt.state,
                 torn: recovered.torn,
-            }),
+                held_state,
+                lineage: rebuilt.lineage,
+            },
         ))
     }
 
@@ -193,7 +251,7 @@ impl ReplicaStore {
         self.scratch.push(kind);
         codec::encode_into(value, &mut self.scratch).map_err(StoreError::Encode)?;
         self.wal.append(&self.scratch)?;
-        self.records_since_snapshot += 1;
+        self.logged_since_snapshot += self.scratch.len() as u64;
         Ok(())
     }
 
@@ -208,6 +266,7 @@ impl ReplicaStore {
     ) -> Result<(), StoreError> {
         let header = SnapshotHeader {
             name: self.name.clone(),
+            lineage: self.lineage.clone(),
             view: view.cloned(),
             state_view,
         };
@@ -219,14 +278,46 @@ impl ReplicaStore {
         payload.extend_from_slice(&body);
         let covers = self.wal.next_index() - 1;
         self.wal.snapshot(covers, &payload)?;
-        self.records_since_snapshot = 0;
+        self.logged_since_snapshot = 0;
+        self.last_snapshot_bytes = payload.len() as u64;
         Ok(())
     }
 
-    /// Whether enough records piled up since the last snapshot that the replica should call
-    /// [`ReplicaStore::record_state`] with its current state.
+    /// Whether enough records piled up since the last snapshot that the replica's state should
+    /// be written whole ([`ReplicaStore::record_replica`]), letting the old segments go.
     pub fn snapshot_due(&self) -> bool {
-        self.records_since_snapshot >= Self::SNAPSHOT_EVERY
+        self.logged_since_snapshot
+            >= Self::MIN_LOG_BYTES_BEFORE_SNAPSHOT.max(self.last_snapshot_bytes.saturating_mul(2))
+    }
+
+    /// Writes what a durable replica asked for ([`crate::protocol::Output::Record`]), then, if one is due, a
+    /// snapshot of the replica as it is now. Call [`ReplicaStore::commit`] before acting on
+    /// any output that came after the record.
+    pub fn write<S: StateMachine>(
+        &mut self,
+        record: &Record<S>,
+        replica: &Replica<S>,
+    ) -> Result<(), StoreError> {
+        match record {
+            Record::View(view) => self.record_view(view)?,
+            Record::Entries(entries) => self.record_entries(entries)?,
+            Record::State => return self.record_replica(replica),
+        }
+        if self.snapshot_due() {
+            self.record_replica(replica)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `replica`'s state as it is now (a snapshot, durable when this returns), then the
+    /// entries of its log that the state does not hold yet (a primary's uncommitted ops), so
+    /// that the snapshot loses nothing recorded before it.
+    pub fn record_replica<S: StateMachine>(
+        &mut self,
+        replica: &Replica<S>,
+    ) -> Result<(), StoreError> {
+        self.record_state(replica.view(), replica.state_view(), replica.state())?;
+        self.record_entries(&replica.uncommitted())
     }
 
     /// Makes what was recorded as durable as the policy promises, before the replica sends
@@ -281,6 +372,7 @@ impl ReplicaStore {
 /// What the records of a data directory add up to.
 struct Rebuilt<S: StateMachine> {
     name: Option<String>,
+    lineage: Vec<u64>,
     view: Option<View>,
     state_view: ViewNumber,
     state: ReplicatedState<S>,
@@ -306,6 +398,7 @@ fn rebuild<S: StateMachine>(
             let (header, body) = split_snapshot(&snapshot.payload).map_err(bad(snapshot.index))?;
             Rebuilt {
                 name: Some(header.name),
+                lineage: header.lineage,
                 view: header.view,
                 state_view: header.state_view,
                 state: ReplicatedState::restore(body).map_err(bad(snapshot.index))?,
@@ -313,6 +406,7 @@ fn rebuild<S: StateMachine>(
         }
         None => Rebuilt {
             name: None,
+            lineage: Vec::new(),
             view: None,
             state_view: ViewNumber(0),
             state: ReplicatedState::new(initial, limits),
@@ -325,6 +419,14 @@ fn rebuild<S: StateMachine>(
             .ok_or_else(|| bad(record.index)(CodecError::Decode("an empty record".into())))?;
         match *kind {
             NAME => rebuilt.name = Some(codec::decode(body).map_err(bad(record.index))?),
+            INCARNATION => {
+                rebuilt
+                    .lineage
+                    .push(codec::decode(body).map_err(bad(record.index))?);
+                if rebuilt.lineage.len() > MAX_LINEAGE {
+                    rebuilt.lineage.remove(0);
+                }
+            }
             VIEW => {
                 let view: View = codec::decode(body).map_err(bad(record.index))?;
                 if rebuilt
@@ -367,6 +469,7 @@ fn rebuild<S: StateMachine>(
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SnapshotHeader {
     name: String,
+    lineage: Vec<u64>,
     view: Option<View>,
     state_view: ViewNumber,
 }

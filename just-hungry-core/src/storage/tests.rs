@@ -432,13 +432,13 @@ mod replica_store {
         }
     }
 
-    type Opened = (ReplicaStore, Option<RecoveredReplica<KeyedLists>>);
+    type Opened = (ReplicaStore, RecoveredReplica<KeyedLists>);
 
     fn open_store(disk: &SimDisk, name: &str, policy: FsyncPolicy) -> Result<Opened, StoreError> {
         ReplicaStore::open(
             Arc::new(disk.clone()),
             dir(),
-            name,
+            &ReplicaId::new(name, 11),
             policy,
             Time(0),
             KeyedLists::default(),
@@ -459,7 +459,7 @@ mod replica_store {
     fn a_restart_rebuilds_the_view_and_the_state_it_held() {
         let disk = SimDisk::new();
         let (mut store, recovered) = open_store(&disk, "replica-1", FsyncPolicy::Always).unwrap();
-        assert!(recovered.is_none(), "a fresh directory holds nothing");
+        assert!(!recovered.held_state, "a fresh directory holds nothing");
         store.record_view(&view(3)).unwrap();
         store
             .record_entries(&(1..=4).map(entry).collect::<Vec<_>>())
@@ -471,7 +471,7 @@ mod replica_store {
         drop(store);
         disk.crash(Crash::PowerLoss, &mut SeededRng::new(3));
         let (_, recovered) = open_store(&disk, "replica-1", FsyncPolicy::Always).unwrap();
-        let recovered = recovered.expect("state on disk");
+        assert!(recovered.held_state);
         assert_eq!(recovered.view, Some(view(4)));
         assert_eq!(recovered.state.applied(), OpNumber(5));
         assert_eq!(recovered.state.digest(), applied(5).digest());
@@ -492,7 +492,6 @@ mod replica_store {
         drop(store);
         disk.crash(Crash::PowerLoss, &mut SeededRng::new(4));
         let (_, recovered) = open_store(&disk, "replica-2", FsyncPolicy::Always).unwrap();
-        let recovered = recovered.unwrap();
         assert_eq!(
             (
                 recovered.view,
@@ -572,7 +571,7 @@ mod replica_store {
             drop(store);
             disk.crash(Crash::Process, &mut SeededRng::new(1));
             let (_, recovered) = open_store(&disk, "replica-1", policy).unwrap();
-            assert_eq!(recovered.unwrap().state.applied(), OpNumber(1), "{policy}");
+            assert_eq!(recovered.state.applied(), OpNumber(1), "{policy}");
         }
     }
 }

@@ -56,6 +56,7 @@ impl<S: StateMachine> Frontend<S> {
                 role: ReplicaRole::Idle,
                 view: ViewNumber(0),
                 registered,
+                recovered: None,
                 learner_requested: None,
             },
         );
@@ -105,6 +106,7 @@ impl<S: StateMachine> Frontend<S> {
             k.failed = false;
             k.address = ping.address.clone();
             k.applied = ping.applied;
+            k.recovered = ping.recovered;
             k.role = ping.role;
             k.view = ping.view.as_ref().map_or(ViewNumber(0), |v| v.number);
         }

@@ -34,7 +34,7 @@ use crate::ids::{
 use crate::protocol::election::{MostUpToDate, PrimaryElection};
 use crate::protocol::liveness::Durations;
 use crate::protocol::messages::{
-    ClientRequest, ClusterStatus, Message, ReplicaRole, ReplicaStatus,
+    ClientRequest, ClusterStatus, Message, Recovery, ReplicaRole, ReplicaStatus,
 };
 use crate::protocol::registry::RegistrationSchedule;
 use crate::protocol::trust::{self, Refusal, Refusals};
@@ -82,6 +82,12 @@ pub struct FrontendConfig {
     /// replicas anyway, accepting the loss of the acknowledged writes held by the dead ones
     /// (etcd's `--force-new-cluster`). Off by default.
     pub force_new_cluster: bool,
+    /// When members of the last active view are dead and the replicas standing in for them
+    /// (restarted from their data directories) do not sync every write (`--fsync batch` or
+    /// `never`), promote the most up-to-date of those back without waiting for the others,
+    /// accepting the loss of what a power loss took from their disks (docs/PROTOCOL.md,
+    /// "Durability"). Off by default: the front-end waits for every member.
+    pub allow_unclean_recovery: bool,
 }
 
 impl FrontendConfig {
@@ -95,6 +101,7 @@ impl FrontendConfig {
             timing,
             bootstrap_grace: timing.ping_interval * 2,
             force_new_cluster: false,
+            allow_unclean_recovery: false,
         }
     }
 }
@@ -110,6 +117,8 @@ struct Known {
     role: ReplicaRole,
     view: ViewNumber,
     registered: u64,
+    /// It started from a data directory that held a state (its pings say so).
+    recovered: Option<Recovery>,
     /// When the primary of which view was last asked to add it as a learner.
     learner_requested: Option<(ViewNumber, Time)>,
 }

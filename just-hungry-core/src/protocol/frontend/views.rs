@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::Frontend;
+use super::{Frontend, Known};
 use crate::ids::{Member, ReplicaId, Time, View, ViewNumber};
 use crate::protocol::Output;
 use crate::protocol::election::{Candidate, MostUpToDate, PrimaryElection};
@@ -93,6 +93,16 @@ impl<S: StateMachine> Frontend<S> {
         let _ = now;
     }
 
+    /// A live replica of `id`'s name, another incarnation, that started from the data
+    /// directory `id` wrote to (`id` is in its lineage): it holds at least what `id` wrote
+    /// there. With whether it syncs every write.
+    pub(super) fn stand_in(&self, id: &ReplicaId, now: Time) -> Option<(&Known, bool)> {
+        let k = self.replicas.get(&id.name)?;
+        let recovered = k.recovered.as_ref()?;
+        let descends = recovered.lineage.contains(&id.incarnation);
+        (descends && k.id != *id && self.is_alive(k, now)).then_some((k, recovered.synced))
+    }
+
     pub(super) fn member_of(&self, id: &ReplicaId) -> Option<Member> {
         self.replicas
             .get(&id.name)
@@ -158,16 +168,49 @@ impl<S: StateMachine> Frontend<S> {
             );
             return;
         };
-        let candidates: Vec<Candidate> = base
-            .members()
-            .filter(|m| m.id != current.primary.id)
-            .filter_map(|m| self.alive_id(&m.id, now))
-            .map(|k| Candidate {
-                id: k.id.clone(),
-                applied: k.applied,
-                registered: k.registered,
-            })
-            .collect();
+        // Rule 3: the live members of the last active view, and for each dead one a replica of
+        // its name restarted from its data directory (a stand-in, docs/PROTOCOL.md,
+        // "Durability"). A live member holds every acknowledged op in memory, a stand-in that
+        // syncs every write on its disk; one that does not may have lost the last ones.
+        let mut candidates = Vec::new();
+        let mut complete = false;
+        let mut incomplete = false;
+        let mut missing = Vec::new();
+        for m in base.members() {
+            let (known, synced) = match self.alive_id(&m.id, now) {
+                Some(k) if m.id != current.primary.id => (k, true),
+                Some(_) => continue,
+                None => match self.stand_in(&m.id, now) {
+                    Some((k, synced)) => (k, synced),
+                    None => {
+                        missing.push(m.id.to_string());
+                        continue;
+                    }
+                },
+            };
+            complete |= synced;
+            incomplete |= !synced;
+            candidates.push(Candidate {
+                id: known.id.clone(),
+                applied: known.applied,
+                registered: known.registered,
+            });
+        }
+        if !complete && !candidates.is_empty() && !missing.is_empty() {
+            if self.config.allow_unclean_recovery {
+                tracing::warn!(node = %self.config.name, missing = missing.join(", "), "unclean recovery: promoting a member restarted from a disk that may lack the last writes, without waiting for the others (--allow-unclean-recovery)");
+            } else {
+                let reason = format!(
+                    "the members of the last active view ({base}) that are back restarted from disks that do not sync every write; waiting for {} to return too (or restart the front-end with --allow-unclean-recovery to accept losing the last writes)",
+                    missing.join(", ")
+                );
+                if self.unavailable.as_ref() != Some(&reason) {
+                    tracing::warn!(node = %self.config.name, "service unavailable: {reason}");
+                }
+                self.unavailable = Some(reason);
+                return;
+            }
+        }
         if candidates.is_empty() {
             if self.config.force_new_cluster {
                 tracing::warn!(node = %self.config.name, "no member of the last active view is alive: forcing a new cluster (acknowledged writes held only by dead replicas are lost)");
@@ -175,7 +218,7 @@ impl<S: StateMachine> Frontend<S> {
                 return;
             }
             let reason = format!(
-                "no member of the last active view ({base}) is alive; waiting for one to return"
+                "no member of the last active view ({base}) is alive or restarted from its data directory; waiting for one to return (a front-end started with --force-new-cluster starts over without them)"
             );
             if self.unavailable.as_ref() != Some(&reason) {
                 tracing::warn!(node = %self.config.name, "service unavailable: {reason}");
@@ -183,7 +226,12 @@ impl<S: StateMachine> Frontend<S> {
             self.unavailable = Some(reason);
             return;
         }
-        let policy_choice = self.election.choose(&candidates);
+        // A candidate that may lack the last writes is promoted only if it holds the most.
+        let policy_choice = if incomplete {
+            None
+        } else {
+            self.election.choose(&candidates)
+        };
         let chosen = policy_choice
             .filter(|id| candidates.iter().any(|c| c.id == *id))
             .or_else(|| MostUpToDate.choose(&candidates));

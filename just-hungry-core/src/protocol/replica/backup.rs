@@ -5,9 +5,9 @@
 use super::Replica;
 use super::log::push_recent;
 use crate::ids::{Address, Member, OpNumber, ReplicaId, ViewNumber};
-use crate::protocol::MAX_BUFFERED_ENTRIES;
 use crate::protocol::messages::{Entry, Message, ReplicaRole, TransferChunk};
 use crate::protocol::transfer::SnapshotOf;
+use crate::protocol::{MAX_BUFFERED_ENTRIES, Record};
 use crate::state_machine::StateMachine;
 
 impl<S: StateMachine> Replica<S> {
@@ -30,9 +30,16 @@ impl<S: StateMachine> Replica<S> {
                 self.buffer.insert(entry.op, entry);
             }
         }
+        let mut applied = Vec::new();
         while let Some(entry) = self.buffer.remove(&self.state.applied().next()) {
             self.state.apply(&entry);
+            if self.durable {
+                applied.push(entry.clone());
+            }
             push_recent(&mut self.followed, entry);
+        }
+        if !applied.is_empty() {
+            self.record(Record::Entries(applied));
         }
         let op = self.state.applied();
         self.buffer.retain(|k, _| *k > op);
@@ -109,6 +116,7 @@ impl<S: StateMachine> Replica<S> {
             self.state_view = view;
             self.buffer.clear();
             tracing::info!(node = %me, view = %view, op = %op, "state transfer: snapshot received, our pre-defined data is overwritten; following the primary's log");
+            self.record(Record::State);
             self.send(
                 from,
                 Message::PrepareOk {

@@ -41,13 +41,14 @@ use crate::ids::{
 };
 use crate::protocol::client_table::ClientTableLimits;
 use crate::protocol::liveness::{Durations, PingRoundTrips};
-use crate::protocol::messages::{ClientResponse, Entry, Message, Outcome, ReplicaRole};
+use crate::protocol::messages::{ClientResponse, Entry, Message, Outcome, Recovery, ReplicaRole};
 use crate::protocol::registry::RegistrationSchedule;
 use crate::protocol::replicated_state::ReplicatedState;
 use crate::protocol::transfer::{IncomingSnapshot, OutgoingSnapshot};
 use crate::protocol::trust::{self, Refusal, Refusals};
 use crate::protocol::{
-    FRONTEND_NAME, Node, Output, Pipeline, StallDetector, Timing, Transfer, replica_registry_name,
+    FRONTEND_NAME, Node, Output, Pipeline, Record, StallDetector, Timing, Transfer,
+    replica_registry_name,
 };
 use crate::state_machine::StateMachine;
 
@@ -159,6 +160,8 @@ struct Primary<S: StateMachine> {
     reads: VecDeque<PendingRead<S>>,
     /// Ops were appended or acknowledged: prepares may be due.
     dirty: bool,
+    /// A durable replica: the highest op of the log emitted as a record ([`Record::Entries`]).
+    recorded: OpNumber,
 }
 
 /// A replica of service `S`. See the module documentation.
@@ -195,6 +198,10 @@ pub struct Replica<S: StateMachine> {
     stall: StallDetector,
     /// Its pings awaiting the front-end's answer, and the round trips measured.
     pings: PingRoundTrips,
+    /// It keeps a data directory: it emits [`Output::Record`]s.
+    durable: bool,
+    /// It started from a data directory that held a state.
+    recovery: Option<Recovery>,
 }
 
 impl<S: StateMachine> Replica<S> {
@@ -203,6 +210,38 @@ impl<S: StateMachine> Replica<S> {
     pub fn new(config: ReplicaConfig, initial: S, now: Time) -> Self {
         let state = ReplicatedState::new(initial, config.client_table);
         tracing::info!(node = %config.id, address = %config.address, digest = format_args!("{:016x}", state.digest()), "replica up with its pre-defined data");
+        Self::start(config, state, now)
+    }
+
+    /// A durable replica (docs/PROTOCOL.md, "Durability"), starting from what its data
+    /// directory held: its newest view, the view its state was installed in and its state (or
+    /// no view and its pre-defined data, for a fresh directory). It emits an
+    /// [`Output::Record`] for every change of view or state before any output that depends on
+    /// it and, given `recovery` (the directory held a state), says so in its pings. Made by
+    /// [`crate::storage::RecoveredReplica::into_replica`] from what
+    /// [`crate::storage::ReplicaStore::open`] rebuilt.
+    pub fn durable(
+        config: ReplicaConfig,
+        state: ReplicatedState<S>,
+        view: Option<View>,
+        state_view: ViewNumber,
+        recovery: Option<Recovery>,
+        now: Time,
+    ) -> Self {
+        if recovery.is_some() {
+            tracing::info!(node = %config.id, address = %config.address, view = view.as_ref().map_or(0, |v| v.number.0), op = %state.applied(), digest = format_args!("{:016x}", state.digest()), "replica up with the state of its data directory");
+        } else {
+            tracing::info!(node = %config.id, address = %config.address, digest = format_args!("{:016x}", state.digest()), "replica up with its pre-defined data (a fresh data directory)");
+        }
+        let mut replica = Self::start(config, state, now);
+        replica.durable = true;
+        replica.state_view = state_view;
+        replica.view = view;
+        replica.recovery = recovery;
+        replica
+    }
+
+    fn start(config: ReplicaConfig, state: ReplicatedState<S>, now: Time) -> Self {
         Replica {
             config,
             frontend: None,
@@ -225,6 +264,8 @@ impl<S: StateMachine> Replica<S> {
             refusals: Refusals::default(),
             stall: StallDetector::new(now),
             pings: PingRoundTrips::default(),
+            durable: false,
+            recovery: None,
         }
     }
 
@@ -271,6 +312,56 @@ impl<S: StateMachine> Replica<S> {
     /// The highest op it has applied.
     pub fn applied(&self) -> OpNumber {
         self.state.applied()
+    }
+
+    /// The view in which a primary last installed its state (its own view, on a primary).
+    pub fn state_view(&self) -> ViewNumber {
+        self.state_view
+    }
+
+    /// Whether it keeps a data directory ([`Replica::durable`]).
+    pub fn is_durable(&self) -> bool {
+        self.durable
+    }
+
+    /// Whether it started from a data directory that held a state, and how it syncs.
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.as_ref()
+    }
+
+    /// The primary's log: the entries appended after its state (committed ops), in op order;
+    /// empty on other roles. A snapshot of [`Replica::state`] is complete only with them.
+    pub fn uncommitted(&self) -> Vec<Entry<S::Command>> {
+        self.primary
+            .as_ref()
+            .map_or_else(Vec::new, |p| p.log.iter().cloned().collect())
+    }
+
+    /// A durable replica asks its driver to write `record` (a memory-only one emits nothing).
+    fn record(&mut self, record: Record<S>) {
+        if self.durable {
+            self.outputs.push_back(Output::Record(record));
+        }
+    }
+
+    /// A durable primary: emits the entries of its log not yet emitted, before anything that
+    /// depends on them (a `Prepare`, an answer).
+    fn record_log(&mut self) {
+        if !self.durable {
+            return;
+        }
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
+        if p.recorded >= p.last_op {
+            return;
+        }
+        let from = p.recorded;
+        let entries: Vec<Entry<S::Command>> =
+            p.log.iter().filter(|e| e.op > from).cloned().collect();
+        p.recorded = p.last_op;
+        self.outputs
+            .push_back(Output::Record(Record::Entries(entries)));
     }
 
     /// Bytes of the snapshot it is receiving, held until the snapshot is complete: never more

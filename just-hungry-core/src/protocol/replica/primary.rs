@@ -165,7 +165,10 @@ impl<S: StateMachine> Replica<S> {
                     }
                 }
                 p.dirty = true;
-                self.commit();
+                if !self.durable {
+                    self.commit();
+                }
+                // A durable primary commits when it flushes, after recording the batch.
             }
         }
     }
@@ -183,6 +186,10 @@ impl<S: StateMachine> Replica<S> {
         if self.role != ReplicaRole::Primary {
             return;
         }
+        self.record_log();
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
         let view = p.view;
         let last_op = p.last_op;
         let window = self.config.pipeline.max_ops_in_flight();
@@ -219,6 +226,10 @@ impl<S: StateMachine> Replica<S> {
         }
         for (to, entries) in sends {
             self.send(to, Message::Prepare { view, entries });
+        }
+        if self.durable {
+            // A view without backups commits what it just recorded.
+            self.commit();
         }
     }
 
@@ -272,12 +283,14 @@ impl<S: StateMachine> Replica<S> {
 
     /// Commits every op that every backup acknowledged: applies it and answers its client.
     pub(super) fn commit(&mut self) {
-        let Some(p) = self.primary.as_mut() else {
-            return;
-        };
         if self.role != ReplicaRole::Primary {
             return;
         }
+        // An op is answered only once the primary's own copy is on disk too.
+        self.record_log();
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
         let commit = p
             .backups
             .values()

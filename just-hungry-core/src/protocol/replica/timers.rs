@@ -176,6 +176,7 @@ impl<S: StateMachine> Replica<S> {
                 role: self.role,
                 applied: self.state.applied(),
                 number: self.pings.sent(now),
+                recovered: self.recovery.clone(),
             };
             self.send(fe, Message::Ping(ping));
         }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 use super::log::{apply_noting_streams, push_recent, suffix_after, suffix_fits};
 use super::{Peer, Primary, Replica};
 use crate::ids::{Address, OpNumber, ReplicaId, Time, View, ViewNumber};
+use crate::protocol::Record;
 use crate::protocol::messages::{Message, ReplicaRole, TransferChunk};
 use crate::protocol::transfer::{OutgoingSnapshot, SnapshotOf};
 use crate::state_machine::StateMachine;
@@ -19,6 +20,7 @@ impl<S: StateMachine> Replica<S> {
         if view.number <= self.view_number() {
             return;
         }
+        self.record(Record::View(view.clone()));
         let me = self.me().clone();
         if view.primary.id == me {
             self.become_primary(now, view);
@@ -78,6 +80,10 @@ impl<S: StateMachine> Replica<S> {
     pub(super) fn step_down(&mut self, newer: &View) {
         if let Some(p) = self.primary.take() {
             tracing::info!(node = %self.config.id, old = %p.view, new = %newer.number, dropped_writes = p.pending.len(), dropped_reads = p.reads.len(), "stepping down as primary: a newer view exists");
+            if !p.log.is_empty() {
+                // Its log, on disk, goes beyond the state it keeps: write the state over it.
+                self.record(Record::State);
+            }
         }
     }
 
@@ -98,6 +104,8 @@ impl<S: StateMachine> Replica<S> {
         let promoted_from = (self.primary.is_none()
             && followed.back().map(|e| e.op) == Some(self.state.applied()))
         .then_some(self.state_view);
+        // What it prepared as primary of the view before becomes its state: on disk first.
+        self.record_log();
         if let Some(mut previous) = self.primary.take() {
             recent = previous.recent;
             for entry in previous.log {
@@ -169,6 +177,7 @@ impl<S: StateMachine> Replica<S> {
             pending,
             reads: VecDeque::new(),
             dirty: false,
+            recorded: applied,
         });
         self.view = Some(view);
         self.role = ReplicaRole::StartingView;
@@ -318,11 +327,18 @@ impl<S: StateMachine> Replica<S> {
                     tracing::debug!(node = %me, view = %view.number, "suffix does not fit our state: waiting for a snapshot");
                     return;
                 }
+                let mut applied = Vec::new();
                 for entry in entries {
                     if entry.op > self.state.applied() {
                         self.state.apply(&entry);
+                        if self.durable {
+                            applied.push(entry.clone());
+                        }
                         push_recent(&mut self.followed, entry);
                     }
+                }
+                if !applied.is_empty() {
+                    self.record(Record::Entries(applied));
                 }
                 self.install_view(from, view);
             }
@@ -334,6 +350,7 @@ impl<S: StateMachine> Replica<S> {
                     self.state = state;
                     self.followed.clear();
                     tracing::info!(node = %me, view = %view.number, op = %op, "state transfer: snapshot installed, our data is overwritten with the cluster's");
+                    self.record(Record::State);
                     self.install_view(from, view);
                 }
             }
