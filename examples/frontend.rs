@@ -50,6 +50,12 @@ struct Args {
     /// replicas, losing the orders only the dead held.
     #[arg(long)]
     force_new_cluster: bool,
+    /// When replicas restarted from disks that do not sync every write (`--fsync batch` or
+    /// `never`) stand in for dead members of the last active view, promote the most
+    /// up-to-date of those back without waiting for the others, accepting the loss of what a
+    /// power loss took from their disks. By default the front-end waits for every member.
+    #[arg(long)]
+    allow_unclean_recovery: bool,
     /// With `--etcd`: the candidate's lease. A standby takes over about this long after the
     /// active front-end died (at least 2s, etcd's shortest lease).
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
@@ -80,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
     config.timing = args.timing.timing();
     config.bootstrap_grace = config.timing.ping_interval * 2;
     config.force_new_cluster = args.force_new_cluster;
+    config.allow_unclean_recovery = args.allow_unclean_recovery;
     match args.etcd.client()? {
         Some(client) => run_candidate(client, tcp, config, &args).await,
         None => run_alone(tcp, config, &args).await,

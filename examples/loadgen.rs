@@ -47,11 +47,30 @@ struct Args {
     /// one makes the book fill during the run, which the report then says.
     #[arg(long, value_parser = parse_byte_size)]
     max_book_bytes: Option<u64>,
+    /// Durable replicas: each keeps its write-ahead log in `<DIR>/<name>` (a new or empty
+    /// directory, so every run starts from the pre-defined data). Memory-only without it.
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
+    /// With `--data-dir`: `always`, `batch`, `batch:<ms>` or `never` (README, "Guarantees").
+    #[arg(long, default_value = "batch", requires = "data_dir")]
+    fsync: just_hungry::core::storage::FsyncPolicy,
 }
 
 fn main() {
     let args = <Args as clap::Parser>::parse();
     just_hungry::cli::init_logging_with_default("warn");
+    if let Some(dir) = &args.data_dir {
+        // A run measures replicas starting from the pre-defined data, not a previous run's,
+        // and never deletes what it did not write.
+        let used = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+        if used {
+            eprintln!(
+                "loadgen: {} is not empty: give a new or empty --data-dir",
+                dir.display()
+            );
+            std::process::exit(2);
+        }
+    }
     let options = LoadOptions {
         transport: args.transport,
         replicas: args.replicas,
@@ -60,6 +79,7 @@ fn main() {
         kill_primary_every: args.kill_primary_every,
         progress: !args.quiet,
         max_book_bytes: args.max_book_bytes,
+        storage: args.data_dir.clone().map(|dir| (dir, args.fsync)),
         ..LoadOptions::default()
     };
     let report = args

@@ -1,7 +1,8 @@
 //! A replica: `cargo run --example replica -- [--registry ADDR | --etcd URLS] [--id NAME]
-//! [--listen ADDR] [--advertise HOST:PORT]`.
+//! [--listen ADDR] [--advertise HOST:PORT] [--data-dir DIR [--fsync always|batch|never]]`.
 //! Start as many as you like; each loads the pre-defined order history, registers, finds the
-//! front-end and joins (its data is then overwritten with the cluster's).
+//! front-end and joins (its data is then overwritten with the cluster's). With `--data-dir` it
+//! keeps a write-ahead log there and restarts from it (README, "Durability").
 //!
 //! Postcodes are checked with `--validator online` by default: postcodes.io, then getthedata
 //! when postcodes.io cannot answer. That sends each order's postcode to those services; use
@@ -15,11 +16,13 @@ use just_hungry::cli::{
     DEFAULT_REGISTRY, EtcdArgs, PostcodeArgs, REGISTRY_ENV, TimingArgs, TlsArgs, init_logging,
     parse_byte_size, shutdown_signal,
 };
-use just_hungry::core::ids::{Address, Identity, NodeRole, ReplicaId};
+use just_hungry::core::ids::{Address, Identity, NodeRole, ReplicaId, Time};
 use just_hungry::core::protocol::client_table::ClientTableLimits;
 use just_hungry::core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, ReplicaConfig};
 use just_hungry::core::protocol::{MAX_ENTRIES_PER_PREPARE, MAX_OPS_IN_FLIGHT, Pipeline, Transfer};
 use just_hungry::core::runtime::{self, random_u64};
+use just_hungry::core::state_machine::CommandValidator;
+use just_hungry::core::storage::{FileDisk, FsyncPolicy, RecoveredReplica, ReplicaStore};
 use just_hungry::core::transport::Transport;
 use just_hungry::etcd::EtcdNames;
 use just_hungry::orders::{OrderBook, OrderValidator};
@@ -70,6 +73,18 @@ struct Args {
     /// Measurements only: how many postcodes the synthetic book spreads its orders over.
     #[arg(long, hide = true, default_value_t = 10_000)]
     preload_postcodes: usize,
+    /// Keep a write-ahead log and snapshots in this directory, and restart from what it holds
+    /// (one directory per replica; give `--id` too, the directory is that name's). Without it
+    /// the replica is memory-only: its orders live only as long as the cluster's processes.
+    #[arg(long, requires = "id")]
+    data_dir: Option<std::path::PathBuf>,
+    /// With `--data-dir`: when the log is synced to disk. `always`: before every
+    /// acknowledgement (an acknowledged order survives a power loss of every machine);
+    /// `batch` (or `batch:<ms>`): written before every acknowledgement, synced at least every
+    /// 10 ms (survives kill -9 of every process, not a power loss of every machine within the
+    /// interval); `never`: written, synced by the operating system when it likes.
+    #[arg(long, default_value = "batch", requires = "data_dir")]
+    fsync: FsyncPolicy,
     #[command(flatten)]
     timing: TimingArgs,
     #[command(flatten)]
@@ -131,6 +146,28 @@ async fn main() -> anyhow::Result<()> {
     let postcodes = args.postcodes.config();
     let validator = Arc::new(OrderValidator::new(postcodes.build()?));
     tracing::info!(replica = %name, validator = %postcodes.mode, when_unreachable = %postcodes.when_unreachable, "postcode validation configured");
+    let disk = match &args.data_dir {
+        Some(dir) => {
+            let (store, recovered) = ReplicaStore::open(
+                Arc::new(FileDisk),
+                dir,
+                &config.id,
+                args.fsync,
+                Time::ZERO,
+                initial,
+                config.client_table,
+            )
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{name} cannot start from its data directory {}: {e}\n  if the disk is damaged, move the directory aside: the replica then starts empty and joins as a newcomer (it no longer counts as its old self)",
+                    dir.display()
+                )
+            })?;
+            tracing::info!(replica = %name, data_dir = %dir.display(), fsync = %args.fsync, "durable: keeping a write-ahead log");
+            Start::Durable(Box::new((store, recovered)))
+        }
+        None => Start::MemoryOnly(initial),
+    };
     let node = match etcd {
         Some(client) => {
             // Its name on a lease of its own in etcd, renewed as it would renew it at the
@@ -138,12 +175,44 @@ async fn main() -> anyhow::Result<()> {
             let transport =
                 EtcdNames::<OrderBook, _>::new(transport, client, config.timing.autoclean);
             config.registry = transport.registry_address();
-            runtime::spawn_replica(transport, config, initial, validator)
+            disk.spawn(transport, config, validator)
         }
-        None => runtime::spawn_replica(transport, config, initial, validator),
+        None => disk.spawn(transport, config, validator),
     };
-    shutdown_signal().await;
+    tokio::select! {
+        () = shutdown_signal() => {}
+        // A replica whose disk failed stops: exit non-zero with the reason, so a supervisor
+        // restarts it (once the disk is fixed) or alerts.
+        reason = node.failed() => anyhow::bail!("{name} stopped: {reason}"),
+    }
     tracing::info!(replica = %name, "replica shutting down");
     node.shutdown().await;
     Ok(())
+}
+
+/// What the replica starts from.
+enum Start {
+    /// Its pre-defined data, in memory only.
+    MemoryOnly(OrderBook),
+    /// Its data directory, and what it held.
+    Durable(Box<(ReplicaStore, RecoveredReplica<OrderBook>)>),
+}
+
+impl Start {
+    fn spawn<T: Transport>(
+        self,
+        transport: T,
+        config: ReplicaConfig,
+        validator: Arc<dyn CommandValidator<OrderBook>>,
+    ) -> runtime::NodeHandle {
+        match self {
+            Start::MemoryOnly(initial) => {
+                runtime::spawn_replica(transport, config, initial, validator)
+            }
+            Start::Durable(durable) => {
+                let (store, recovered) = *durable;
+                runtime::spawn_durable_replica(transport, config, store, recovered, validator)
+            }
+        }
+    }
 }

@@ -66,6 +66,7 @@
 //! so a run that long ends in `refused (order book full)` errors.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -77,6 +78,8 @@ use just_hungry_core::history::EventType;
 use just_hungry_core::ids::ClientId;
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::client::{ClientConfig, ClientError};
+use just_hungry_core::state_machine::CommandValidator;
+use just_hungry_core::storage::{Disk, FileDisk, FsyncPolicy};
 use just_hungry_transport_mem::MemNetwork;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -155,6 +158,9 @@ pub struct LoadOptions {
     /// The order book's limit ([`OrderBook::max_bytes`]); `None`: the default. A small one
     /// makes the book fill during the run, whose report then says so.
     pub max_book_bytes: Option<u64>,
+    /// `None`: memory-only replicas. `Some((dir, policy))`: durable replicas, each keeping its
+    /// write-ahead log in `dir/<name>` (on the real file system) with fsync `policy`.
+    pub storage: Option<(PathBuf, FsyncPolicy)>,
 }
 
 /// The book every replica of a run starts with.
@@ -179,6 +185,7 @@ impl Default for LoadOptions {
             client: ClientConfig::default(),
             progress: false,
             max_book_bytes: None,
+            storage: None,
         }
     }
 }
@@ -263,6 +270,28 @@ struct ClientOutcome {
     problems: Vec<String>,
 }
 
+/// Starts replica `name` of a run: memory-only, or durable in its directory under
+/// [`LoadOptions::storage`].
+async fn start_replica<N: Network>(
+    cluster: &mut LocalCluster<OrderBook, N>,
+    options: &LoadOptions,
+    name: &str,
+    validator: Arc<dyn CommandValidator<OrderBook>>,
+) -> std::io::Result<()> {
+    let book = initial_book(options);
+    match &options.storage {
+        None => cluster.start_replica(name, book, validator).await?,
+        Some((dir, policy)) => {
+            let disk: Arc<dyn Disk> = Arc::new(FileDisk);
+            let dir = dir.join(name);
+            cluster
+                .start_durable_replica(name, book, validator, disk, &dir, *policy)
+                .await?
+        }
+    };
+    Ok(())
+}
+
 async fn run_on<N: Network>(
     mut cluster: LocalCluster<OrderBook, N>,
     options: LoadOptions,
@@ -271,9 +300,7 @@ async fn run_on<N: Network>(
     let validator = Arc::new(OrderValidator::offline());
     for i in 1..=options.replicas {
         let name = format!("replica-{i}");
-        cluster
-            .start_replica(&name, initial_book(&options), validator.clone())
-            .await?;
+        start_replica(&mut cluster, &options, &name, validator.clone()).await?;
     }
     cluster.start_frontend().await?;
     wait_for_full_view(&cluster, options.replicas).await?;
@@ -312,9 +339,7 @@ async fn run_on<N: Network>(
                 Ok(kill) => {
                     counters.kills.fetch_add(1, Ordering::Relaxed);
                     kills.push(kill);
-                    cluster
-                        .start_replica(&replacement, initial_book(&options), validator.clone())
-                        .await?;
+                    start_replica(&mut cluster, &options, &replacement, validator.clone()).await?;
                 }
                 Err(problem) => problems.push(problem),
             }
@@ -384,6 +409,10 @@ async fn run_on<N: Network>(
             clients: options.clients,
             duration_s: options.duration.as_secs_f64(),
             kill_primary_every_s: options.kill_primary_every.map(|d| d.as_secs_f64()),
+            storage: options.storage.as_ref().map_or_else(
+                || "memory-only".to_owned(),
+                |(_, policy)| format!("fsync {policy}"),
+            ),
             load_average_at_start: load_at_start,
             load_average_at_end: load_average(),
         },

@@ -33,6 +33,9 @@ pub struct RunSettings {
     pub duration_s: f64,
     /// Kill interval, seconds.
     pub kill_primary_every_s: Option<f64>,
+    /// The replicas' storage: `memory-only`, or the fsync policy of their data directories
+    /// (`always`, `batch:10ms`, `never`).
+    pub storage: String,
     /// The host's 1, 5 and 15 minute load averages when the run started (Linux only).
     pub load_average_at_start: Option<[f64; 3]>,
     /// The same when it ended.
@@ -240,8 +243,8 @@ impl fmt::Display for LoadReport {
         };
         write!(
             f,
-            "loadgen: {transport}, {} replicas, {} clients, {} s, {runtime} runtime",
-            s.replicas, s.clients, s.duration_s
+            "loadgen: {transport}, {} replicas ({}), {} clients, {} s, {runtime} runtime",
+            s.replicas, s.storage, s.clients, s.duration_s
         )?;
         match s.kill_primary_every_s {
             Some(every) => writeln!(f, ", primary killed every {every} s")?,
