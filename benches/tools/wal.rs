@@ -1,6 +1,7 @@
 //! Measures the write-ahead log on this machine's disk (issue 16): what one fdatasync costs,
-//! how many records per second group commit reaches at each batch size, and how long reading
-//! back a log of a million records takes.
+//! how many records per second group commit reaches at each batch size, how long reading
+//! back a log of a million records takes, and how long a replica holding a million orders
+//! takes to restart from its data directory (replaying its log, then from a snapshot).
 //!
 //! ```sh
 //! cargo build --release --examples
@@ -42,6 +43,9 @@ struct Args {
     /// Records written, then read back, for the recovery figure.
     #[arg(long, default_value_t = 1_000_000)]
     records: u64,
+    /// Orders in the replica restarted for the replica recovery figures.
+    #[arg(long, default_value_t = 1_000_000)]
+    orders: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -121,6 +125,86 @@ fn main() -> anyhow::Result<()> {
         args.records * (args.record_bytes as u64 + 16) / (1024 * 1024),
         read
     );
+    replica_recovery(&base.join("replica"), args.orders)?;
     std::fs::remove_dir_all(&base)?;
+    Ok(())
+}
+
+/// Step 4: a replica of the order book that applied `orders` orders (recorded 256 to a record,
+/// as a backup records a `Prepare`'s batch) restarts, once replaying its whole log, once from
+/// the snapshot of that state.
+fn replica_recovery(dir: &std::path::Path, orders: u64) -> anyhow::Result<()> {
+    use just_hungry::core::ids::{ClientId, OpNumber, ReplicaId, RequestId, Time, ViewNumber};
+    use just_hungry::core::protocol::client_table::ClientTableLimits;
+    use just_hungry::core::protocol::messages::Entry;
+    use just_hungry::core::storage::{FsyncPolicy, ReplicaStore};
+    use just_hungry::orders::{OrderBook, OrderCommand};
+
+    let open = |incarnation: u64| {
+        ReplicaStore::open(
+            Arc::new(FileDisk),
+            dir,
+            &ReplicaId::new("replica-1", incarnation),
+            FsyncPolicy::Batch(Duration::from_millis(10)),
+            Time::ZERO,
+            OrderBook::empty(),
+            ClientTableLimits::default(),
+        )
+    };
+    let (mut store, _) = open(1)?;
+    let postcodes = [
+        "SW1A 1AA", "EC1A 1BB", "M1 1AE", "B33 8TH", "CR2 6XH", "LS1 4AP",
+    ];
+    let mut batch = Vec::with_capacity(256);
+    for op in 1..=orders {
+        batch.push(Entry {
+            op: OpNumber(op),
+            request: RequestId {
+                client: ClientId(1 + op % 1000),
+                seq: 1 + op / 1000,
+            },
+            owner: format!("client-{}", op % 1000),
+            time: Time(op),
+            command: OrderCommand::PlaceOrder {
+                postcode: postcodes[op as usize % postcodes.len()].to_owned(),
+                items: vec!["Margherita pizza".to_owned(), "Can of cola".to_owned()],
+            },
+        });
+        if batch.len() == 256 || op == orders {
+            store.record_entries(&batch)?;
+            store.commit(Time(op))?;
+            batch.clear();
+        }
+    }
+    store.tick(Time(u64::MAX))?;
+    drop(store);
+    let log_bytes: u64 = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+
+    let started = Instant::now();
+    let (mut store, recovered) = open(2)?;
+    let replayed = started.elapsed();
+    anyhow::ensure!(
+        recovered.state.applied() == OpNumber(orders),
+        "replayed {} of {orders} ops",
+        recovered.state.applied().0
+    );
+    println!(
+        "replica recovery: {orders} orders replayed from a {} MiB log in {replayed:?}",
+        log_bytes / (1024 * 1024)
+    );
+    let started = Instant::now();
+    store.record_state(None, ViewNumber(0), &recovered.state)?;
+    let snapshotted = started.elapsed();
+    drop((store, recovered));
+    let started = Instant::now();
+    let (_, recovered) = open(3)?;
+    let restored = started.elapsed();
+    anyhow::ensure!(recovered.state.applied() == OpNumber(orders));
+    println!(
+        "replica recovery: the same state written as a snapshot in {snapshotted:?}, restored from it in {restored:?}"
+    );
     Ok(())
 }

@@ -392,7 +392,27 @@ pub enum Output<S: StateMachine> {
     /// output: a durable replica only ([`replica::Replica::durable`]); a memory-only one never
     /// emits it. A driver may take every output ready, write the records among them, commit
     /// once and then act on the rest (group commit): delaying a send is always allowed.
+    ///
+    /// One exception ([`Output::may_precede_commit`]): a `Prepare` acknowledges nothing, so it
+    /// may go out before the records ahead of it are committed, as long as no other output
+    /// ahead of it is still waiting. The primary's own sync then runs while its backups receive
+    /// and sync the same entries; every answer to a client still waits for it.
     Record(Record<S>),
+}
+
+impl<S: StateMachine> Output<S> {
+    /// Whether this output may be acted on before the records emitted ahead of it are
+    /// committed (see [`Output::Record`]): a `Prepare`, which carries entries to backups and
+    /// acknowledges nothing. Everything else that follows a record waits for its commit.
+    pub fn may_precede_commit(&self) -> bool {
+        matches!(
+            self,
+            Output::Send {
+                message: messages::Message::Prepare { .. },
+                ..
+            }
+        )
+    }
 }
 
 /// What a durable replica asks its driver to write ([`Output::Record`]); replayed in order at

@@ -28,6 +28,7 @@ pub use client::Client;
 pub use clock::{Clock, random_u64};
 pub use history_recorder::HistoryRecorder;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -47,7 +48,7 @@ use crate::protocol::replica::{Replica, ReplicaConfig};
 use crate::protocol::view_store::ViewRecord;
 use crate::protocol::{Node, Output, Record};
 use crate::state_machine::{CommandValidator, StateMachine};
-use crate::storage::{RecoveredReplica, ReplicaStore, StoreError};
+use crate::storage::{RecoveredReplica, ReplicaStore, StoreError, SyncDone};
 use crate::transport::{Transport, TransportEvent};
 use view_store::ViewStore;
 
@@ -258,7 +259,41 @@ struct Effects<S: StateMachine> {
     validator: Option<Arc<dyn CommandValidator<S>>>,
     store: Option<Box<dyn ViewStore>>,
     /// A durable replica's data directory.
-    replica_store: Option<ReplicaStore>,
+    replica_store: Option<Durability<S>>,
+}
+
+/// A durable replica's data directory as its loop drives it: records are written as they
+/// come, syncs run on a blocking thread while the loop goes on (pipelined group commit: what
+/// is written during one sync is covered by the next), and each output that follows a record
+/// waits here until that record is as durable as the policy promises.
+struct Durability<S: StateMachine> {
+    store: ReplicaStore,
+    /// Outputs waiting, in order, each with the last record index it waits for.
+    held: VecDeque<(u64, Output<S>)>,
+}
+
+impl<S: StateMachine> Durability<S> {
+    /// Whether `output`, which follows every record written so far, must wait.
+    fn must_hold(&self, output: &Output<S>) -> bool {
+        !output.may_precede_commit()
+            && (!self.held.is_empty() || self.store.last_index() > self.store.committed_index())
+    }
+
+    /// The outputs whose records are now durable enough, in order.
+    fn release(&mut self) -> Vec<Output<S>> {
+        let committed = self.store.committed_index();
+        let mut released = Vec::new();
+        while self
+            .held
+            .front()
+            .is_some_and(|(index, _)| *index <= committed)
+        {
+            if let Some((_, output)) = self.held.pop_front() {
+                released.push(output);
+            }
+        }
+        released
+    }
 }
 
 /// Runs a registry (name server) whose entries expire after `autoclean` without renewal.
@@ -356,7 +391,10 @@ pub fn spawn_durable_replica<S: StateMachine, T: Transport>(
     let effects = Effects {
         validator: Some(validator),
         store: None,
-        replica_store: Some(store),
+        replica_store: Some(Durability {
+            store,
+            held: VecDeque::new(),
+        }),
     };
     spawn(name, std::future::ready((node, effects)), transport, clock)
 }
@@ -438,6 +476,8 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
 ) -> Result<(), String> {
     let mut validations: Validations<S> = FuturesUnordered::new();
     let mut buffer = Vec::new();
+    // The sync running on a blocking thread, if one is.
+    let mut syncing: Option<JoinHandle<SyncDone>> = None;
     node.handle_timeout(clock.now());
     loop {
         // Act on the outputs in order; a view to persist is saved before anything after it is
@@ -469,7 +509,19 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
                 return Err(format!("cannot persist the view: {e}"));
             }
         }
-        let next_sync = effects.replica_store.as_ref().and_then(|s| s.next_sync());
+        if syncing.is_none()
+            && let Some(d) = effects.replica_store.as_mut()
+            && let Some(pending) = d
+                .store
+                .begin_sync(clock.now())
+                .map_err(|e| storage_failed(node.name(), &e))?
+        {
+            syncing = Some(tokio::task::spawn_blocking(move || pending.run()));
+        }
+        let next_sync = match &effects.replica_store {
+            Some(d) if syncing.is_none() => d.store.next_sync(),
+            _ => None,
+        };
         let deadline = [node.next_timeout(), next_sync]
             .into_iter()
             .flatten()
@@ -507,12 +559,18 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
                     node.handle_validated(clock.now(), request, result);
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => {
-                if let Some(store) = effects.replica_store.as_mut() {
-                    store.tick(clock.now()).map_err(|e| storage_failed(node.name(), &e))?;
+            done = async { syncing.as_mut().expect("a sync").await }, if syncing.is_some() => {
+                syncing = None;
+                let done = done.map_err(|e| format!("the sync of the data directory panicked: {e}"))?;
+                if let Some(d) = effects.replica_store.as_mut() {
+                    d.store.finish_sync(done).map_err(|e| storage_failed(node.name(), &e))?;
+                    for output in d.release() {
+                        perform(node, &transport, &effects.validator, &mut validations, &mut buffer, &clock, output);
+                    }
                 }
-                node.handle_timeout(clock.now());
             }
+            // The batch interval's sync is started at the top of the loop.
+            _ = tokio::time::sleep_until(deadline) => node.handle_timeout(clock.now()),
         }
     }
     drop(validations);
@@ -572,34 +630,56 @@ fn act<S: StateMachine, N: Driven<S>, T: Transport>(
     buffer: &mut Vec<u8>,
     clock: &Clock,
 ) -> Result<Option<ViewRecord>, String> {
-    let mut held = Vec::new();
     loop {
-        let mut written = false;
         let mut persist = None;
         while let Some(output) = node.poll_output() {
             match output {
-                Output::Record(record) => {
-                    write_record(node, effects, &record)?;
-                    written = true;
-                }
+                Output::Record(record) => write_record(node, effects, &record)?,
                 Output::PersistView(record) => {
                     persist = Some(record);
                     break;
                 }
-                other if written => held.push(other),
-                other => perform(node, transport, effects, validations, buffer, clock, other),
+                other => match effects.replica_store.as_mut() {
+                    Some(d) if d.must_hold(&other) => {
+                        let index = d.store.last_index();
+                        d.held.push_back((index, other));
+                    }
+                    _ => perform(
+                        node,
+                        transport,
+                        &effects.validator,
+                        validations,
+                        buffer,
+                        clock,
+                        other,
+                    ),
+                },
             }
         }
-        if written && let Some(store) = effects.replica_store.as_mut() {
-            store
-                .commit(clock.now())
-                .map_err(|e| storage_failed(node.name(), &e))?;
+        // Every record reaches the file system now (what `batch` and `never` wait for); a
+        // sync, when the policy asks for one, starts once this returns.
+        let released = match effects.replica_store.as_mut() {
+            Some(d) => {
+                d.store
+                    .flush()
+                    .map_err(|e| storage_failed(node.name(), &e))?;
+                d.release()
+            }
+            None => Vec::new(),
+        };
+        let acted = !released.is_empty();
+        for output in released {
+            perform(
+                node,
+                transport,
+                &effects.validator,
+                validations,
+                buffer,
+                clock,
+                output,
+            );
         }
-        let acted = !held.is_empty();
-        for output in held.drain(..) {
-            perform(node, transport, effects, validations, buffer, clock, output);
-        }
-        // What the held outputs started (a validation answered at once) may have more.
+        // What the released outputs started (a validation answered at once) may have more.
         if persist.is_some() || !acted {
             return Ok(persist);
         }
@@ -613,7 +693,8 @@ fn write_record<S: StateMachine, N: Driven<S>>(
     record: &Record<S>,
 ) -> Result<(), String> {
     match (effects.replica_store.as_mut(), node.as_replica()) {
-        (Some(store), Some(replica)) => store
+        (Some(d), Some(replica)) => d
+            .store
             .write(record, replica)
             .map_err(|e| storage_failed(node.name(), &e)),
         _ => {
@@ -634,7 +715,7 @@ fn storage_failed(name: &str, error: &StoreError) -> String {
 fn perform<S: StateMachine, N: Driven<S>, T: Transport>(
     node: &mut N,
     transport: &T,
-    effects: &Effects<S>,
+    validator: &Option<Arc<dyn CommandValidator<S>>>,
     validations: &mut Validations<S>,
     buffer: &mut Vec<u8>,
     clock: &Clock,
@@ -642,7 +723,7 @@ fn perform<S: StateMachine, N: Driven<S>, T: Transport>(
 ) {
     match output {
         Output::Send { to, message } => send(node.name(), transport, &to, &message, buffer),
-        Output::Validate { request, command } => match &effects.validator {
+        Output::Validate { request, command } => match validator {
             Some(validator) => {
                 let validator = validator.clone();
                 let mut validation: BoxFuture<'static, Validated<S>> =

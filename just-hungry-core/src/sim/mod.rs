@@ -722,7 +722,7 @@ impl<S: SimService> Sim<S> {
                 uncommitted = true;
                 continue;
             }
-            if let (Some(slot), true) = (replica, uncommitted) {
+            if let (Some(slot), true) = (replica, uncommitted && !output.may_precede_commit()) {
                 uncommitted = false;
                 if !self.commit_records(slot) {
                     return Ok(());

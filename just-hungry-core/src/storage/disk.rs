@@ -39,6 +39,9 @@ pub trait DiskFile: Send {
     /// which of the bytes written since the last successful sync are durable, and a later
     /// sync may succeed without making them so: the caller must not retry.
     fn sync_data(&mut self) -> io::Result<()>;
+    /// Another handle on the same file (a duplicated descriptor), to sync from another
+    /// thread: a sync through either makes what was written through both durable.
+    fn try_clone(&self) -> io::Result<Box<dyn DiskFile>>;
 }
 
 /// The real file system, through `std::fs`: `sync_data` is fdatasync(2), `sync_dir` an fsync(2)
@@ -55,6 +58,10 @@ impl DiskFile for AppendFile {
 
     fn sync_data(&mut self) -> io::Result<()> {
         self.0.sync_data()
+    }
+
+    fn try_clone(&self) -> io::Result<Box<dyn DiskFile>> {
+        Ok(Box::new(AppendFile(self.0.try_clone()?)))
     }
 }
 

@@ -24,8 +24,8 @@ pub use disk::{Disk, DiskFile, FileDisk};
 pub use replica_store::{MAX_LINEAGE, RecoveredReplica, ReplicaStore, StoreError};
 pub use sim_disk::{Crash, SimDisk};
 pub use wal::{
-    DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, FRAME_HEADER_BYTES, Record, Recovered,
-    SEGMENT_HEADER_BYTES, Snapshot, TornTail, Wal, WalOptions,
+    DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, FRAME_HEADER_BYTES, PendingSync, Record,
+    Recovered, SEGMENT_HEADER_BYTES, Snapshot, SyncDone, TornTail, Wal, WalOptions,
 };
 
 /// Why the storage refused or failed.

@@ -13,7 +13,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{Disk, FsyncPolicy, Recovered, StorageError, TornTail, Wal, WalOptions};
+use super::{
+    Disk, FsyncPolicy, PendingSync, Recovered, StorageError, SyncDone, TornTail, Wal, WalOptions,
+};
 use crate::codec::{self, CodecError};
 use crate::ids::{OpNumber, ReplicaId, Time, View, ViewNumber};
 use crate::protocol::Record;
@@ -331,6 +333,55 @@ impl ReplicaStore {
             }
             FsyncPolicy::Batch(_) | FsyncPolicy::Never => Ok(self.wal.write()?),
         }
+    }
+
+    /// Hands every record to the file system (what `batch` and `never` promise before an
+    /// acknowledgement), without syncing.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        Ok(self.wal.write()?)
+    }
+
+    /// The index of the last record written so far (0 before any).
+    pub fn last_index(&self) -> u64 {
+        self.wal.next_index() - 1
+    }
+
+    /// Records up to this index are as durable as the policy promises before an
+    /// acknowledgement: synced under [`FsyncPolicy::Always`], written otherwise.
+    pub fn committed_index(&self) -> u64 {
+        match self.policy {
+            FsyncPolicy::Always => self.wal.synced_index(),
+            FsyncPolicy::Batch(_) | FsyncPolicy::Never => self.wal.written_index(),
+        }
+    }
+
+    /// The sync the policy asks for now, to run off the caller's thread ([`PendingSync::run`],
+    /// then [`ReplicaStore::finish_sync`]): under [`FsyncPolicy::Always`] whenever records
+    /// are unsynced, under [`FsyncPolicy::Batch`] once its interval passed since the last,
+    /// never under [`FsyncPolicy::Never`]. Writes what is buffered first. The pipelined
+    /// counterpart of [`ReplicaStore::commit`] and [`ReplicaStore::tick`]: records go on being
+    /// written while the sync runs, and the next sync covers them all.
+    pub fn begin_sync(&mut self, now: Time) -> Result<Option<PendingSync>, StoreError> {
+        self.wal.write()?;
+        let due = match self.policy {
+            FsyncPolicy::Always => true,
+            FsyncPolicy::Batch(interval) => now.saturating_since(self.synced_at) >= interval,
+            FsyncPolicy::Never => false,
+        };
+        if !due {
+            return Ok(None);
+        }
+        let pending = self.wal.begin_sync()?;
+        if pending.is_some() {
+            self.synced_at = now;
+        }
+        Ok(pending)
+    }
+
+    /// Takes the result of a sync [`ReplicaStore::begin_sync`] started: a failure poisons the
+    /// log, and the replica must stop.
+    pub fn finish_sync(&mut self, done: SyncDone) -> Result<(), StoreError> {
+        Ok(self.wal.finish_sync(done)?)
     }
 
     /// When [`ReplicaStore::tick`] must be called to honour [`FsyncPolicy::Batch`]: records

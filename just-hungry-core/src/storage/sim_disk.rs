@@ -195,6 +195,14 @@ fn crashed() -> io::Error {
 }
 
 impl DiskFile for SimFile {
+    fn try_clone(&self) -> io::Result<Box<dyn DiskFile>> {
+        Ok(Box::new(SimFile {
+            disk: self.disk.clone(),
+            inode: self.inode,
+            epoch: self.epoch,
+        }))
+    }
+
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.disk.lock();
         if state.epoch != self.epoch {

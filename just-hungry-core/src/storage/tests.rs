@@ -248,6 +248,50 @@ fn a_failed_sync_stops_the_log_and_is_not_retried() {
     assert!(recovered.records.len() <= 2);
 }
 
+/// A sync run off the log's thread (`begin_sync`, `PendingSync::run` elsewhere,
+/// `finish_sync`) covers what was written when it began, not what was appended meanwhile; once
+/// finished, those records survive a power loss.
+#[test]
+fn a_sync_run_elsewhere_covers_what_was_written_when_it_began() {
+    let disk = SimDisk::new();
+    let (mut wal, _) = open(&disk, WalOptions::default()).unwrap();
+    for i in 1..=3 {
+        wal.append(&payload(i, 40)).unwrap();
+    }
+    let pending = wal.begin_sync().unwrap().expect("records to sync");
+    assert_eq!(pending.covers(), 3);
+    wal.append(&payload(4, 40)).unwrap();
+    let done = std::thread::spawn(move || pending.run()).join().unwrap();
+    assert_eq!(wal.synced_index(), 0, "not synced before its result is taken");
+    wal.finish_sync(done).unwrap();
+    assert_eq!((wal.synced_index(), wal.next_index()), (3, 5));
+    assert!(wal.begin_sync().unwrap().is_some(), "record 4 still needs one");
+    drop(wal);
+    disk.crash(Crash::PowerLoss, &mut SeededRng::new(9));
+    let (_, recovered) = open(&disk, WalOptions::default()).unwrap();
+    assert!(recovered.records.len() >= 3);
+    for record in &recovered.records[..3] {
+        assert_eq!(record.payload, payload(record.index, 40));
+    }
+}
+
+/// A sync run elsewhere that fails stops the log, as one run in place does.
+#[test]
+fn a_sync_run_elsewhere_that_fails_stops_the_log() {
+    let disk = SimDisk::new();
+    let (mut wal, _) = open(&disk, WalOptions::default()).unwrap();
+    wal.append(b"one").unwrap();
+    let pending = wal.begin_sync().unwrap().expect("a record to sync");
+    disk.fail_next_syncs(1);
+    let done = pending.run();
+    assert!(matches!(
+        wal.finish_sync(done),
+        Err(StorageError::Io { op: "sync", .. })
+    ));
+    assert_eq!(wal.synced_index(), 0);
+    assert!(matches!(wal.append(b"two"), Err(StorageError::Poisoned(_))));
+}
+
 #[test]
 fn a_full_disk_stops_the_log_and_recovery_cuts_the_short_write() {
     let disk = SimDisk::new();

@@ -123,6 +123,36 @@ pub struct Wal {
     poisoned: Option<String>,
 }
 
+/// A sync of the log's current segment started by [`Wal::begin_sync`], to run on any thread.
+pub struct PendingSync {
+    file: Box<dyn DiskFile>,
+    path: PathBuf,
+    covers: u64,
+}
+
+impl PendingSync {
+    /// Runs the sync (fdatasync(2) on a file): blocks for as long as the disk takes.
+    pub fn run(mut self) -> SyncDone {
+        SyncDone {
+            result: self.file.sync_data(),
+            path: self.path,
+            covers: self.covers,
+        }
+    }
+
+    /// The last record it covers.
+    pub fn covers(&self) -> u64 {
+        self.covers
+    }
+}
+
+/// What a [`PendingSync`] did, for [`Wal::finish_sync`].
+pub struct SyncDone {
+    result: io::Result<()>,
+    path: PathBuf,
+    covers: u64,
+}
+
 fn segment_name(first: u64) -> String {
     format!("{first:020}.wal")
 }
@@ -549,6 +579,33 @@ impl Wal {
     pub fn sync(&mut self) -> Result<(), StorageError> {
         self.write()?;
         self.sync_written()
+    }
+
+    /// Writes every buffered record and returns the sync that makes them durable, to run on
+    /// another thread ([`PendingSync::run`]) while the log goes on taking records; `None` if
+    /// every record written is synced already. Records count as synced only once
+    /// [`Wal::finish_sync`] has its result.
+    pub fn begin_sync(&mut self) -> Result<Option<PendingSync>, StorageError> {
+        self.write()?;
+        if self.synced_index == self.written_index {
+            return Ok(None);
+        }
+        let file = self.file.try_clone();
+        let file = self.checked("sync", self.current_path(), file)?;
+        Ok(Some(PendingSync {
+            file,
+            path: self.current_path(),
+            covers: self.written_index,
+        }))
+    }
+
+    /// Takes the result of a sync [`Wal::begin_sync`] started: the records it covers are
+    /// durable, or (it failed) the log is poisoned.
+    pub fn finish_sync(&mut self, done: SyncDone) -> Result<(), StorageError> {
+        self.check()?;
+        self.checked("sync", done.path, done.result)?;
+        self.synced_index = self.synced_index.max(done.covers);
+        Ok(())
     }
 
     /// Syncs the current segment if records were written to it since the last sync.
