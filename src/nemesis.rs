@@ -10,6 +10,7 @@
 //! paused clock on a current-thread runtime a run is a function of its seed, which is how the
 //! tests replay a failure (`tests/nemesis.rs`).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,8 @@ use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::client::{ClientConfig, ClientError};
 use just_hungry_core::rng::SeededRng;
 use just_hungry_core::runtime::HistoryRecorder;
+use just_hungry_core::state_machine::CommandValidator;
+use just_hungry_core::storage::{Crash, FsyncPolicy, SimDisk};
 use just_hungry_transport_mem::{Faults, MemNetwork};
 
 use crate::local::LocalCluster;
@@ -67,6 +70,11 @@ pub struct NemesisOptions {
     pub operations: usize,
     /// Faults the nemesis injects.
     pub faults: usize,
+    /// `None`: memory-only replicas. `Some(policy)`: durable replicas, each on a simulated
+    /// disk of its own with this fsync policy, restarted from it; the faults then include
+    /// `kill -9` of every replica and the front-end at once (a power loss of every machine
+    /// under `always`) and their restart from disk (issue 16).
+    pub storage: Option<FsyncPolicy>,
 }
 
 impl Default for NemesisOptions {
@@ -76,6 +84,7 @@ impl Default for NemesisOptions {
             clients: 8,
             operations: 25,
             faults: 16,
+            storage: None,
         }
     }
 }
@@ -326,6 +335,66 @@ fn view_key(seed: u64) -> String {
     format!("/just-hungry/nemesis/{seed}/view")
 }
 
+/// The simulated disks of a run's durable replicas, one per name, kept across restarts.
+struct Disks {
+    policy: Option<FsyncPolicy>,
+    disks: BTreeMap<String, SimDisk>,
+}
+
+impl Disks {
+    fn new(policy: Option<FsyncPolicy>) -> Self {
+        Disks {
+            policy,
+            disks: BTreeMap::new(),
+        }
+    }
+
+    /// Starts replica `name`: memory-only, or durable from its disk.
+    async fn start(
+        &mut self,
+        cluster: &mut LocalCluster<OrderBook, MemNetwork>,
+        name: &str,
+        validator: &Arc<dyn CommandValidator<OrderBook>>,
+    ) -> std::io::Result<()> {
+        let validator = validator.clone();
+        match self.policy {
+            None => {
+                cluster
+                    .start_replica(name, initial_book(), validator)
+                    .await?
+            }
+            Some(policy) => {
+                let disk = self.disks.entry(name.to_owned()).or_default().clone();
+                let dir = Path::new("/data");
+                cluster
+                    .start_durable_replica(
+                        name,
+                        initial_book(),
+                        validator,
+                        Arc::new(disk),
+                        dir,
+                        policy,
+                    )
+                    .await?
+            }
+        };
+        Ok(())
+    }
+
+    /// Under `always`, every machine loses what it had not synced (with torn tails): what that
+    /// policy promises to survive. Returns whether it did; other policies promise to survive
+    /// the death of the processes only.
+    fn power_loss(&self, rng: &mut SeededRng) -> bool {
+        if self.policy != Some(FsyncPolicy::Always) {
+            return false;
+        }
+        for disk in self.disks.values() {
+            disk.crash(Crash::PowerLoss, rng);
+        }
+        true
+    }
+}
+
 async fn run_with(
     seed: u64,
     options: NemesisOptions,
@@ -346,16 +415,12 @@ async fn run_with(
     // Which etcd members the nemesis has killed (by index).
     #[cfg(feature = "etcd")]
     let (mut etcd, mut etcd_down) = (etcd, Vec::<usize>::new());
-    let validator = Arc::new(OrderValidator::offline());
+    let validator: Arc<dyn CommandValidator<OrderBook>> = Arc::new(OrderValidator::offline());
+    let mut disks = Disks::new(options.storage);
     let mut next_replica = 1;
     for _ in 0..options.replicas {
-        cluster
-            .start_replica(
-                &format!("replica-{next_replica}"),
-                initial_book(),
-                validator.clone(),
-            )
-            .await?;
+        let name = format!("replica-{next_replica}");
+        disks.start(&mut cluster, &name, &validator).await?;
         next_replica += 1;
     }
     cluster.start_frontend().await?;
@@ -428,6 +493,31 @@ async fn run_with(
     let mut crashed: Vec<String> = Vec::new();
     for _ in 0..options.faults {
         tokio::time::sleep(Duration::from_millis(50 + rng.below(300))).await;
+        // Drawn only with durable replicas, so memory-only seeds replay unchanged.
+        if options.storage.is_some() && rng.below(6) == 0 {
+            let running = cluster.replica_names();
+            for name in &running {
+                cluster.crash_replica(name).await;
+            }
+            if cluster.frontend_running() {
+                cluster.crash_frontend().await;
+            }
+            let lost = disks.power_loss(&mut rng);
+            faults.push(format!(
+                "kill -9 every replica and the front-end{}",
+                if lost {
+                    ", and a power loss of every machine"
+                } else {
+                    ""
+                }
+            ));
+            for name in &running {
+                disks.start(&mut cluster, name, &validator).await?;
+            }
+            cluster.start_frontend().await?;
+            faults.push("restart them all, the replicas from their disks".into());
+            continue;
+        }
         let fe = cluster.frontend_report().await;
         let view = fe
             .as_ref()
@@ -477,9 +567,7 @@ async fn run_with(
             }
             2 if !crashed.is_empty() => {
                 let name = crashed.remove(rng.below(crashed.len() as u64) as usize);
-                cluster
-                    .start_replica(&name, initial_book(), validator.clone())
-                    .await?;
+                disks.start(&mut cluster, &name, &validator).await?;
                 faults.push(format!("restart {name}"));
             }
             3 => {
@@ -521,9 +609,7 @@ async fn run_with(
             7 => {
                 let name = format!("replica-{next_replica}");
                 next_replica += 1;
-                cluster
-                    .start_replica(&name, initial_book(), validator.clone())
-                    .await?;
+                disks.start(&mut cluster, &name, &validator).await?;
                 faults.push(format!("add {name}"));
             }
             8 => {
@@ -549,6 +635,14 @@ async fn run_with(
         faults.push(restart_etcd(etcd, &mut etcd_down)?);
     }
     network.heal();
+    // Durable replicas still down are restarted from their disks, as an operator would after
+    // an outage (under `batch` the front-end waits for every member of the last active view).
+    if options.storage.is_some() {
+        for name in crashed.drain(..) {
+            disks.start(&mut cluster, &name, &validator).await?;
+            faults.push(format!("restart {name}"));
+        }
+    }
     if !cluster.frontend_running() {
         cluster.start_frontend().await?;
         faults.push("restart the front-end".into());

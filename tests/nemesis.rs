@@ -9,13 +9,17 @@
 use just_hungry::nemesis::{self, NemesisOptions, NemesisOutcome};
 
 fn run_seed(seed: u64) -> NemesisOutcome {
+    run_seed_with(seed, NemesisOptions::default())
+}
+
+fn run_seed_with(seed: u64, options: NemesisOptions) -> NemesisOutcome {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
         .build()
         .expect("a runtime");
     runtime
-        .block_on(nemesis::run(seed, NemesisOptions::default()))
+        .block_on(nemesis::run(seed, options))
         .expect("the cluster starts")
 }
 
@@ -50,6 +54,47 @@ fn every_seed_is_linearizable_loses_nothing_and_heals() {
     );
 }
 
+/// Durable replicas (issue 16): among the faults, `kill -9` of every replica and the front-end
+/// at once (with a power loss of every machine under `always`) and their restart from disk;
+/// nothing acknowledged is lost or doubled, and the cluster heals
+/// (`JUST_HUNGRY_NEMESIS_DURABLE_SEEDS=N` runs more seeds per policy, default 20).
+#[test]
+fn durable_seeds_survive_the_loss_of_every_process() {
+    use just_hungry::core::storage::{DEFAULT_BATCH_INTERVAL, FsyncPolicy};
+    let seeds: u64 = std::env::var("JUST_HUNGRY_NEMESIS_DURABLE_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let mut whole_outages = 0;
+    for policy in [
+        FsyncPolicy::Always,
+        FsyncPolicy::Batch(DEFAULT_BATCH_INTERVAL),
+    ] {
+        for seed in 0..seeds {
+            let options = NemesisOptions {
+                storage: Some(policy),
+                ..NemesisOptions::default()
+            };
+            let outcome = run_seed_with(seed, options);
+            assert!(
+                outcome.passed(),
+                "JUST_HUNGRY_NEMESIS_FSYNC={policy} {}",
+                describe(&outcome)
+            );
+            whole_outages += outcome
+                .faults
+                .iter()
+                .filter(|f| f.starts_with("kill -9 every replica"))
+                .count();
+        }
+    }
+    println!("{whole_outages} outages of every process survived");
+    assert!(
+        whole_outages >= seeds as usize,
+        "the nemesis killed everything too rarely"
+    );
+}
+
 #[test]
 fn replay_seed() {
     let Some(seed) = std::env::var("JUST_HUNGRY_NEMESIS_SEED")
@@ -61,7 +106,18 @@ fn replay_seed() {
     if std::env::var_os("RUST_LOG").is_some() {
         just_hungry::cli::init_logging();
     }
-    let outcome = run_seed(seed);
+    // JUST_HUNGRY_NEMESIS_FSYNC=always (or batch, never) replays a durable seed.
+    let storage = std::env::var("JUST_HUNGRY_NEMESIS_FSYNC").ok().map(|p| {
+        p.parse()
+            .expect("JUST_HUNGRY_NEMESIS_FSYNC: always, batch or never")
+    });
+    let outcome = run_seed_with(
+        seed,
+        NemesisOptions {
+            storage,
+            ..NemesisOptions::default()
+        },
+    );
     println!("{}", outcome.history.history().to_json_lines());
     println!("{}", describe(&outcome));
     assert!(outcome.passed());

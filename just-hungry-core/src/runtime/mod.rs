@@ -516,6 +516,26 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
                 .begin_sync(clock.now())
                 .map_err(|e| storage_failed(node.name(), &e))?
         {
+            if d.store.syncs_in_place() {
+                // A disk in memory: no thread, and a paused clock stays deterministic.
+                let done = pending.run();
+                d.store
+                    .finish_sync(done)
+                    .map_err(|e| storage_failed(node.name(), &e))?;
+                for output in d.release() {
+                    perform(
+                        node,
+                        &transport,
+                        &effects.validator,
+                        &mut validations,
+                        &mut buffer,
+                        &clock,
+                        output,
+                    );
+                }
+                // Act on what the released outputs started.
+                continue;
+            }
             syncing = Some(tokio::task::spawn_blocking(move || pending.run()));
         }
         let next_sync = match &effects.replica_store {

@@ -29,6 +29,12 @@ pub trait Disk: Send + Sync {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes the creations, renames and removals of files in `dir` durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Whether a sync costs nothing worth a thread (a disk in memory): the runtime then syncs
+    /// in its loop instead of on a blocking thread, so a run under a paused clock stays
+    /// deterministic. `false` by default.
+    fn syncs_in_place(&self) -> bool {
+        false
+    }
 }
 
 /// A file opened for appending by [`Disk::open_append`].

@@ -378,6 +378,12 @@ impl ReplicaStore {
         Ok(pending)
     }
 
+    /// Whether its disk syncs at no cost ([`crate::storage::Disk::syncs_in_place`]): then run a
+    /// [`PendingSync`] in place rather than on another thread.
+    pub fn syncs_in_place(&self) -> bool {
+        self.wal.syncs_in_place()
+    }
+
     /// Takes the result of a sync [`ReplicaStore::begin_sync`] started: a failure poisons the
     /// log, and the replica must stop.
     pub fn finish_sync(&mut self, done: SyncDone) -> Result<(), StoreError> {

@@ -243,6 +243,9 @@ impl DiskFile for SimFile {
 }
 
 impl Disk for SimDisk {
+    fn syncs_in_place(&self) -> bool {
+        true
+    }
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.lock();
         if !state.dirs.iter().any(|d| d == dir) {

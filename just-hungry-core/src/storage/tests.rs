@@ -262,10 +262,17 @@ fn a_sync_run_elsewhere_covers_what_was_written_when_it_began() {
     assert_eq!(pending.covers(), 3);
     wal.append(&payload(4, 40)).unwrap();
     let done = std::thread::spawn(move || pending.run()).join().unwrap();
-    assert_eq!(wal.synced_index(), 0, "not synced before its result is taken");
+    assert_eq!(
+        wal.synced_index(),
+        0,
+        "not synced before its result is taken"
+    );
     wal.finish_sync(done).unwrap();
     assert_eq!((wal.synced_index(), wal.next_index()), (3, 5));
-    assert!(wal.begin_sync().unwrap().is_some(), "record 4 still needs one");
+    assert!(
+        wal.begin_sync().unwrap().is_some(),
+        "record 4 still needs one"
+    );
     drop(wal);
     disk.crash(Crash::PowerLoss, &mut SeededRng::new(9));
     let (_, recovered) = open(&disk, WalOptions::default()).unwrap();

@@ -507,6 +507,11 @@ impl Wal {
         self.snapshot_index
     }
 
+    /// Whether its disk syncs at no cost ([`Disk::syncs_in_place`]).
+    pub fn syncs_in_place(&self) -> bool {
+        self.disk.syncs_in_place()
+    }
+
     /// The directory it lives in.
     pub fn dir(&self) -> &Path {
         &self.dir
