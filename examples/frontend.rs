@@ -20,6 +20,7 @@ use just_hungry::core::runtime;
 use just_hungry::core::runtime::view_store::FileViewStore;
 use just_hungry::core::transport::Transport;
 use just_hungry::etcd::{ElectionConfig, EtcdClient, FrontendCandidate};
+use just_hungry::ops::{OpsArgs, OpsInstalled, OpsRole};
 use just_hungry::orders::OrderBook;
 use just_hungry::tcp::{TcpConfig, TcpTransport};
 
@@ -66,12 +67,15 @@ struct Args {
     tls: TlsArgs,
     #[command(flatten)]
     etcd: EtcdArgs,
+    #[command(flatten)]
+    ops: OpsArgs,
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
+    let ops = args.ops.install()?;
     let mut tcp = TcpConfig::server(args.listen, Identity::new(NodeRole::Frontend, &args.name))
         .for_service::<OrderBook>();
     tcp.advertise = args.advertise.clone();
@@ -88,18 +92,27 @@ async fn main() -> anyhow::Result<()> {
     config.force_new_cluster = args.force_new_cluster;
     config.allow_unclean_recovery = args.allow_unclean_recovery;
     match args.etcd.client()? {
-        Some(client) => run_candidate(client, tcp, config, &args).await,
-        None => run_alone(tcp, config, &args).await,
+        Some(client) => run_candidate(client, tcp, config, &args, ops).await,
+        None => run_alone(tcp, config, &args, ops).await,
     }
 }
 
 /// The front-end on its own, its view in `--state-dir`, found through the registry.
-async fn run_alone(tcp: TcpConfig, mut config: FrontendConfig, args: &Args) -> anyhow::Result<()> {
+async fn run_alone(
+    tcp: TcpConfig,
+    mut config: FrontendConfig,
+    args: &Args,
+    ops: Option<OpsInstalled>,
+) -> anyhow::Result<()> {
     let store = FileViewStore::in_dir(&args.state_dir)?;
     let transport = TcpTransport::bind(tcp).await?;
     config.address = transport.local_address();
     tracing::info!(address = %config.address, state_dir = %args.state_dir.display(), "front-end listening");
     let node = runtime::spawn_frontend::<OrderBook, _>(transport, config, Box::new(store));
+    let _ops = match ops {
+        Some(ops) => Some(ops.serve(OpsRole::Frontend, Some(node.reporter())).await?),
+        None => None,
+    };
     tokio::select! {
         () = shutdown_signal() => {}
         // A front-end that cannot store its view stops (publishing a view it did not store
@@ -120,6 +133,7 @@ async fn run_candidate(
     tcp: TcpConfig,
     config: FrontendConfig,
     args: &Args,
+    ops: Option<OpsInstalled>,
 ) -> anyhow::Result<()> {
     let election = ElectionConfig {
         lease_time: args.frontend_lease,
@@ -136,6 +150,12 @@ async fn run_candidate(
                 Ok((transport, address))
             }
         });
+    // The candidate's front-end publishes its metrics while it runs; its status page and
+    // readiness are not reachable from here (docs/OPERATIONS.md): /readyz answers 503.
+    let _ops = match ops {
+        Some(ops) => Some(ops.serve(OpsRole::Frontend, None).await?),
+        None => None,
+    };
     shutdown_signal().await;
     tracing::info!(candidate = %args.name, "front-end candidate shutting down");
     candidate.shutdown().await;

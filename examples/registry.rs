@@ -9,6 +9,7 @@ use just_hungry::cli::{TlsArgs, init_logging, parse_duration, shutdown_signal};
 use just_hungry::core::ids::{Identity, NodeRole};
 use just_hungry::core::runtime;
 use just_hungry::core::transport::Transport;
+use just_hungry::ops::{OpsArgs, OpsRole};
 use just_hungry::tcp::{TcpConfig, TcpTransport};
 
 /// The Just Hungry name server: maps names to addresses, with leases.
@@ -23,17 +24,24 @@ struct Args {
     autoclean: Duration,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    ops: OpsArgs,
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
+    let ops = args.ops.install()?;
     // No service name: the registry serves any (nodes of every service may register).
     let config = TcpConfig::server(args.listen, Identity::new(NodeRole::Registry, "registry"));
     let transport = TcpTransport::bind(args.tls.apply(config, "registry")?).await?;
     tracing::info!(address = %transport.local_address(), autoclean = ?args.autoclean, "registry listening");
     let node = runtime::spawn_registry(transport, args.autoclean);
+    let _ops = match ops {
+        Some(ops) => Some(ops.serve(OpsRole::Registry, Some(node.reporter())).await?),
+        None => None,
+    };
     shutdown_signal().await;
     tracing::info!("registry shutting down");
     node.shutdown().await;

@@ -25,6 +25,7 @@ use just_hungry::core::state_machine::CommandValidator;
 use just_hungry::core::storage::{FileDisk, FsyncPolicy, RecoveredReplica, ReplicaStore};
 use just_hungry::core::transport::Transport;
 use just_hungry::etcd::EtcdNames;
+use just_hungry::ops::{OpsArgs, OpsRole};
 use just_hungry::orders::{OrderBook, OrderValidator};
 use just_hungry::tcp::{TcpConfig, TcpTransport};
 
@@ -93,12 +94,15 @@ struct Args {
     tls: TlsArgs,
     #[command(flatten)]
     etcd: EtcdArgs,
+    #[command(flatten)]
+    ops: OpsArgs,
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
+    let ops = args.ops.install()?;
     let name = args
         .id
         .unwrap_or_else(|| format!("replica-{}", std::process::id()));
@@ -178,6 +182,10 @@ async fn main() -> anyhow::Result<()> {
             disk.spawn(transport, config, validator)
         }
         None => disk.spawn(transport, config, validator),
+    };
+    let _ops = match ops {
+        Some(ops) => Some(ops.serve(OpsRole::Replica, Some(node.reporter())).await?),
+        None => None,
     };
     tokio::select! {
         () = shutdown_signal() => {}

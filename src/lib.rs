@@ -12,6 +12,7 @@
 //! | [`loadgen`] | the load generator: closed-loop clients, latency and failover report |
 //! | [`fixtures`] | large deterministic order books for the benches, the measuring tools, the tests and the nemesis |
 //! | [`nemesis`] | fault-injection runs on the in-memory network, with a recorded, checked history |
+//! | [`ops`] | the binaries' HTTP endpoint: Prometheus metrics, health, readiness and the front-end's status page |
 //! | [`burst`] | a gateway's burst: many clients' requests at once over one connection |
 //! | [`etcd`] | etcd as the coordination backend: its client, the view store, a local cluster for tests |
 //!
@@ -28,6 +29,7 @@ pub mod fixtures;
 pub mod loadgen;
 pub mod local;
 pub mod nemesis;
+pub mod ops;
 mod order_client;
 pub mod orders;
 pub mod postcode;

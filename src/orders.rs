@@ -308,6 +308,26 @@ impl OrderError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, OrderError::InvalidPostcode(e) if e.is_retryable())
     }
+
+    /// The error as a metric label (`postcode_not_found`): one of a fixed set.
+    pub fn label(&self) -> &'static str {
+        match self {
+            OrderError::EmptyOrder => "empty_order",
+            OrderError::TooManyItems { .. } => "too_many_items",
+            OrderError::EmptyItemName { .. } => "empty_item_name",
+            OrderError::ItemNameTooLong { .. } => "item_name_too_long",
+            OrderError::ItemNameNotPrintable { .. } => "item_name_not_printable",
+            OrderError::OrderBookFull { .. } => "order_book_full",
+            OrderError::InvalidPostcode(e) => match e {
+                PostcodeError::NotFound { .. } => "postcode_not_found",
+                PostcodeError::Terminated { .. } => "postcode_terminated",
+                PostcodeError::Refused { .. } => "postcode_refused_by_directory",
+                PostcodeError::Unreachable { .. } => "postcode_unverifiable_now",
+                PostcodeError::NotUkPostcode { .. } => "postcode_not_uk",
+                _ => "postcode_malformed",
+            },
+        }
+    }
 }
 
 /// Whether `c` may not appear in an item name: control characters (`char::is_control`: C0,
@@ -762,6 +782,11 @@ impl StateMachine for OrderBook {
     /// orders decoded.
     fn snapshot_reader() -> Box<dyn just_hungry_core::state_machine::SnapshotReader<OrderBook>> {
         Box::new(snapshot::BookReader::default())
+    }
+
+    /// An order refused for any [`OrderError`]: its [`OrderError::label`].
+    fn refusal(reply: &Self::Reply) -> Option<&'static str> {
+        reply.as_ref().err().map(OrderError::label)
     }
 
     fn query(&self, query: &OrderQuery) -> Self::QueryReply {

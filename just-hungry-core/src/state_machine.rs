@@ -61,6 +61,15 @@ pub trait StateMachine: Serialize + DeserializeOwned + Send + 'static {
     /// Answers one read from the current state.
     fn query(&self, query: &Self::Query) -> Self::QueryReply;
 
+    /// Why `reply` refuses its write, as a short metric label (`invalid_postcode`: lower case,
+    /// words joined by `_`, from a small fixed set), or `None` when the write was applied. The
+    /// front-end counts answers by outcome with it
+    /// ([`crate::protocol::stats::RequestOutcome`]). By default every reply is a success.
+    fn refusal(reply: &Self::Reply) -> Option<&'static str> {
+        let _ = reply;
+        None
+    }
+
     /// The whole state as bytes (for state transfer).
     fn snapshot(&self) -> Result<Vec<u8>, CodecError> {
         codec::encode(self)

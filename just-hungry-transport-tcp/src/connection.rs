@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 
+use crate::metrics;
 use crate::queue::FrameReceiver;
 use crate::tls;
 use crate::transport::Shared;
@@ -197,6 +198,7 @@ async fn peer_connections(
             Ok(connected) => connected,
             Err(e) => return Some(e),
         };
+        let _open = metrics::OpenConnection::new(&shared.config.identity.name, "outbound");
         *failures = 0;
         let mut wrote = false;
         let end = tokio::select! {
@@ -365,10 +367,12 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
                 Ok(Ok(secured)) => secured,
                 Ok(Err(e)) => {
                     tracing::info!(peer = %peer, error = %e, "refused a connection: TLS handshake failed");
+                    metrics::refused(&config.identity.name, "tls_handshake_failed");
                     return;
                 }
                 Err(_) => {
                     tracing::info!(peer = %peer, limit = ?config.hello_timeout, "refused a connection: no TLS handshake in time");
+                    metrics::refused(&config.identity.name, "tls_timeout");
                     return;
                 }
             };
@@ -376,6 +380,7 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
                 Ok(identity) => identity,
                 Err(e) => {
                     tracing::info!(peer = %peer, error = %e, "refused a connection: its certificate names no identity");
+                    metrics::refused(&config.identity.name, "no_identity");
                     return;
                 }
             };
@@ -387,7 +392,7 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
     let first = match tokio::time::timeout(config.hello_timeout, reader.next()).await {
         Err(_) => {
             let reason = format!("no hello within {:?}", config.hello_timeout);
-            return refuse(reader, writer, peer, reason).await;
+            return refuse(shared, "no_hello", (reader, writer), peer, reason).await;
         }
         Ok(None) => {
             tracing::debug!(peer = %peer, "closed before its hello");
@@ -397,7 +402,7 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
             let reason = format!(
                 "the first frame must be a just-hungry hello of at most {MAX_HELLO_BYTES} bytes ({e})"
             );
-            return refuse(reader, writer, peer, reason).await;
+            return refuse(shared, "bad_hello", (reader, writer), peer, reason).await;
         }
         Ok(Some(Ok(frame))) => frame,
     };
@@ -405,27 +410,34 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
         Ok(Handshake::Hello(hello)) => hello,
         Ok(_) => {
             let reason = "the first frame must be a hello, not an answer to one".to_owned();
-            return refuse(reader, writer, peer, reason).await;
+            return refuse(shared, "bad_hello", (reader, writer), peer, reason).await;
         }
         Err(e @ HandshakeError::UnsupportedVersion { .. }) => {
-            return refuse(reader, writer, peer, e.to_string()).await;
+            return refuse(
+                shared,
+                "unsupported_version",
+                (reader, writer),
+                peer,
+                e.to_string(),
+            )
+            .await;
         }
         Err(e) => {
             let reason = format!("the first frame must be a just-hungry hello: {e}");
-            return refuse(reader, writer, peer, reason).await;
+            return refuse(shared, "bad_hello", (reader, writer), peer, reason).await;
         }
     };
     if let Some(why) = wire::service_mismatch(config.service.as_deref(), hello.service.as_deref()) {
-        return refuse(reader, writer, peer, why).await;
+        return refuse(shared, "wrong_service", (reader, writer), peer, why).await;
     }
     let sender = match (wire::claimed_identity(&hello.role, &hello.name), certified) {
         (Err(e), _) => {
             let reason = format!("the hello names no identity: {e}");
-            return refuse(reader, writer, peer, reason).await;
+            return refuse(shared, "no_identity", (reader, writer), peer, reason).await;
         }
         (Ok(claimed), Some(certified)) if claimed != certified => {
             let reason = format!("the hello names {claimed} but the certificate names {certified}");
-            return refuse(reader, writer, peer, reason).await;
+            return refuse(shared, "identity_mismatch", (reader, writer), peer, reason).await;
         }
         (Ok(claimed), _) => claimed,
     };
@@ -435,11 +447,18 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
         }
         Some(listen) => {
             let reason = format!("the hello's listen address `{listen}` is not host:port");
-            return refuse(reader, writer, peer, reason).await;
+            return refuse(shared, "bad_listen_address", (reader, writer), peer, reason).await;
         }
         None if hello.lane == Lane::Priority => {
             let reason = "a priority connection must come from a node that listens".to_owned();
-            return refuse(reader, writer, peer, reason).await;
+            return refuse(
+                shared,
+                "priority_not_allowed",
+                (reader, writer),
+                peer,
+                reason,
+            )
+            .await;
         }
         None => Address::new(format!("{CONNECTION_ADDRESS_PREFIX}{}", shared.next_id())),
     };
@@ -447,7 +466,14 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
         // Clients send no liveness signals: a client that opened a priority connection could
         // only use it to jump the queue ahead of other clients.
         let reason = "a client may not open a priority connection".to_owned();
-        return refuse(reader, writer, peer, reason).await;
+        return refuse(
+            shared,
+            "priority_not_allowed",
+            (reader, writer),
+            peer,
+            reason,
+        )
+        .await;
     }
     let accepted = tokio::time::timeout(config.hello_timeout, writer.send(shared.accept.clone()));
     if !matches!(accepted.await, Ok(Ok(()))) {
@@ -460,6 +486,7 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
     };
     reader.decoder_mut().set_max_frame_length(max_frame_bytes);
     tracing::debug!(peer = %peer, role = %hello.role, name = %hello.name, from = %from, lane = ?hello.lane, "accepted a connection");
+    let _open = metrics::OpenConnection::new(&config.identity.name, "inbound");
 
     let idle = Some(config.idle_timeout);
     let end = if hello.listen.is_some() {
@@ -496,8 +523,15 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
 /// Answers a bad first frame with a reject frame giving `reason`, logs it, and closes the
 /// connection gracefully: our side first, then a bounded drain of what the peer still sends,
 /// so that the close does not turn into a reset that would destroy the reason in transit.
-async fn refuse(reader: Reader, mut writer: Writer, peer: SocketAddr, reason: String) {
+async fn refuse(
+    shared: &Shared,
+    label: &'static str,
+    (reader, mut writer): (Reader, Writer),
+    peer: SocketAddr,
+    reason: String,
+) {
     tracing::info!(peer = %peer, reason = %reason, "refused a connection");
+    metrics::refused(&shared.config.identity.name, label);
     let linger = async {
         if let Ok(frame) = wire::encode_handshake(&Handshake::Reject { reason }) {
             writer.send(Bytes::from(frame)).await?;

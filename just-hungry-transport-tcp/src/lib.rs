@@ -124,6 +124,7 @@
 mod config;
 mod connection;
 mod listener;
+mod metrics;
 mod queue;
 pub mod tls;
 mod transport;

@@ -52,6 +52,7 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                     tracing::info!(peer = %peer, limit, "too many inbound connections: closing new ones");
                 }
                 refusing = true;
+                crate::metrics::refused(&shared.config.identity.name, "too_many_connections");
                 drop(stream);
             }
         }

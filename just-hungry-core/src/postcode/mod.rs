@@ -181,6 +181,16 @@ pub enum Directory {
     GetTheData,
 }
 
+impl Directory {
+    /// The directory as a metric label (`postcodes_io`, `getthedata`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Directory::PostcodesIo => "postcodes_io",
+            Directory::GetTheData => "getthedata",
+        }
+    }
+}
+
 impl fmt::Display for Directory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

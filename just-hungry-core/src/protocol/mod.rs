@@ -25,6 +25,7 @@ pub mod messages;
 pub mod registry;
 pub mod replica;
 pub mod replicated_state;
+pub mod stats;
 mod transfer;
 pub mod trust;
 pub mod view_store;

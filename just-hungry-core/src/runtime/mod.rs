@@ -21,6 +21,7 @@
 mod client;
 mod clock;
 mod history_recorder;
+pub mod metrics;
 mod registry_service;
 pub mod view_store;
 
@@ -42,14 +43,16 @@ use crate::ids::{Address, OpNumber, RequestId, Time, View};
 use crate::protocol::frontend::{Frontend, FrontendConfig};
 use crate::protocol::liveness::Durations;
 use crate::protocol::messages::ReplicaRole;
-use crate::protocol::messages::{ClientResponse, Message, Outcome, ServiceError};
+use crate::protocol::messages::{ClientResponse, ClusterStatus, Message, Outcome, ServiceError};
 use crate::protocol::registry::Registry;
 use crate::protocol::replica::{Replica, ReplicaConfig};
+use crate::protocol::stats::ViewChange;
 use crate::protocol::view_store::ViewRecord;
 use crate::protocol::{Node, Output, Record};
 use crate::state_machine::{CommandValidator, StateMachine};
 use crate::storage::{RecoveredReplica, ReplicaStore, StoreError, SyncDone};
 use crate::transport::{Transport, TransportEvent};
+use metrics::{LoopQueues, Publisher};
 use view_store::ViewStore;
 
 /// The most ready events taken in one batch before outputs are acted on.
@@ -85,6 +88,19 @@ pub struct NodeReport {
     /// A front-end: the gaps between consecutive pings of each replica
     /// ([`Frontend::ping_gaps`]).
     pub ping_gaps: Option<Durations>,
+    /// A front-end: the cluster as it sees it ([`Frontend::cluster_status`]).
+    pub cluster: Option<ClusterStatus>,
+    /// A front-end: its newest view changes, oldest first
+    /// ([`FrontendStats::recent_view_changes`](crate::protocol::stats::FrontendStats::recent_view_changes)).
+    pub view_changes: Vec<ViewChange>,
+    /// A front-end: the client requests it answered, whatever the outcome.
+    pub requests_answered: u64,
+    /// A replica: the highest op it holds ([`Replica::last_op`]).
+    pub last_op: OpNumber,
+    /// A replica that is primary: how many ops each peer lacks ([`Replica::replication_lag`]).
+    pub replication_lag: Vec<(String, u64)>,
+    /// The node's clock when it made this report: the time base of `view_changes`' times.
+    pub clock: Time,
 }
 
 /// One line: the name, the role (replicas), the applied op and the state's digest.
@@ -120,9 +136,15 @@ impl NodeHandle {
 
     /// The node's report, or `None` if it has stopped.
     pub async fn report(&self) -> Option<NodeReport> {
-        let (tx, rx) = oneshot::channel();
-        self.controls.send(Control::Report(tx)).await.ok()?;
-        rx.await.ok()
+        self.reporter().report().await
+    }
+
+    /// Something that asks this node for its report, for another task to keep (an HTTP
+    /// endpoint's status page): it holds no more than a channel to the node's loop.
+    pub fn reporter(&self) -> NodeReporter {
+        NodeReporter {
+            controls: self.controls.clone(),
+        }
     }
 
     /// Freezes the node's event loop for `duration`, as `SIGSTOP` then `SIGCONT` would
@@ -169,6 +191,22 @@ impl NodeHandle {
     }
 }
 
+/// Asks a running node for its report ([`NodeHandle::reporter`]).
+#[derive(Clone)]
+pub struct NodeReporter {
+    controls: mpsc::Sender<Control>,
+}
+
+impl NodeReporter {
+    /// The node's report, or `None` once it has stopped. Waits while the node's loop is busy
+    /// with a batch (at most [`MAX_BATCH_TIME`] plus acting on its outputs).
+    pub async fn report(&self) -> Option<NodeReport> {
+        let (tx, rx) = oneshot::channel();
+        self.controls.send(Control::Report(tx)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
 /// What a [`NodeHandle`] asks of its node's loop.
 enum Control {
     /// Send the node's report.
@@ -180,7 +218,7 @@ enum Control {
 /// A protocol node as the runtime drives it: [`Node`] plus the validation callback only a
 /// replica uses.
 trait Driven<S: StateMachine>: Node<S> + Send + 'static {
-    fn report(&self) -> NodeReport {
+    fn report(&self, now: Time) -> NodeReport {
         NodeReport {
             name: self.name().to_owned(),
             role: None,
@@ -191,7 +229,18 @@ trait Driven<S: StateMachine>: Node<S> + Send + 'static {
             refused: self.refused(),
             ping_round_trips: None,
             ping_gaps: None,
+            cluster: None,
+            view_changes: Vec::new(),
+            requests_answered: 0,
+            last_op: OpNumber(0),
+            replication_lag: Vec::new(),
+            clock: now,
         }
+    }
+
+    /// Publishes the node's metrics ([`metrics`]).
+    fn publish(&mut self, publisher: &mut Publisher, _now: Time) {
+        publisher.refused(self.refused());
     }
 
     fn handle_validated(
@@ -208,9 +257,15 @@ trait Driven<S: StateMachine>: Node<S> + Send + 'static {
     }
 }
 
-impl<S: StateMachine> Driven<S> for Registry {}
+impl<S: StateMachine> Driven<S> for Registry {
+    fn publish(&mut self, publisher: &mut Publisher, _now: Time) {
+        publisher.refused(self.refused());
+        publisher.registry(self);
+    }
+}
+
 impl<S: StateMachine> Driven<S> for Frontend<S> {
-    fn report(&self) -> NodeReport {
+    fn report(&self, now: Time) -> NodeReport {
         NodeReport {
             name: self.name().to_owned(),
             role: None,
@@ -221,12 +276,23 @@ impl<S: StateMachine> Driven<S> for Frontend<S> {
             refused: self.refused(),
             ping_round_trips: None,
             ping_gaps: Some(self.ping_gaps().clone()),
+            cluster: Some(self.cluster_status(now)),
+            view_changes: self.stats().recent_view_changes.iter().cloned().collect(),
+            requests_answered: self.stats().requests_answered(),
+            last_op: OpNumber(0),
+            replication_lag: Vec::new(),
+            clock: now,
         }
+    }
+
+    fn publish(&mut self, publisher: &mut Publisher, now: Time) {
+        publisher.refused(self.refused());
+        publisher.frontend(self, now);
     }
 }
 
 impl<S: StateMachine> Driven<S> for Replica<S> {
-    fn report(&self) -> NodeReport {
+    fn report(&self, now: Time) -> NodeReport {
         NodeReport {
             name: self.name().to_owned(),
             role: Some(self.role()),
@@ -237,7 +303,22 @@ impl<S: StateMachine> Driven<S> for Replica<S> {
             refused: self.refused(),
             ping_round_trips: Some(self.ping_round_trips().clone()),
             ping_gaps: None,
+            cluster: None,
+            view_changes: Vec::new(),
+            requests_answered: 0,
+            last_op: self.last_op(),
+            replication_lag: self
+                .replication_lag()
+                .into_iter()
+                .map(|(id, lag)| (id.name.clone(), lag))
+                .collect(),
+            clock: now,
         }
+    }
+
+    fn publish(&mut self, publisher: &mut Publisher, _now: Time) {
+        publisher.refused(self.refused());
+        publisher.replica(self);
     }
 
     fn handle_validated(
@@ -478,8 +559,16 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
     let mut buffer = Vec::new();
     // The sync running on a blocking thread, if one is.
     let mut syncing: Option<JoinHandle<SyncDone>> = None;
+    let mut publisher = Publisher::new(node.name());
     node.handle_timeout(clock.now());
     loop {
+        if publisher.due() {
+            node.publish(&mut publisher, clock.now());
+            publisher.queues(&LoopQueues {
+                validations: validations.len(),
+                held_outputs: effects.replica_store.as_ref().map_or(0, |d| d.held.len()),
+            });
+        }
         // Act on the outputs in order; a view to persist is saved before anything after it is
         // sent (an output not yet taken stays in the node).
         while let Some(record) = act(
@@ -552,7 +641,7 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
             biased;
             _ = shutdown.changed() => break,
             Some(control) = controls.recv() => match control {
-                Control::Report(reply) => { let _ = reply.send(node.report()); }
+                Control::Report(reply) => { let _ = reply.send(node.report(clock.now())); }
                 Control::Pause(duration) => {
                     tracing::info!(node = %node.name(), duration = ?duration, "paused (a test's fault)");
                     tokio::time::sleep(duration).await;

@@ -189,7 +189,15 @@ impl OnlineValidator {
                 continue;
             }
             let still_to_ask = u32::try_from(self.sources.len() - index).unwrap_or(u32::MAX);
-            match source.lookup(postcode, now + left / still_to_ask).await {
+            let lookup = source.lookup(postcode, now + left / still_to_ask).await;
+            let outcome = match &lookup {
+                Lookup::Found(_) => "found",
+                Lookup::Refused(_) => "refused",
+                Lookup::NoAnswer(_) => "no_answer",
+            };
+            metrics::counter!("just_hungry_postcode_lookups_total", "directory" => source.directory().label(), "outcome" => outcome)
+                .increment(1);
+            match lookup {
                 Lookup::NoAnswer(reason) => {
                     tracing::debug!(%postcode, directory = %source.directory(), %reason, "postcode directory could not answer");
                     reasons.push(format!("{}: {reason}", source.directory()));
@@ -205,10 +213,21 @@ impl OnlineValidator {
 impl PostcodeValidator for OnlineValidator {
     async fn validate(&self, input: &str) -> Result<Validated, PostcodeError> {
         let postcode = normalise(input)?;
-        let answer = self
-            .cache
-            .answer(&postcode, self.ask_directories(&postcode))
-            .await;
+        // The cache answers without asking when it holds the postcode (or another request is
+        // asking for it already).
+        let asked = std::sync::atomic::AtomicBool::new(false);
+        let lookup = async {
+            asked.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.ask_directories(&postcode).await
+        };
+        let answer = self.cache.answer(&postcode, lookup).await;
+        let cache = if asked.load(std::sync::atomic::Ordering::Relaxed) {
+            "miss"
+        } else {
+            "hit"
+        };
+        metrics::counter!("just_hungry_postcode_cache_requests_total", "result" => cache)
+            .increment(1);
         match answer {
             Lookup::Found(directory) => Ok(Validated {
                 postcode,

@@ -37,6 +37,7 @@ use crate::protocol::messages::{
     ClientRequest, ClusterStatus, Message, Recovery, ReplicaRole, ReplicaStatus,
 };
 use crate::protocol::registry::RegistrationSchedule;
+use crate::protocol::stats::FrontendStats;
 use crate::protocol::trust::{self, Refusal, Refusals};
 use crate::protocol::view_store::ViewRecord;
 use crate::protocol::{FRONTEND_NAME, Node, Output, StallDetector, Timing};
@@ -164,6 +165,7 @@ pub struct Frontend<S: StateMachine> {
     last_answer_at: Option<Time>,
     /// The silences between consecutive pings of each replica, as this front-end saw them.
     ping_gaps: Durations,
+    stats: FrontendStats,
 }
 
 impl<S: StateMachine> Frontend<S> {
@@ -199,6 +201,7 @@ impl<S: StateMachine> Frontend<S> {
             stall: StallDetector::new(now),
             last_answer_at: None,
             ping_gaps: Durations::default(),
+            stats: FrontendStats::default(),
         };
         if let Some(record) = stored {
             tracing::info!(node = %vm.config.name, view = %record.current, active = record.current_active, "front-end resumes from its stored view");
@@ -322,6 +325,24 @@ impl<S: StateMachine> Frontend<S> {
     /// [`Timing::dead_after`]. Time the front-end itself lost asleep is not counted in them.
     pub fn ping_gaps(&self) -> &Durations {
         &self.ping_gaps
+    }
+
+    /// What this front-end counted since it started: view changes by reason, elections,
+    /// joins, requests by outcome, recent view changes.
+    pub fn stats(&self) -> &FrontendStats {
+        &self.stats
+    }
+
+    /// As [`Frontend::stats`], to take the request latencies measured
+    /// ([`FrontendStats::take_latencies`]).
+    pub fn stats_mut(&mut self) -> &mut FrontendStats {
+        &mut self.stats
+    }
+
+    /// Requests taken and not answered yet, and how many of them are forwarded to the primary
+    /// (at most [`MAX_FORWARDS_IN_FLIGHT`]).
+    pub fn pending_requests(&self) -> (usize, usize) {
+        (self.pending.len(), self.in_flight)
     }
 
     fn send(&mut self, to: Address, message: Message<S>) {

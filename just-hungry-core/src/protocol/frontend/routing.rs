@@ -2,6 +2,8 @@
 //! while there is none, is forwarded again after a view change, and its answer is relayed.
 
 use super::{Frontend, MAX_FORWARDS_IN_FLIGHT, MAX_RETRANSMIT_BACKOFF, PendingRequest};
+use std::time::Duration;
+
 use crate::ids::{Address, Identity, RequestId, Time, View};
 use crate::protocol::MAX_PENDING_REQUESTS;
 use crate::protocol::messages::{
@@ -20,13 +22,11 @@ impl<S: StateMachine> Frontend<S> {
     ) {
         if let Operation::Status = request.operation {
             let status = self.cluster_status(now);
-            self.send(
-                from,
-                Message::Response(ClientResponse {
-                    id: request.id,
-                    outcome: Outcome::Status(status),
-                }),
-            );
+            let response = ClientResponse {
+                id: request.id,
+                outcome: Outcome::Status(status),
+            };
+            self.answer(from, response, None);
             return;
         }
         let id = request.id;
@@ -38,28 +38,24 @@ impl<S: StateMachine> Frontend<S> {
                 };
                 self.refusals
                     .refuse(&self.config.name, sender, &from, "Request", &why);
-                self.send(
-                    from,
-                    Message::Response(ClientResponse {
-                        id,
-                        outcome: Outcome::Failed(ServiceError::Forbidden {
-                            reason: why.to_string(),
-                        }),
+                let response = ClientResponse {
+                    id,
+                    outcome: Outcome::Failed(ServiceError::Forbidden {
+                        reason: why.to_string(),
                     }),
-                );
+                };
+                self.answer(from, response, None);
                 return;
             }
             // A client's retry: the front-end retransmits what it forwarded on its own
             // schedule, so a retry only says where to answer.
             pending.client = from.clone();
         } else if self.pending.len() >= MAX_PENDING_REQUESTS {
-            self.send(
-                from,
-                Message::Response(ClientResponse {
-                    id,
-                    outcome: Outcome::Failed(ServiceError::Overloaded),
-                }),
-            );
+            let response = ClientResponse {
+                id,
+                outcome: Outcome::Failed(ServiceError::Overloaded),
+            };
+            self.answer(from, response, None);
             return;
         } else {
             self.pending.insert(
@@ -76,13 +72,11 @@ impl<S: StateMachine> Frontend<S> {
             self.waiting.push_back(id);
         }
         if let Some(reason) = self.unavailable.clone() {
-            self.send(
-                from,
-                Message::Response(ClientResponse {
-                    id,
-                    outcome: Outcome::Failed(ServiceError::Unavailable { reason }),
-                }),
-            );
+            let response = ClientResponse {
+                id,
+                outcome: Outcome::Failed(ServiceError::Unavailable { reason }),
+            };
+            self.answer(from, response, None);
         }
         self.forward_waiting(now);
     }
@@ -176,8 +170,17 @@ impl<S: StateMachine> Frontend<S> {
         }
         self.last_answer_at = Some(now);
         if let Some(p) = self.take_pending(&response.id) {
-            self.send(p.client, Message::Response(response));
+            let latency = now.saturating_since(p.arrived);
+            self.answer(p.client, response, Some(latency));
         }
         self.forward_waiting(now);
+    }
+
+    /// Sends `response` to a client and counts it
+    /// ([`FrontendStats`](crate::protocol::stats::FrontendStats)); `latency` is the time
+    /// since its request arrived, for a final answer to a pending request.
+    fn answer(&mut self, to: Address, response: ClientResponse<S>, latency: Option<Duration>) {
+        self.stats.answered(&response.outcome, latency);
+        self.send(to, Message::Response(response));
     }
 }

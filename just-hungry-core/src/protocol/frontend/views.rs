@@ -9,6 +9,7 @@ use crate::ids::{Member, ReplicaId, Time, View, ViewNumber};
 use crate::protocol::Output;
 use crate::protocol::election::{Candidate, MostUpToDate, PrimaryElection};
 use crate::protocol::messages::Message;
+use crate::protocol::stats::{ViewChange, ViewChangeReason};
 use crate::protocol::view_store::ViewRecord;
 use crate::state_machine::StateMachine;
 
@@ -65,10 +66,22 @@ impl<S: StateMachine> Frontend<S> {
     }
 
     /// Creates and publishes `view` (persisted first).
-    pub(super) fn install(&mut self, now: Time, view: View, reason: &str) {
+    pub(super) fn install(
+        &mut self,
+        now: Time,
+        view: View,
+        reason: ViewChangeReason,
+        detail: &str,
+    ) {
         let previous = self.record.clone();
         let last_active = previous.as_ref().and_then(|r| r.last_active.clone());
-        tracing::info!(node = %self.config.name, view = %view, reason, "view change");
+        tracing::info!(node = %self.config.name, view = %view, reason = detail, "view change");
+        self.stats.view_changed(ViewChange {
+            at: now,
+            view: view.clone(),
+            reason,
+            detail: detail.to_owned(),
+        });
         self.persist(ViewRecord {
             current: view.clone(),
             current_active: false,
@@ -90,7 +103,6 @@ impl<S: StateMachine> Frontend<S> {
                 );
             }
         }
-        let _ = now;
     }
 
     /// A live replica of `id`'s name, another incarnation, that started from the data
@@ -143,7 +155,12 @@ impl<S: StateMachine> Frontend<S> {
                 backups,
             };
             let names: Vec<String> = dead_backups.iter().map(|b| b.to_string()).collect();
-            self.install(now, view, &format!("backup failed: {}", names.join(", ")));
+            self.install(
+                now,
+                view,
+                ViewChangeReason::BackupFailed,
+                &format!("backup failed: {}", names.join(", ")),
+            );
             return;
         }
         if record.current_active {
@@ -164,6 +181,7 @@ impl<S: StateMachine> Frontend<S> {
             self.bootstrap(
                 now,
                 current.number.next(),
+                ViewChangeReason::Bootstrap,
                 "primary of the first view failed before it started",
             );
             return;
@@ -214,7 +232,12 @@ impl<S: StateMachine> Frontend<S> {
         if candidates.is_empty() {
             if self.config.force_new_cluster {
                 tracing::warn!(node = %self.config.name, "no member of the last active view is alive: forcing a new cluster (acknowledged writes held only by dead replicas are lost)");
-                self.bootstrap(now, current.number.next(), "forced new cluster");
+                self.bootstrap(
+                    now,
+                    current.number.next(),
+                    ViewChangeReason::ForcedNewCluster,
+                    "forced new cluster",
+                );
                 return;
             }
             let reason = format!(
@@ -252,7 +275,8 @@ impl<S: StateMachine> Frontend<S> {
             backups,
         };
         tracing::info!(node = %self.config.name, failed = %current.primary.id, elected = %chosen, candidates = candidates.len(), "election: primary failed, promoting the most up-to-date live member of the last active view");
-        self.install(now, view, "primary failed");
+        self.stats.elections += 1;
+        self.install(now, view, ViewChangeReason::PrimaryFailed, "primary failed");
     }
 
     pub(super) fn maybe_bootstrap(&mut self, now: Time) {
@@ -276,12 +300,19 @@ impl<S: StateMachine> Frontend<S> {
         self.bootstrap(
             now,
             ViewNumber(1),
+            ViewChangeReason::Bootstrap,
             "bootstrap: first replica becomes primary",
         );
     }
 
     /// Makes the first registered live replica primary of a view with no backups.
-    pub(super) fn bootstrap(&mut self, now: Time, number: ViewNumber, reason: &str) {
+    pub(super) fn bootstrap(
+        &mut self,
+        now: Time,
+        number: ViewNumber,
+        reason: ViewChangeReason,
+        detail: &str,
+    ) {
         let first = self
             .replicas
             .values()
@@ -299,7 +330,7 @@ impl<S: StateMachine> Frontend<S> {
             primary,
             backups: Vec::new(),
         };
-        self.install(now, view, reason);
+        self.install(now, view, reason, detail);
     }
 
     /// Asks the primary to bring live replicas outside the view up to date.
@@ -328,6 +359,7 @@ impl<S: StateMachine> Frontend<S> {
                 address: k.address.clone(),
             };
             tracing::info!(node = %self.config.name, learner = %learner.id, primary = %view.primary.id, "join: asking the primary to transfer its state to the newcomer");
+            self.stats.join_requests += 1;
             self.send(
                 view.primary.address.clone(),
                 Message::AddLearner {
@@ -363,7 +395,9 @@ impl<S: StateMachine> Frontend<S> {
             return;
         }
         next.number = view.number.next();
-        self.install(now, next, &format!("join: {} caught up", joined.join(", ")));
+        self.stats.joins += joined.len() as u64;
+        let detail = format!("join: {} caught up", joined.join(", "));
+        self.install(now, next, ViewChangeReason::Join, &detail);
     }
 
     pub(super) fn on_suspect_backup(&mut self, now: Time, number: ViewNumber, backup: ReplicaId) {
@@ -382,6 +416,7 @@ impl<S: StateMachine> Frontend<S> {
         self.install(
             now,
             next,
+            ViewChangeReason::BackupSuspected,
             &format!("backup {backup} reported slow or dead by the primary"),
         );
     }

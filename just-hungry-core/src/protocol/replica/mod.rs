@@ -41,9 +41,12 @@ use crate::ids::{
 };
 use crate::protocol::client_table::ClientTableLimits;
 use crate::protocol::liveness::{Durations, PingRoundTrips};
-use crate::protocol::messages::{ClientResponse, Entry, Message, Outcome, Recovery, ReplicaRole};
+use crate::protocol::messages::{
+    ClientResponse, Entry, Message, Outcome, Recovery, ReplicaRole, TransferChunk,
+};
 use crate::protocol::registry::RegistrationSchedule;
 use crate::protocol::replicated_state::ReplicatedState;
+use crate::protocol::stats::ReplicaStats;
 use crate::protocol::transfer::{IncomingSnapshot, OutgoingSnapshot};
 use crate::protocol::trust::{self, Refusal, Refusals};
 use crate::protocol::{
@@ -202,6 +205,7 @@ pub struct Replica<S: StateMachine> {
     durable: bool,
     /// It started from a data directory that held a state.
     recovery: Option<Recovery>,
+    stats: ReplicaStats,
 }
 
 impl<S: StateMachine> Replica<S> {
@@ -266,6 +270,7 @@ impl<S: StateMachine> Replica<S> {
             pings: PingRoundTrips::default(),
             durable: false,
             recovery: None,
+            stats: ReplicaStats::default(),
         }
     }
 
@@ -364,6 +369,41 @@ impl<S: StateMachine> Replica<S> {
             .push_back(Output::Record(Record::Entries(entries)));
     }
 
+    /// What it counted since it started: state transfers sent and installed, and their bytes.
+    pub fn stats(&self) -> &ReplicaStats {
+        &self.stats
+    }
+
+    /// The highest op it holds: on a primary, the last op appended to its log (committed or
+    /// not); elsewhere, the last op applied.
+    pub fn last_op(&self) -> OpNumber {
+        self.primary
+            .as_ref()
+            .map_or_else(|| self.state.applied(), |p| p.last_op)
+    }
+
+    /// On a primary: how many ops each backup and learner lacks of its log (the last op
+    /// appended less the highest op the peer acknowledged), by peer, backups first. Empty on
+    /// other roles.
+    pub fn replication_lag(&self) -> Vec<(&ReplicaId, u64)> {
+        let Some(p) = self.primary.as_ref() else {
+            return Vec::new();
+        };
+        p.backups
+            .iter()
+            .chain(p.learners.iter())
+            .map(|(id, peer)| (id, p.last_op.0.saturating_sub(peer.acked.0)))
+            .collect()
+    }
+
+    /// On a primary: writes taken and not answered yet (validating, or waiting for their
+    /// commit), and reads waiting for earlier writes to commit. `(0, 0)` on other roles.
+    pub fn pending_requests(&self) -> (usize, usize) {
+        self.primary
+            .as_ref()
+            .map_or((0, 0), |p| (p.pending.len(), p.reads.len()))
+    }
+
     /// Bytes of the snapshot it is receiving, held until the snapshot is complete: never more
     /// than [`ReplicaConfig::max_snapshot_bytes`].
     pub fn incoming_snapshot_bytes(&self) -> usize {
@@ -375,6 +415,15 @@ impl<S: StateMachine> Replica<S> {
     }
 
     fn send(&mut self, to: Address, message: Message<S>) {
+        if let Message::StartView { chunk, .. } | Message::Learn { chunk, .. } = &message {
+            match chunk {
+                TransferChunk::Snapshot { index, bytes, .. } => {
+                    self.stats.snapshots_sent += u64::from(*index == 0);
+                    self.stats.transfer_bytes_sent += bytes.len() as u64;
+                }
+                TransferChunk::Suffix { .. } => self.stats.suffixes_sent += 1,
+            }
+        }
         self.outputs.push_back(Output::Send { to, message });
     }
 

@@ -154,13 +154,16 @@ impl<S: StateMachine> Replica<S> {
         let max = self.config.max_snapshot_bytes;
         let now = self.now;
         let incoming = self.incoming.as_mut()?;
+        let received = bytes.len() as u64;
         let result = incoming.receive(now, index, last, bytes, max);
         let next = incoming.next;
         let replica = self.me().clone();
         match result {
             Ok(state) => {
+                self.stats.transfer_bytes_received += received;
                 if state.is_some() {
                     self.incoming = None;
+                    self.stats.snapshots_installed += 1;
                 }
                 let ack = Message::SnapshotAck {
                     view,

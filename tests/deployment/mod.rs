@@ -1,0 +1,320 @@
+//! The example binaries as processes on 127.0.0.1, for the tests that start a deployment
+//! (`processes.rs`, `operations.rs`): every process is killed when the test ends, passing or
+//! failing ([`Processes`]' `Drop`).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use just_hungry::OrderClient;
+use just_hungry::cli::ETCD_ENV;
+use just_hungry::core::ids::Address;
+use just_hungry::core::protocol::FRONTEND_NAME;
+use just_hungry::core::protocol::client::ClientConfig;
+use just_hungry::core::protocol::messages::ClusterStatus;
+use just_hungry::etcd::{EtcdClient, EtcdCluster, EtcdNames, name_key};
+use just_hungry::orders::OrderBook;
+use just_hungry::tcp::tls::TlsConfig;
+use just_hungry::tcp::{TcpConfig, TcpTransport};
+
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// The example binaries, next to this test's own executable.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the examples first (cargo build --examples)",
+        path.display()
+    );
+    path
+}
+
+/// A free port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Child processes by name, all killed on drop. Every link is mutual TLS: the certificates of
+/// a fresh development CA are made at start in `state_dir/tls` (no key is committed); only
+/// [`Processes::plaintext`] (to measure what TLS costs) runs without.
+pub struct Processes {
+    pub registry: String,
+    pub state_dir: PathBuf,
+    /// `None`: every node runs with `--insecure-plaintext`.
+    pub tls_dir: Option<PathBuf>,
+    /// With etcd as the coordination backend (`--etcd`): its members; no registry then.
+    pub etcd: Option<EtcdCluster>,
+    pub children: BTreeMap<String, Child>,
+}
+
+/// The nodes the tests start, with a certificate each: these and `replica-1` to
+/// `replica-20`.
+pub const NODES: &[&str] = &[
+    "registry",
+    "frontend",
+    "frontend-a",
+    "frontend-b",
+    "test-client",
+];
+
+pub fn make_certificates(dir: &std::path::Path) {
+    use just_hungry::core::ids::{Identity, NodeRole};
+    use just_hungry::tcp::tls::{DevPki, write_dir};
+    let pki = DevPki::generate("processes").expect("a development CA");
+    let replicas: Vec<String> = (1..=20).map(|i| format!("replica-{i}")).collect();
+    let certs: Vec<_> = NODES
+        .iter()
+        .copied()
+        .chain(replicas.iter().map(String::as_str))
+        .map(|name| {
+            let role = match name {
+                "registry" => NodeRole::Registry,
+                n if n.starts_with("frontend") => NodeRole::Frontend,
+                n if n.starts_with("replica") => NodeRole::Replica,
+                _ => NodeRole::Client,
+            };
+            pki.issue(&Identity::new(role, name), Duration::from_secs(3600))
+                .expect("a certificate")
+        })
+        .collect();
+    write_dir(dir, &pki.ca_cert_pem, &certs).expect("certificates written");
+}
+
+impl Processes {
+    pub fn new() -> Self {
+        let mut processes = Self::plaintext();
+        let tls_dir = processes.state_dir.join("tls");
+        make_certificates(&tls_dir);
+        processes.tls_dir = Some(tls_dir);
+        processes
+    }
+
+    /// Every node with `--insecure-plaintext`.
+    pub fn plaintext() -> Self {
+        let state_dir = std::env::temp_dir().join(format!(
+            "just-hungry-processes-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        Processes {
+            registry: format!("127.0.0.1:{}", free_port()),
+            state_dir,
+            tls_dir: None,
+            etcd: None,
+            children: BTreeMap::new(),
+        }
+    }
+
+    /// As [`Processes::new`], every node coordinating through a fresh three-member etcd
+    /// cluster (`--etcd`) instead of a registry.
+    pub async fn on_etcd() -> Self {
+        let mut processes = Self::new();
+        let etcd = EtcdCluster::start(3)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        processes.etcd = Some(etcd);
+        processes
+    }
+
+    /// The etcd client of [`Processes::on_etcd`].
+    pub fn etcd_client(&self) -> EtcdClient {
+        self.etcd
+            .as_ref()
+            .expect("processes on etcd")
+            .client()
+            .expect("an etcd client")
+    }
+
+    /// Front-end candidate `name` (`--etcd`) listening on `127.0.0.1:port`, its warnings
+    /// appended to [`Processes::log_of`] `name`.
+    pub fn start_candidate(&mut self, name: &str, port: u16) {
+        let listen = format!("127.0.0.1:{port}");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_of(name))
+            .expect("a log file");
+        self.spawn_with_stderr(
+            name,
+            "frontend",
+            &["--name", name, "--listen", &listen],
+            Stdio::from(log),
+        );
+    }
+
+    /// Where [`Processes::start_candidate`] writes the standard error of `name`.
+    pub fn log_of(&self, name: &str) -> PathBuf {
+        self.state_dir.join(format!("{name}.log"))
+    }
+
+    /// The address held by the active front-end's key in etcd, once one holds it.
+    pub async fn active_frontend(&self) -> String {
+        let etcd = self.etcd_client();
+        let key = name_key(FRONTEND_NAME);
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Ok(Some(kv)) = etcd.get(key.as_bytes()).await {
+                return String::from_utf8_lossy(&kv.value).into_owned();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no front-end became active"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn spawn(&mut self, name: &str, binary_name: &str, args: &[&str]) {
+        self.spawn_with_stderr(name, binary_name, args, Stdio::null());
+    }
+
+    /// As [`Processes::spawn`], its standard error going to `stderr`.
+    pub fn spawn_with_stderr(
+        &mut self,
+        name: &str,
+        binary_name: &str,
+        args: &[&str],
+        stderr: Stdio,
+    ) {
+        let mut command = Command::new(binary(binary_name));
+        match &self.tls_dir {
+            Some(dir) => command.env("JUST_HUNGRY_TLS_DIR", dir),
+            None => command.arg("--insecure-plaintext"),
+        };
+        if let Some(etcd) = &self.etcd {
+            command.env(ETCD_ENV, etcd.endpoints().join(","));
+        }
+        let child = command
+            .args(args)
+            .env("JUST_HUNGRY_REGISTRY", &self.registry)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {binary_name}: {e}"));
+        self.children.insert(name.to_owned(), child);
+    }
+
+    pub fn start_registry(&mut self) {
+        let listen = self.registry.clone();
+        self.spawn("registry", "registry", &["--listen", &listen]);
+    }
+
+    pub fn start_frontend(&mut self) {
+        let dir = self.state_dir.to_string_lossy().into_owned();
+        self.spawn("frontend", "frontend", &["--state-dir", &dir]);
+    }
+
+    /// A replica with the offline postcode check: tests never reach the internet.
+    pub fn start_replica(&mut self, name: &str) {
+        self.start_replica_with(name, &["--validator", "offline"]);
+    }
+
+    /// A durable replica (`--data-dir`, in this test's directory) with fsync `policy` and the
+    /// offline postcode check; started again, it restarts from that directory.
+    pub fn start_durable_replica(&mut self, name: &str, policy: &str) {
+        let dir = self.state_dir.join("data").join(name);
+        let dir = dir.to_string_lossy().into_owned();
+        let flags = [
+            "--validator",
+            "offline",
+            "--data-dir",
+            &dir,
+            "--fsync",
+            policy,
+        ];
+        self.start_replica_with(name, &flags);
+    }
+
+    pub fn start_replica_with(&mut self, name: &str, extra: &[&str]) {
+        let mut args = vec!["--id", name];
+        args.extend_from_slice(extra);
+        self.spawn(name, "replica", &args);
+    }
+
+    /// Sends `signal` to process `name` (`SIGSTOP` pauses it, `SIGCONT` resumes it).
+    #[cfg(unix)]
+    pub fn signal(&self, name: &str, signal: i32) {
+        let child = self.children.get(name).expect("a running process");
+        let pid = i32::try_from(child.id()).expect("a pid");
+        // SAFETY: kill(2) with the pid of a child we started and still hold.
+        let result = unsafe { libc::kill(pid, signal) };
+        assert_eq!(result, 0, "kill({pid}, {signal}) failed");
+    }
+
+    /// `kill -9`.
+    pub fn kill(&mut self, name: &str) {
+        if let Some(mut child) = self.children.remove(name) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        let names: Vec<String> = self.children.keys().cloned().collect();
+        for name in names {
+            self.kill(&name);
+        }
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+    }
+}
+
+pub async fn client(procs: &Processes) -> OrderClient {
+    let mut config =
+        TcpConfig::client("test-client").for_service::<just_hungry::orders::OrderBook>();
+    if let Some(dir) = &procs.tls_dir {
+        let tls = TlsConfig::from_dir(dir, "test-client").expect("the client's certificate");
+        config = config.with_tls(tls);
+    }
+    let transport = TcpTransport::connect_only(config)
+        .await
+        .expect("client transport");
+    let config = ClientConfig {
+        deadline: Duration::from_secs(20),
+        ..ClientConfig::default()
+    };
+    if procs.etcd.is_some() {
+        let transport =
+            EtcdNames::<OrderBook, _>::new(transport, procs.etcd_client(), Duration::from_secs(20));
+        let registry = transport.registry_address();
+        return OrderClient::spawn(transport, registry, config);
+    }
+    OrderClient::spawn(transport, Address::new(procs.registry.as_str()), config)
+}
+
+/// Polls the cluster's status until `done` holds.
+pub async fn wait_for(
+    client: &OrderClient,
+    what: &str,
+    done: impl Fn(&ClusterStatus) -> bool,
+) -> ClusterStatus {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(status) = client.cluster_status().await
+            && status.active
+            && done(&status)
+        {
+            return status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
