@@ -75,7 +75,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
-    let ops = args.ops.install()?;
+    let ops = args.ops.install().await?;
     let mut tcp = TcpConfig::server(args.listen, Identity::new(NodeRole::Frontend, &args.name))
         .for_service::<OrderBook>();
     tcp.advertise = args.advertise.clone();
@@ -110,7 +110,7 @@ async fn run_alone(
     tracing::info!(address = %config.address, state_dir = %args.state_dir.display(), "front-end listening");
     let node = runtime::spawn_frontend::<OrderBook, _>(transport, config, Box::new(store));
     let _ops = match ops {
-        Some(ops) => Some(ops.serve(OpsRole::Frontend, Some(node.reporter())).await?),
+        Some(ops) => Some(ops.serve(OpsRole::Frontend, Some(node.reporter()))?),
         None => None,
     };
     tokio::select! {
@@ -153,7 +153,7 @@ async fn run_candidate(
     // The candidate's front-end publishes its metrics while it runs; its status page and
     // readiness are not reachable from here (docs/OPERATIONS.md): /readyz answers 503.
     let _ops = match ops {
-        Some(ops) => Some(ops.serve(OpsRole::Frontend, None).await?),
+        Some(ops) => Some(ops.serve(OpsRole::Frontend, None)?),
         None => None,
     };
     shutdown_signal().await;

@@ -5,6 +5,11 @@
 //! ```sh
 //! cargo run --release --example loadgen -- --transport tcp --clients 16 --duration 10s
 //! cargo run --release --example loadgen -- --kill-primary-every 3s --json
+//! # every node a process of its own (build them first), the primary SIGKILLed every 3 s
+//! cargo build --release --examples
+//! cargo run --release --example loadgen -- --spawn 3 --kill-primary-every 3s
+//! # a deployment already running, found through its registry, with loadgen's certificate
+//! cargo run --release --example loadgen -- --registry 10.0.0.1:9090 --tls-dir ./tls
 //! ```
 //!
 //! Progress goes to stderr, one line a second; the report to stdout. Exits 0 when the check
@@ -13,8 +18,13 @@
 
 use std::time::Duration;
 
+use just_hungry::cli::TlsArgs;
 use just_hungry::cli::{parse_byte_size, parse_duration};
-use just_hungry::loadgen::{self, LoadOptions, RuntimeFlavor, TransportKind};
+use just_hungry::loadgen::{
+    self, LOADGEN_NAME, LoadOptions, LoadTarget, RuntimeFlavor, TransportKind,
+};
+use just_hungry::orders::OrderBook;
+use just_hungry::tcp::TcpConfig;
 
 /// Drives a cluster in this process with closed-loop clients and checks every order.
 #[derive(clap::Parser)]
@@ -54,6 +64,19 @@ struct Args {
     /// With `--data-dir`: `always`, `batch`, `batch:<ms>` or `never` (README, "Guarantees").
     #[arg(long, default_value = "batch", requires = "data_dir")]
     fsync: just_hungry::core::storage::FsyncPolicy,
+    /// Start a registry, a front-end and N replicas as processes of their own (the
+    /// `registry`, `frontend` and `replica` binaries beside this one: `cargo build --release
+    /// --examples`), on 127.0.0.1 with mutual TLS; `--kill-primary-every` then SIGKILLs the
+    /// primary's process. Replaces `--replicas` and `--transport`.
+    #[arg(long, value_name = "N", conflicts_with = "registry")]
+    spawn: Option<usize>,
+    /// Drive a deployment already running, found through its registry at this address
+    /// (TLS with `<tls-dir>/loadgen.pem` unless `--insecure-plaintext`). Its replicas are not
+    /// killed; the final check covers this run's orders.
+    #[arg(long, value_name = "ADDR")]
+    registry: Option<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 fn main() {
@@ -71,9 +94,37 @@ fn main() {
             std::process::exit(2);
         }
     }
+    let target = match (&args.spawn, &args.registry) {
+        (Some(_), _) => {
+            let binaries = std::env::current_exe()
+                .ok()
+                .and_then(|exe| exe.parent().map(std::path::Path::to_path_buf))
+                .unwrap_or_default();
+            LoadTarget::Spawn { binaries }
+        }
+        (None, Some(address)) => {
+            let tcp = TcpConfig::client(LOADGEN_NAME).for_service::<OrderBook>();
+            // Loaded once: a run is short, so no reload on SIGHUP (and no runtime yet).
+            match args.tls.load(LOADGEN_NAME) {
+                Ok(tls) => LoadTarget::Registry {
+                    address: address.clone(),
+                    tcp: Box::new(match tls {
+                        Some(tls) => tcp.with_tls(tls),
+                        None => tcp,
+                    }),
+                },
+                Err(e) => {
+                    eprintln!("loadgen: {e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        (None, None) => LoadTarget::InProcess,
+    };
     let options = LoadOptions {
         transport: args.transport,
-        replicas: args.replicas,
+        replicas: args.spawn.unwrap_or(args.replicas),
+        target,
         clients: args.clients,
         duration: args.duration,
         kill_primary_every: args.kill_primary_every,

@@ -32,14 +32,14 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
-    let ops = args.ops.install()?;
+    let ops = args.ops.install().await?;
     // No service name: the registry serves any (nodes of every service may register).
     let config = TcpConfig::server(args.listen, Identity::new(NodeRole::Registry, "registry"));
     let transport = TcpTransport::bind(args.tls.apply(config, "registry")?).await?;
     tracing::info!(address = %transport.local_address(), autoclean = ?args.autoclean, "registry listening");
     let node = runtime::spawn_registry(transport, args.autoclean);
     let _ops = match ops {
-        Some(ops) => Some(ops.serve(OpsRole::Registry, Some(node.reporter())).await?),
+        Some(ops) => Some(ops.serve(OpsRole::Registry, Some(node.reporter()))?),
         None => None,
     };
     shutdown_signal().await;

@@ -102,7 +102,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
-    let ops = args.ops.install()?;
+    let ops = args.ops.install().await?;
     let name = args
         .id
         .unwrap_or_else(|| format!("replica-{}", std::process::id()));
@@ -184,7 +184,7 @@ async fn main() -> anyhow::Result<()> {
         None => disk.spawn(transport, config, validator),
     };
     let _ops = match ops {
-        Some(ops) => Some(ops.serve(OpsRole::Replica, Some(node.reporter())).await?),
+        Some(ops) => Some(ops.serve(OpsRole::Replica, Some(node.reporter()))?),
         None => None,
     };
     tokio::select! {

@@ -106,33 +106,41 @@ pub struct OpsArgs {
 }
 
 impl OpsArgs {
-    /// Installs the Prometheus recorder if `--metrics-listen` was given: call it before
-    /// starting the node.
-    pub fn install(&self) -> Result<Option<OpsInstalled>, OpsError> {
-        match self.metrics_listen {
-            Some(listen) => Ok(Some(OpsInstalled {
-                listen,
-                prometheus: install_recorder()?,
-            })),
-            None => Ok(None),
-        }
+    /// If `--metrics-listen` was given: binds its address and installs the Prometheus
+    /// recorder. Call it before starting the node, so that a port already taken stops the
+    /// binary before it joins the cluster, and every connection the node opens is counted.
+    pub async fn install(&self) -> Result<Option<OpsInstalled>, OpsError> {
+        let Some(listen) = self.metrics_listen else {
+            return Ok(None);
+        };
+        let listener = bind(listen).await?;
+        Ok(Some(OpsInstalled {
+            listener,
+            prometheus: install_recorder()?,
+        }))
     }
 }
 
-/// The recorder installed by [`OpsArgs::install`], waiting for its node.
+async fn bind(listen: SocketAddr) -> Result<TcpListener, OpsError> {
+    TcpListener::bind(listen)
+        .await
+        .map_err(|source| OpsError::Bind {
+            address: listen,
+            source,
+        })
+}
+
+/// The recorder installed and the address bound by [`OpsArgs::install`], waiting for its
+/// node.
 pub struct OpsInstalled {
-    listen: SocketAddr,
+    listener: TcpListener,
     prometheus: PrometheusHandle,
 }
 
 impl OpsInstalled {
     /// Starts the endpoint for a node of `role` reporting through `node`.
-    pub async fn serve(
-        self,
-        role: OpsRole,
-        node: Option<NodeReporter>,
-    ) -> Result<OpsEndpoint, OpsError> {
-        OpsEndpoint::spawn(self.listen, role, self.prometheus, node).await
+    pub fn serve(self, role: OpsRole, node: Option<NodeReporter>) -> Result<OpsEndpoint, OpsError> {
+        OpsEndpoint::serve(self.listener, role, self.prometheus, node)
     }
 }
 
@@ -152,14 +160,18 @@ impl OpsEndpoint {
         prometheus: PrometheusHandle,
         node: Option<NodeReporter>,
     ) -> Result<OpsEndpoint, OpsError> {
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|source| OpsError::Bind {
-                address: listen,
-                source,
-            })?;
+        Self::serve(bind(listen).await?, role, prometheus, node)
+    }
+
+    /// As [`OpsEndpoint::spawn`], on a listener already bound. Needs a tokio runtime.
+    pub fn serve(
+        listener: TcpListener,
+        role: OpsRole,
+        prometheus: PrometheusHandle,
+        node: Option<NodeReporter>,
+    ) -> Result<OpsEndpoint, OpsError> {
         let address = listener.local_addr().map_err(|source| OpsError::Bind {
-            address: listen,
+            address: SocketAddr::from(([0, 0, 0, 0], 0)),
             source,
         })?;
         let node = Arc::new(Mutex::new(node));

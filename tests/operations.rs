@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use deployment::{Processes, WAIT, client, free_port, wait_for};
+use deployment::{Processes, WAIT, client, free_fixed_port, free_port, wait_for};
 use just_hungry::core::protocol::messages::ReplicaRole;
 
 /// One sample of a scrape: the metric's name, its labels, its value.
@@ -178,7 +178,7 @@ fn deployment_with_endpoints(replicas: usize) -> (Processes, BTreeMap<String, St
     let mut procs = Processes::new();
     let mut urls = BTreeMap::new();
     let mut endpoint = |name: &str| {
-        let address = format!("127.0.0.1:{}", free_port());
+        let address = format!("127.0.0.1:{}", free_fixed_port());
         urls.insert(name.to_owned(), format!("http://{address}"));
         address
     };
@@ -383,7 +383,7 @@ async fn every_binary_serves_metrics_health_and_readiness_through_a_failover() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_outside_any_view_is_not_ready_and_says_why() {
     let mut procs = Processes::new();
-    let at = format!("127.0.0.1:{}", free_port());
+    let at = format!("127.0.0.1:{}", free_fixed_port());
     // No registry and no front-end: the replica runs, but is in no view.
     procs.start_replica_with(
         "replica-1",
@@ -552,4 +552,104 @@ async fn the_status_page_shows_the_view_roles_lag_and_view_changes_in_a_browser(
         "{changes:?}"
     );
     assert!(dom.contains("id=\"rate\""), "shows the request rate");
+}
+
+/// Runs the loadgen binary with `args`, its JSON report parsed; panics with its output if it
+/// did not pass.
+fn loadgen(args: &[&str], env: &[(&str, &std::path::Path)]) -> serde_json::Value {
+    let mut command = Command::new(deployment::binary("loadgen"));
+    command.args(args).args(["--json", "--quiet"]);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("loadgen runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "loadgen {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not a JSON report ({e}): {stdout}"))
+}
+
+#[test]
+fn loadgen_spawns_every_node_as_a_process_and_sigkills_the_primary() {
+    let report = loadgen(
+        &[
+            "--spawn",
+            "3",
+            "--clients",
+            "4",
+            "--duration",
+            "3s",
+            "--kill-primary-every",
+            "1s",
+        ],
+        &[],
+    );
+    assert!(
+        report["settings"]["deployment"]
+            .as_str()
+            .is_some_and(|d| d.contains("processes started by loadgen")),
+        "{report}"
+    );
+    let kills = report["kills"].as_array().expect("kills");
+    assert!(kills.len() >= 2, "the primary was killed: {report}");
+    assert!(
+        kills.iter().all(|k| k["time_to_first_ack_ms"].is_number()),
+        "an answer after each kill: {report}"
+    );
+    let check = &report["check"];
+    assert_eq!(check["lost"], 0, "{report}");
+    assert_eq!(check["doubled"], 0, "{report}");
+    assert!(check["acknowledged"].as_u64() > Some(0), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_drives_a_running_deployment_through_its_registry_twice() {
+    let mut procs = Processes::new();
+    procs.start_registry();
+    procs.start_frontend();
+    for i in 1..=2 {
+        procs.start_replica(&format!("replica-{i}"));
+    }
+    let client = client(&procs).await;
+    wait_for(&client, "two members", |s| {
+        s.view.as_ref().is_some_and(|v| v.backups.len() == 1)
+    })
+    .await;
+    let tls = procs.tls_dir.clone().expect("TLS");
+    let registry = procs.registry.clone();
+    let args = [
+        "--registry",
+        registry.as_str(),
+        "--clients",
+        "4",
+        "--duration",
+        "1s",
+    ];
+    // A second run on the same deployment starts from what the first left, with client ids
+    // of its own.
+    for run in 0..2 {
+        let report = tokio::task::spawn_blocking({
+            let tls = tls.clone();
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                loadgen(&args, &[("JUST_HUNGRY_TLS_DIR", tls.as_path())])
+            }
+        })
+        .await
+        .expect("loadgen's thread");
+        assert_eq!(report["settings"]["replicas"], 2, "run {run}: {report}");
+        assert_eq!(report["check"]["lost"], 0, "run {run}: {report}");
+        assert!(
+            report["check"]["acknowledged"].as_u64() > Some(0),
+            "run {run}: {report}"
+        );
+        assert!(
+            report["errors"].as_object().is_some_and(|e| e.is_empty()),
+            "run {run}: {report}"
+        );
+    }
 }

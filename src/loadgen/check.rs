@@ -3,17 +3,15 @@
 //! ([`just_hungry_core::history::check`]). Lost, doubled and phantom orders are its anomalies,
 //! counted nowhere else.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use just_hungry_core::history::{self, Anomaly, Event, EventType, Function, History, Value};
-use just_hungry_core::ids::ClientId;
 use tokio::time::Instant;
 
 use super::report::Check;
-use super::{ClientOutcome, FORM_WAIT, LoadOptions, initial_book};
-use crate::local::{LocalCluster, Network};
+use super::target::Target;
+use super::{ClientOutcome, FORM_WAIT, LoadOptions};
 use crate::nemesis::POSTCODES;
-use crate::orders::OrderBook;
 use crate::postcode::normalise;
 
 /// How many anomalies the report shows by name.
@@ -30,19 +28,19 @@ struct FinalRead {
 
 /// Waits for convergence, reads every postcode's history through a client of its own, and
 /// checks the history of the whole run.
-pub(super) async fn check_run<N: Network>(
-    cluster: &mut LocalCluster<OrderBook, N>,
+pub(super) async fn check_run(
+    target: &mut dyn Target,
     options: &LoadOptions,
     start: Instant,
     outcomes: &[ClientOutcome],
     problems: &mut Vec<String>,
 ) -> Check {
     let mut check = Check::default();
-    match cluster.wait_for_convergence(FORM_WAIT).await {
-        Ok(_) => check.converged = true,
+    match target.wait_for_convergence(FORM_WAIT).await {
+        Ok(()) => check.converged = true,
         Err(e) => problems.push(format!("no convergence after the load: {e}")),
     }
-    let reads = read_every_postcode(cluster, options, start, problems).await;
+    let reads = read_every_postcode(target, options, start, problems).await;
     check.complete = reads.len() == POSTCODES.len() && reads.iter().all(|r| r.ids.is_some());
 
     let held: HashSet<&str> = reads
@@ -63,7 +61,7 @@ pub(super) async fn check_run<N: Network>(
         }
     }
 
-    let history = run_history(options, outcomes, &reads);
+    let history = run_history(target.initial(), outcomes, &reads);
     match history::check(&history) {
         Ok(report) => {
             for anomaly in &report.anomalies {
@@ -89,14 +87,16 @@ pub(super) async fn check_run<N: Network>(
 
 /// One read per postcode (the largest answer is one postcode's history, well below the
 /// transports' frame limits), by a client whose id follows the load clients'.
-async fn read_every_postcode<N: Network>(
-    cluster: &mut LocalCluster<OrderBook, N>,
+async fn read_every_postcode(
+    target: &mut dyn Target,
     options: &LoadOptions,
     start: Instant,
     problems: &mut Vec<String>,
 ) -> Vec<FinalRead> {
-    let id = ClientId(options.clients as u64 + 1);
-    let reader = match cluster.order_client_with_id(options.client, id).await {
+    let reader = match target
+        .order_client(options.client, options.clients as u64)
+        .await
+    {
         Ok(reader) => reader,
         Err(e) => {
             problems.push(format!("no client to read the histories with: {e}"));
@@ -127,8 +127,11 @@ async fn read_every_postcode<N: Network>(
 
 /// The run as a client history: the book every replica started with, each client's orders
 /// (process = client index), then the final reads (the next process).
-fn run_history(options: &LoadOptions, outcomes: &[ClientOutcome], reads: &[FinalRead]) -> History {
-    let initial = history::initial_ids(initial_book(options).ids_by_postcode());
+fn run_history(
+    initial: BTreeMap<String, Vec<String>>,
+    outcomes: &[ClientOutcome],
+    reads: &[FinalRead],
+) -> History {
     let key = |postcode: &str| {
         normalise(postcode)
             .map(|p| p.to_string())

@@ -1,6 +1,7 @@
 //! A load generator: a whole cluster in this process ([`LocalCluster`], on the in-memory
-//! network or on TCP sockets on 127.0.0.1), closed-loop clients placing orders as fast as the
-//! cluster acknowledges them, optionally a crash of the primary at a fixed interval, and at the
+//! network or on TCP sockets on 127.0.0.1), or a deployment of separate processes
+//! ([`LoadTarget`]: started by the run, or already running and found through its registry),
+//! closed-loop clients placing orders as fast as the cluster acknowledges them, optionally a crash of the primary at a fixed interval, and at the
 //! end a report of throughput, latency, errors, failover gaps and a check of every order.
 //!
 //! `cargo run --release --example loadgen -- -h` is its command line; [`run`] is the whole
@@ -71,24 +72,27 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::orders::{OrderBook, OrderError, OrderId, OrderValidator};
+use crate::orders::{OrderBook, OrderError, OrderId};
 use crate::{OrderClient, OrderClientError};
 use hdrhistogram::Histogram;
 use just_hungry_core::history::EventType;
-use just_hungry_core::ids::ClientId;
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::client::{ClientConfig, ClientError};
-use just_hungry_core::state_machine::CommandValidator;
-use just_hungry_core::storage::{Disk, FileDisk, FsyncPolicy};
+use just_hungry_core::storage::FsyncPolicy;
 use just_hungry_transport_mem::MemNetwork;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::local::{LocalCluster, Network, TcpNetwork, WaitTimeout};
+use crate::local::{LocalCluster, TcpNetwork, WaitTimeout};
 use crate::nemesis::POSTCODES;
 
 mod check;
+mod remote;
 mod report;
+mod target;
+
+pub use remote::LOADGEN_NAME;
+use target::{InProcess, Target};
 
 use check::nanos_between;
 pub use report::{Check, Kill, Latency, LoadReport, RunSettings};
@@ -161,6 +165,34 @@ pub struct LoadOptions {
     /// `None`: memory-only replicas. `Some((dir, policy))`: durable replicas, each keeping its
     /// write-ahead log in `dir/<name>` (on the real file system) with fsync `policy`.
     pub storage: Option<(PathBuf, FsyncPolicy)>,
+    /// What the clients drive.
+    pub target: LoadTarget,
+}
+
+/// What a run drives.
+#[derive(Clone, Debug, Default)]
+pub enum LoadTarget {
+    /// A registry, a front-end and [`LoadOptions::replicas`] replicas in this process, on
+    /// [`LoadOptions::transport`].
+    #[default]
+    InProcess,
+    /// A registry, a front-end and [`LoadOptions::replicas`] replicas as processes of their
+    /// own, from the `registry`, `frontend` and `replica` binaries in this directory, on
+    /// 127.0.0.1 with mutual TLS (a development CA made for the run). Kills are SIGKILLs.
+    Spawn {
+        /// Where the binaries are (the load generator's own directory, typically).
+        binaries: PathBuf,
+    },
+    /// A deployment already running, found through its registry at `address` and reached
+    /// with `tcp` (the load generator's identity and TLS). The run cannot kill its replicas,
+    /// and its final check covers the orders of this run on top of what the postcodes held
+    /// before it.
+    Registry {
+        /// The registry's address.
+        address: String,
+        /// The clients' TCP configuration.
+        tcp: Box<just_hungry_transport_tcp::TcpConfig>,
+    },
 }
 
 /// The book every replica of a run starts with.
@@ -186,6 +218,7 @@ impl Default for LoadOptions {
             progress: false,
             max_book_bytes: None,
             storage: None,
+            target: LoadTarget::InProcess,
         }
     }
 }
@@ -208,16 +241,23 @@ pub enum LoadError {
 /// Runs the load described by `options` in the current tokio runtime, and reports.
 pub async fn run(options: LoadOptions) -> Result<LoadReport, LoadError> {
     validate(&options)?;
-    match options.transport {
-        TransportKind::Mem => {
+    let target: Box<dyn Target> = match (&options.target, options.transport) {
+        (LoadTarget::InProcess, TransportKind::Mem) => {
             let cluster = LocalCluster::on(MemNetwork::new(), options.timing).await?;
-            run_on(cluster, options).await
+            Box::new(InProcess::start(cluster, &options).await?)
         }
-        TransportKind::Tcp => {
+        (LoadTarget::InProcess, TransportKind::Tcp) => {
             let cluster = LocalCluster::on(TcpNetwork::tls()?, options.timing).await?;
-            run_on(cluster, options).await
+            Box::new(InProcess::start(cluster, &options).await?)
         }
-    }
+        (LoadTarget::Spawn { binaries }, _) => {
+            Box::new(remote::Remote::spawn(binaries, &options).await?)
+        }
+        (LoadTarget::Registry { address, tcp }, _) => {
+            Box::new(remote::Remote::connect(address, (**tcp).clone(), options.client).await?)
+        }
+    };
+    run_on(target, options).await
 }
 
 fn validate(options: &LoadOptions) -> Result<(), LoadError> {
@@ -231,6 +271,12 @@ fn validate(options: &LoadOptions) -> Result<(), LoadError> {
         "the kill interval must be positive"
     } else if options.kill_primary_every.is_some() && options.replicas < 2 {
         "killing the primary needs at least 2 replicas (a lone primary takes every order with it)"
+    } else if options.kill_primary_every.is_some()
+        && matches!(options.target, LoadTarget::Registry { .. })
+    {
+        "--kill-primary-every needs replicas this run started (--spawn N): it cannot kill another's processes"
+    } else if options.storage.is_some() && matches!(options.target, LoadTarget::Registry { .. }) {
+        "--data-dir is for replicas this run starts: a running deployment keeps its own"
     } else {
         return Ok(());
     };
@@ -270,49 +316,37 @@ struct ClientOutcome {
     problems: Vec<String>,
 }
 
-/// Starts replica `name` of a run: memory-only, or durable in its directory under
-/// [`LoadOptions::storage`].
-async fn start_replica<N: Network>(
-    cluster: &mut LocalCluster<OrderBook, N>,
-    options: &LoadOptions,
-    name: &str,
-    validator: Arc<dyn CommandValidator<OrderBook>>,
-) -> std::io::Result<()> {
-    let book = initial_book(options);
-    match &options.storage {
-        None => cluster.start_replica(name, book, validator).await?,
-        Some((dir, policy)) => {
-            let disk: Arc<dyn Disk> = Arc::new(FileDisk);
-            let dir = dir.join(name);
-            cluster
-                .start_durable_replica(name, book, validator, disk, &dir, *policy)
-                .await?
-        }
-    };
-    Ok(())
-}
-
-async fn run_on<N: Network>(
-    mut cluster: LocalCluster<OrderBook, N>,
+async fn run_on(
+    mut target: Box<dyn Target>,
     options: LoadOptions,
 ) -> Result<LoadReport, LoadError> {
     let load_at_start = load_average();
-    let validator = Arc::new(OrderValidator::offline());
-    for i in 1..=options.replicas {
-        let name = format!("replica-{i}");
-        start_replica(&mut cluster, &options, &name, validator.clone()).await?;
-    }
-    cluster.start_frontend().await?;
-    wait_for_full_view(&cluster, options.replicas).await?;
-    cluster.wait_for_convergence(FORM_WAIT).await?;
+    // A deployment the run did not start has as many replicas as it has.
+    let expected = match options.target {
+        LoadTarget::Registry { .. } => None,
+        _ => Some(options.replicas),
+    };
+    wait_for_full_view(target.as_mut(), expected).await?;
+    target.wait_for_convergence(FORM_WAIT).await.map_err(|e| {
+        LoadError::NoCluster(WaitTimeout {
+            what: format!("equal states before the load ({e})"),
+            waited: FORM_WAIT,
+        })
+    })?;
+    // The check's history starts from what the postcodes held.
+    target.read_initial().await?;
 
     let counters = Arc::new(Counters::default());
     let mut clients = Vec::new();
     for c in 0..options.clients {
-        let id = ClientId(c as u64 + 1);
-        clients.push(cluster.order_client_with_id(options.client, id).await?);
+        clients.push(target.order_client(options.client, c as u64).await?);
     }
-    let first_view = view_number(&cluster).await;
+    let first = target.view().await;
+    let first_view = first.as_ref().map_or(0, |v| v.number);
+    let replicas = match options.target {
+        LoadTarget::Registry { .. } => first.map_or(0, |v| v.backups + 1),
+        _ => options.replicas,
+    };
     let start = Instant::now();
     let tasks: Vec<_> = clients
         .into_iter()
@@ -335,11 +369,11 @@ async fn run_on<N: Network>(
             tokio::time::sleep_until(next).await;
             replica_number += 1;
             let replacement = format!("replica-{replica_number}");
-            match kill_primary(&mut cluster, start, next, &replacement).await {
+            match kill_primary(target.as_mut(), start, next, &replacement).await {
                 Ok(kill) => {
                     counters.kills.fetch_add(1, Ordering::Relaxed);
                     kills.push(kill);
-                    start_replica(&mut cluster, &options, &replacement, validator.clone()).await?;
+                    target.start_replica(&replacement).await?;
                 }
                 Err(problem) => problems.push(problem),
             }
@@ -358,7 +392,9 @@ async fn run_on<N: Network>(
     if let Some(progress) = progress {
         progress.abort();
     }
-    let view_changes = view_number(&cluster).await.saturating_sub(first_view);
+    let view_changes = view_number(target.as_mut())
+        .await
+        .saturating_sub(first_view);
 
     // Merge what the clients saw.
     let mut latencies = new_histogram();
@@ -394,18 +430,19 @@ async fn run_on<N: Network>(
         }
     }
 
-    let check = check::check_run(&mut cluster, &options, start, &outcomes, &mut problems).await;
-    // The front-end first: stopping the replicas under it would make it warn that no member
-    // of its view is alive.
-    cluster.crash_frontend().await;
-    cluster.shutdown().await;
+    let check = check::check_run(target.as_mut(), &options, start, &outcomes, &mut problems).await;
+    let deployment = target.describe();
+    target.finish().await;
 
     let acknowledged = latencies.len();
     Ok(LoadReport {
         settings: RunSettings {
-            transport: options.transport,
+            transport: match options.target {
+                LoadTarget::InProcess => options.transport,
+                _ => TransportKind::Tcp,
+            },
             runtime: RuntimeFlavor::current(),
-            replicas: options.replicas,
+            replicas,
             clients: options.clients,
             duration_s: options.duration.as_secs_f64(),
             kill_primary_every_s: options.kill_primary_every.map(|d| d.as_secs_f64()),
@@ -415,6 +452,7 @@ async fn run_on<N: Network>(
             ),
             load_average_at_start: load_at_start,
             load_average_at_end: load_average(),
+            deployment,
         },
         elapsed_s: elapsed.as_secs_f64(),
         attempted: counters.attempted.load(Ordering::Relaxed),
@@ -431,27 +469,30 @@ async fn run_on<N: Network>(
 }
 
 /// The number of the front-end's newest view (0: none).
-async fn view_number<N: Network>(cluster: &LocalCluster<OrderBook, N>) -> u64 {
-    let report = cluster.frontend_report().await;
-    report.and_then(|r| r.view).map_or(0, |v| v.number.0)
+async fn view_number(target: &mut dyn Target) -> u64 {
+    target.view().await.map_or(0, |v| v.number)
 }
 
-/// Waits until the front-end's active view holds `replicas` members.
-async fn wait_for_full_view<N: Network>(
-    cluster: &LocalCluster<OrderBook, N>,
-    replicas: usize,
+/// Waits until the front-end's active view holds `replicas` members (any number, `None`).
+async fn wait_for_full_view(
+    target: &mut dyn Target,
+    replicas: Option<usize>,
 ) -> Result<(), WaitTimeout> {
     let started = Instant::now();
     loop {
-        if let Some(report) = cluster.frontend_report().await
-            && report.active
-            && report.view.is_some_and(|v| v.members().count() == replicas)
+        if let Some(view) = target.view().await
+            && view.active
+            && replicas.is_none_or(|n| view.backups + 1 == n)
         {
             return Ok(());
         }
         if started.elapsed() >= FORM_WAIT {
+            let what = match replicas {
+                Some(n) => format!("an active view of {n} replicas"),
+                None => "an active view".to_owned(),
+            };
             return Err(WaitTimeout {
-                what: format!("an active view of {replicas} replicas"),
+                what,
                 waited: FORM_WAIT,
             });
         }
@@ -460,30 +501,29 @@ async fn wait_for_full_view<N: Network>(
 }
 
 /// Crashes the primary of the active view once it has a backup; the kill, or why none.
-async fn kill_primary<N: Network>(
-    cluster: &mut LocalCluster<OrderBook, N>,
+async fn kill_primary(
+    target: &mut dyn Target,
     start: Instant,
     scheduled: Instant,
     replacement: &str,
 ) -> Result<Kill, String> {
     loop {
-        let running = cluster.replica_names();
-        if let Some(report) = cluster.frontend_report().await
-            && report.active
-            && let Some(view) = report.view
-            && !view.backups.is_empty()
-            && running.contains(&view.primary.id.name)
+        let running = target.killable();
+        if let Some(view) = target.view().await
+            && view.active
+            && view.backups > 0
+            && running.contains(&view.primary)
         {
-            let victim = view.primary.id.name.clone();
+            let victim = view.primary.clone();
             let at = start.elapsed();
             let waited = Instant::now().saturating_duration_since(scheduled);
-            cluster.crash_replica(&victim).await;
+            target.kill(&victim).await;
             return Ok(Kill {
                 at_s: at.as_secs_f64(),
                 waited_ms: millis(waited),
                 victim,
-                view: view.number.0,
-                view_members: view.backups.len() + 1,
+                view: view.number,
+                view_members: view.backups + 1,
                 replacement: replacement.to_owned(),
                 time_to_first_ack_ms: None,
                 longest_gap_ms: None,

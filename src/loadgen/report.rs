@@ -40,6 +40,9 @@ pub struct RunSettings {
     pub load_average_at_start: Option<[f64; 3]>,
     /// The same when it ended.
     pub load_average_at_end: Option<[f64; 3]>,
+    /// What the clients drove: a cluster in this process, processes loadgen started, or a
+    /// deployment's registry.
+    pub deployment: String,
 }
 
 /// Latency of acknowledged orders, milliseconds.
@@ -250,6 +253,7 @@ impl fmt::Display for LoadReport {
             Some(every) => writeln!(f, ", primary killed every {every} s")?,
             None => writeln!(f)?,
         }
+        writeln!(f, "driving      {}", s.deployment)?;
         let load = |l: Option<[f64; 3]>| {
             l.map(|[a, b, c]| format!("{a:.2} {b:.2} {c:.2}"))
                 .unwrap_or_else(|| "unknown".into())

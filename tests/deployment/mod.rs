@@ -38,6 +38,33 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// A free port on 127.0.0.1 below the kernel's ephemeral range, so that no process binding
+/// port 0 meanwhile can be given it (a port [`free_port`] picked can be: it comes from that
+/// range, and is free again once released). For the ports one test hands to several processes
+/// that start concurrently, each also binding port 0.
+pub fn free_fixed_port() -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let span = u64::from(low.saturating_sub(10_000).max(1));
+    let mut seed = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    for _ in 0..1000 {
+        // xorshift: a different candidate each try, different across test processes.
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let port = 10_000 + (seed % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port below {low}");
+}
+
 /// A free port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -67,6 +94,7 @@ pub const NODES: &[&str] = &[
     "frontend-a",
     "frontend-b",
     "test-client",
+    "loadgen",
 ];
 
 pub fn make_certificates(dir: &std::path::Path) {
@@ -109,7 +137,7 @@ impl Processes {
             free_port()
         ));
         Processes {
-            registry: format!("127.0.0.1:{}", free_port()),
+            registry: format!("127.0.0.1:{}", free_fixed_port()),
             state_dir,
             tls_dir: None,
             etcd: None,
