@@ -31,9 +31,15 @@ impl<S: SimService> Sim<S> {
             self.restart_frontend()?;
         }
         // Durable replicas down at the end (crashed, or stopped by their disks) are restarted
-        // from their disks, repaired, as an operator would after an outage.
+        // from their disks, repaired, as an operator would after an outage; the disks of those
+        // still running are repaired too: a fault still armed (a full disk) would otherwise
+        // stop a replica after the heal, which the heal promised no longer happens (found by
+        // a seed whose lone primary filled its disk once healed).
         if self.config.storage.is_some() {
             for slot in 0..self.replicas.len() {
+                let disk = &self.replicas[slot].disk;
+                disk.set_capacity(None);
+                disk.fail_next_syncs(0);
                 if self.replicas[slot].node.is_none() {
                     self.restart_replica(slot)?;
                 }
