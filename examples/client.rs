@@ -2,6 +2,7 @@
 //! `cargo run --example client -- order "SW1A 1AA" pizza cola`, `... -- history "SW1A 1AA"`,
 //! `... -- status`, each with `--json` for scripts; exits non-zero on error.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -9,7 +10,8 @@ use clap::{Parser, Subcommand};
 use just_hungry::OrderClient;
 use just_hungry::cli::{
     ClientCommand, DEFAULT_REGISTRY, EtcdArgs, REGISTRY_ENV, TlsArgs, init_logging,
-    parse_args_json_aware, parse_duration, print_history, run_command, run_shell,
+    parse_args_json_aware, parse_duration, parse_registry_address, print_history, run_command,
+    run_shell,
 };
 use just_hungry::core::ids::Address;
 use just_hungry::core::protocol::client::ClientConfig;
@@ -22,7 +24,7 @@ use just_hungry::tcp::{TcpConfig, TcpTransport};
 #[command(version)]
 struct Args {
     /// The registry's address.
-    #[arg(long, env = REGISTRY_ENV, default_value = DEFAULT_REGISTRY)]
+    #[arg(long, env = REGISTRY_ENV, default_value = DEFAULT_REGISTRY, value_parser = parse_registry_address)]
     registry: String,
     /// Give up on a request after this long (it is retried through failovers until then).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -44,14 +46,22 @@ struct Args {
 
 #[derive(Subcommand)]
 enum OneShot {
-    /// Place an order: a postcode (with or without its space) and one or more items.
+    /// Place an order: a postcode (with or without its space, quoted or not) and one or more
+    /// items (arguments, or separated by commas: `pizza "fish and chips, peas"`).
     Order {
+        /// The delivery postcode: `SW1A 1AA`, `SW1A1AA` or `sw1a 1aa`.
         postcode: String,
+        /// The items, at least one.
+        #[arg(required = true)]
         items: Vec<String>,
     },
     /// Show a postcode's orders, page by page as they arrive (`--json`: one object whose
     /// `orders` array is streamed).
-    History { postcode: String },
+    History {
+        /// The postcode, with or without its space.
+        #[arg(num_args = 1.., value_name = "POSTCODE")]
+        postcode: Vec<String>,
+    },
     /// Show the view, the primary and every replica.
     Status,
 }
@@ -59,6 +69,13 @@ enum OneShot {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<ExitCode> {
     let args: Args = parse_args_json_aware();
+    if args.json && args.command.is_none() {
+        // The prompt writes for a person; a script wants one command's JSON object.
+        eprintln!(
+            "error: --json is for one command (order, history or status), not the interactive prompt"
+        );
+        return Ok(ExitCode::from(2));
+    }
     if std::env::var_os("RUST_LOG").is_some() {
         init_logging();
     }
@@ -80,14 +97,21 @@ async fn main() -> anyhow::Result<ExitCode> {
         None => OrderClient::spawn(transport, Address::new(args.registry), config),
     };
     let Some(command) = args.command else {
-        run_shell(&client).await;
-        return Ok(ExitCode::SUCCESS);
+        // A person at a terminal sees each error as it happens; piped commands end in an
+        // exit code that says whether any failed.
+        let failed = run_shell(&client).await;
+        return Ok(if failed > 0 && !std::io::stdin().is_terminal() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
     };
     let command = match command {
-        OneShot::Order { postcode, items } => ClientCommand::Order { postcode, items },
+        OneShot::Order { postcode, items } => ClientCommand::order_from_args(&postcode, &items),
         OneShot::History { postcode } => {
             // Page by page as the pages arrive: a history of any length.
             let (mut out, mut errors) = (std::io::stdout().lock(), std::io::stderr());
+            let postcode = postcode.join(" ");
             let ok = print_history(&client, &postcode, args.json, &mut out, &mut errors).await?;
             return Ok(if ok {
                 ExitCode::SUCCESS

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::Parser;
 use just_hungry::cli::{
     DEFAULT_REGISTRY, EtcdArgs, REGISTRY_ENV, TimingArgs, TlsArgs, init_logging, parse_duration,
-    shutdown_signal,
+    parse_registry_address, shutdown_signal,
 };
 use just_hungry::core::ids::{Address, Identity, NodeRole};
 use just_hungry::core::protocol::frontend::FrontendConfig;
@@ -29,7 +29,7 @@ use just_hungry::tcp::{TcpConfig, TcpTransport};
 #[command(version)]
 struct Args {
     /// The registry's address.
-    #[arg(long, env = REGISTRY_ENV, default_value = DEFAULT_REGISTRY)]
+    #[arg(long, env = REGISTRY_ENV, default_value = DEFAULT_REGISTRY, value_parser = parse_registry_address)]
     registry: String,
     /// Address to listen on (port 0: any free port; clients find it through the registry or
     /// etcd; `0.0.0.0:PORT` for every interface).

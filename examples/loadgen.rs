@@ -21,7 +21,7 @@ use std::time::Duration;
 use just_hungry::cli::TlsArgs;
 use just_hungry::cli::{parse_byte_size, parse_duration};
 use just_hungry::loadgen::{
-    self, LOADGEN_NAME, LoadOptions, LoadTarget, RuntimeFlavor, TransportKind,
+    self, ClientPlacement, LOADGEN_NAME, LoadOptions, LoadTarget, RuntimeFlavor, TransportKind,
 };
 use just_hungry::orders::OrderBook;
 use just_hungry::tcp::TcpConfig;
@@ -47,6 +47,11 @@ struct Args {
     /// The tokio runtime everything runs on.
     #[arg(long, value_enum, default_value = "current-thread")]
     runtime: RuntimeFlavor,
+    /// With the cluster in this process on the current-thread runtime: the clients on a
+    /// thread of their own (as clients elsewhere would be), or on the nodes' thread (fastest
+    /// at a few clients, one core for everything).
+    #[arg(long, value_enum, default_value = "own-thread")]
+    clients_on: ClientPlacement,
     /// Print the report as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -131,6 +136,7 @@ fn main() {
         progress: !args.quiet,
         max_book_bytes: args.max_book_bytes,
         storage: args.data_dir.clone().map(|dir| (dir, args.fsync)),
+        clients_on: args.clients_on,
         ..LoadOptions::default()
     };
     let report = args

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use clap::Parser;
 use just_hungry::cli::{
     DEFAULT_REGISTRY, EtcdArgs, PostcodeArgs, REGISTRY_ENV, TimingArgs, TlsArgs, init_logging,
-    parse_byte_size, shutdown_signal,
+    parse_byte_size, parse_registry_address, shutdown_signal,
 };
 use just_hungry::core::ids::{Address, Identity, NodeRole, ReplicaId, Time};
 use just_hungry::core::protocol::client_table::ClientTableLimits;
@@ -34,7 +34,7 @@ use just_hungry::tcp::{TcpConfig, TcpTransport};
 #[command(version)]
 struct Args {
     /// The registry's address.
-    #[arg(long, env = REGISTRY_ENV, default_value = DEFAULT_REGISTRY)]
+    #[arg(long, env = REGISTRY_ENV, default_value = DEFAULT_REGISTRY, value_parser = parse_registry_address)]
     registry: String,
     /// This replica's name (default: replica-<process id>).
     #[arg(long)]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::orders::Order;
+use crate::orders::{Order, OrderError};
 use crate::postcode::{
     DEFAULT_GETTHEDATA_URL, DEFAULT_POSTCODES_IO_URL, Postcode, PostcodeConfig, ValidatorMode,
     WhenUnreachable, normalise,
@@ -188,6 +188,24 @@ pub fn parse_args_json_aware<T: clap::Parser>() -> T {
             println!("{json}");
             std::process::exit(2);
         }
+    }
+}
+
+/// Checks a registry address (`--registry`, `JUST_HUNGRY_REGISTRY`): `HOST:PORT` with a
+/// port from 1 to 65535 and a host name or IP address (`[::1]:9090` for IPv6), so that
+/// `nonsense` is refused when the command starts rather than after a request's deadline.
+pub fn parse_registry_address(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let usage =
+        || format!("{text:?} is not a registry address: give HOST:PORT, as in {DEFAULT_REGISTRY}");
+    let (host, port) = text.rsplit_once(':').ok_or_else(usage)?;
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'));
+    match port.parse::<u16>() {
+        Ok(port) if port > 0 && host_ok => Ok(text.to_owned()),
+        _ => Err(usage()),
     }
 }
 
@@ -405,20 +423,66 @@ commands:
   help                                   show this
   quit                                   leave";
 
-/// Splits `rest` into a postcode (one word, or two when together they form a valid postcode,
-/// as in `SW1A 1AA`) and what follows it.
+/// Whether `first second` is one postcode typed with its space: `second` has the shape of an
+/// inward code (a digit and two letters), `first` that of an outward code (two to four letters
+/// and digits, a letter first) and is not a whole postcode by itself. Validity is not asked,
+/// so that `ZZ99 9ZZ` is taken whole and refused with the real reason (issue 18), and an item
+/// after a whole postcode (`SW1A1AA 1AB`) stays an item.
+fn is_split_postcode(first: &str, second: &str) -> bool {
+    let inward = second.len() == 3 && {
+        let b = second.as_bytes();
+        b[0].is_ascii_digit() && b[1].is_ascii_alphabetic() && b[2].is_ascii_alphabetic()
+    };
+    let outward = (2..=4).contains(&first.len())
+        && first.starts_with(|c: char| c.is_ascii_alphabetic())
+        && first.chars().all(|c| c.is_ascii_alphanumeric());
+    inward && outward && normalise(first).is_err()
+}
+
+/// Splits `rest` into a postcode (one word, or two when they are one postcode typed with its
+/// space, as in `SW1A 1AA`: [`is_split_postcode`]) and what follows it.
 fn split_postcode(rest: &str) -> (String, &str) {
     let rest = rest.trim_start();
     let mut words = rest.split_whitespace();
     let first = words.next().unwrap_or("");
     let after_first = rest[first.len()..].trim_start();
-    if let Some(second) = after_first.split_whitespace().next() {
-        let candidate = format!("{first} {second}");
-        if second.len() == 3 && normalise(&candidate).is_ok() && normalise(first).is_err() {
-            return (candidate, after_first[second.len()..].trim_start());
-        }
+    if let Some(second) = after_first.split_whitespace().next()
+        && is_split_postcode(first, second)
+    {
+        return (
+            format!("{first} {second}"),
+            after_first[second.len()..].trim_start(),
+        );
     }
     (first.to_owned(), after_first)
+}
+
+/// The items of an order as typed: separated by commas, each trimmed (`pizza, cola`).
+fn split_items(text: &str) -> Vec<String> {
+    if text.trim().is_empty() {
+        Vec::new()
+    } else {
+        text.split(',').map(|i| i.trim().to_owned()).collect()
+    }
+}
+
+impl ClientCommand {
+    /// The order of the one-shot client's arguments (`order SW1A 1AA pizza "fish, chips"`),
+    /// read as the interactive prompt reads a line: the postcode with or without its space,
+    /// quoted or not, and items separated by commas as well as by arguments, so that both
+    /// modes place the same order for the same words.
+    pub fn order_from_args(postcode: &str, args: &[String]) -> ClientCommand {
+        let (postcode, rest) = match args.split_first() {
+            Some((second, rest)) if is_split_postcode(postcode.trim(), second.trim()) => {
+                (format!("{} {}", postcode.trim(), second.trim()), rest)
+            }
+            _ => (postcode.trim().to_owned(), args),
+        };
+        ClientCommand::Order {
+            postcode,
+            items: rest.iter().flat_map(|arg| split_items(arg)).collect(),
+        }
+    }
 }
 
 /// Parses one line of the interactive prompt; `Ok(None)` for a blank line.
@@ -435,11 +499,7 @@ pub fn parse_shell_line(line: &str) -> Result<Option<ClientCommand>, String> {
             if postcode.is_empty() {
                 return Err("usage: order <postcode> <item>[, <item>...]".into());
             }
-            let items = if items.trim().is_empty() {
-                Vec::new()
-            } else {
-                items.split(',').map(|i| i.trim().to_owned()).collect()
-            };
+            let items = split_items(items);
             Ok(Some(ClientCommand::Order { postcode, items }))
         }
         "history" => {
@@ -485,14 +545,52 @@ fn stored_form(postcode: String, items: Vec<String>) -> (String, Vec<String>) {
     }
 }
 
+/// What kind of failure `error` is, for scripts (`--json`'s `error`), whether the same
+/// request may succeed later, and what an operator can change about it (a flag to name).
+/// A retryable outage is never a `refused`: a refusal is a definitive answer about the input.
+pub fn failure_kind(error: &OrderClientError) -> (&'static str, bool, Option<&'static str>) {
+    use just_hungry_core::protocol::client::ClientError;
+    match error {
+        OrderClientError::Refused(OrderError::InvalidPostcode(e)) if e.is_retryable() => (
+            "unavailable",
+            true,
+            Some(
+                "the replicas could not reach the postcode directories (postcodes.io, getthedata.com); \
+                 without internet start them with --validator offline (format check only) or \
+                 --when-unreachable accept-unverified",
+            ),
+        ),
+        OrderClientError::Refused(_) => ("refused", false, None),
+        OrderClientError::Client(e) => match e {
+            ClientError::Timeout { .. } => ("timeout", true, None),
+            ClientError::Unavailable { .. } => ("unavailable", true, None),
+            ClientError::Overloaded => ("overloaded", true, None),
+            ClientError::RegistryUnreachable { .. } => (
+                "registry_unreachable",
+                true,
+                Some("is the registry running there? --registry or JUST_HUNGRY_REGISTRY names it"),
+            ),
+            ClientError::Forbidden { .. } => ("forbidden", false, None),
+            ClientError::ReplyTooLarge { .. } => ("reply_too_large", false, None),
+            ClientError::Stale { .. } | ClientError::Busy | ClientError::Closed => {
+                ("failed", false, None)
+            }
+        },
+    }
+}
+
 fn failure(error: &OrderClientError) -> CommandOutput {
-    let kind = match error {
-        OrderClientError::Refused(_) => "refused",
-        OrderClientError::Client(_) => "unavailable",
+    let (kind, retryable, hint) = failure_kind(error);
+    let text = match hint {
+        Some(hint) => format!("error: {error}\n  hint: {hint}"),
+        None => format!("error: {error}"),
     };
     CommandOutput {
-        text: format!("error: {error}"),
-        json: serde_json::json!({ "ok": false, "error": kind, "message": error.to_string() }),
+        text,
+        json: serde_json::json!({
+            "ok": false, "error": kind, "retryable": retryable, "message": error.to_string(),
+            "hint": hint,
+        }),
         ok: false,
     }
 }
@@ -695,9 +793,12 @@ fn status_json(status: &ClusterStatus) -> serde_json::Value {
     })
 }
 
-/// Runs the interactive prompt on stdin until `quit` or end of input. Line editing and
-/// history come from rustyline when stdin is a terminal.
-pub async fn run_shell(client: &OrderClient) {
+/// Runs the interactive prompt on stdin until `quit` or end of input, and returns how many
+/// commands failed (a bad line, a refused order, an unreachable service), so that a script
+/// piping commands in can be told (issue 18). Line editing and history come from rustyline
+/// when stdin is a terminal.
+pub async fn run_shell(client: &OrderClient) -> usize {
+    let mut failed = 0;
     // A line, or why one could not be read (not UTF-8, say): the shell says so and goes on.
     let (lines_tx, mut lines) = tokio::sync::mpsc::channel::<Result<String, String>>(1);
     let (ready_tx, ready) = std::sync::mpsc::channel::<()>();
@@ -733,6 +834,7 @@ pub async fn run_shell(client: &OrderClient) {
         let line = match line {
             Ok(line) => line,
             Err(message) => {
+                failed += 1;
                 println!("{message}");
                 if ready_tx.send(()).is_err() {
                     break;
@@ -745,15 +847,28 @@ pub async fn run_shell(client: &OrderClient) {
             Ok(Some(ClientCommand::Quit)) => break,
             Ok(Some(ClientCommand::History { postcode })) => {
                 let (mut out, mut errors) = (std::io::stdout(), std::io::stdout());
-                let _ = print_history(client, &postcode, false, &mut out, &mut errors).await;
+                let ok = print_history(client, &postcode, false, &mut out, &mut errors).await;
+                if !matches!(ok, Ok(true)) {
+                    failed += 1;
+                }
             }
-            Ok(Some(command)) => println!("{}", run_command(client, command).await.text),
-            Err(message) => println!("{message}"),
+            Ok(Some(command)) => {
+                let output = run_command(client, command).await;
+                if !output.ok {
+                    failed += 1;
+                }
+                println!("{}", output.text);
+            }
+            Err(message) => {
+                failed += 1;
+                println!("{message}");
+            }
         }
         if ready_tx.send(()).is_err() {
             break;
         }
     }
+    failed
 }
 
 #[cfg(test)]
@@ -847,6 +962,105 @@ mod tests {
                 items: vec!["tea".into()]
             })
         );
+    }
+
+    #[test]
+    fn a_postcode_typed_with_its_space_is_one_word_in_both_modes_even_when_invalid() {
+        let order = |postcode: &str, items: &[&str]| ClientCommand::Order {
+            postcode: postcode.into(),
+            items: items.iter().map(|i| i.to_string()).collect(),
+        };
+        // Invalid, but shaped as one postcode: taken whole, so the refusal names the reason
+        // (the letter Z at position 2), not `"ZZ99" is not a UK postcode`.
+        assert_eq!(
+            parse_shell_line("order ZZ99 9ZZ pizza").unwrap(),
+            Some(order("ZZ99 9ZZ", &["pizza"]))
+        );
+        let args = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            ClientCommand::order_from_args("ZZ99", &args(&["9ZZ", "pizza"])),
+            order("ZZ99 9ZZ", &["pizza"])
+        );
+        // Unquoted one-shot: `order SW1A 1AA pizza` is the order the prompt reads.
+        assert_eq!(
+            ClientCommand::order_from_args("SW1A", &args(&["1AA", "pizza"])),
+            order("SW1A 1AA", &["pizza"])
+        );
+        assert_eq!(
+            ClientCommand::order_from_args("SW1A 1AA", &args(&["pizza"])),
+            order("SW1A 1AA", &["pizza"])
+        );
+        // An item after a whole postcode stays an item.
+        assert_eq!(
+            ClientCommand::order_from_args("SW1A1AA", &args(&["1AB"])),
+            order("SW1A1AA", &["1AB"])
+        );
+        // Commas separate items in both modes.
+        assert_eq!(
+            ClientCommand::order_from_args("SW1A 1AA", &args(&["fish, chips", "cola"])),
+            order("SW1A 1AA", &["fish", "chips", "cola"])
+        );
+        assert_eq!(
+            parse_shell_line("order SW1A 1AA fish, chips, cola").unwrap(),
+            Some(order("SW1A 1AA", &["fish", "chips", "cola"]))
+        );
+    }
+
+    #[test]
+    fn registry_addresses_are_host_and_port() {
+        for good in [
+            "127.0.0.1:9090",
+            "registry.internal:9090",
+            "[::1]:9090",
+            " 10.0.0.2:1 ",
+        ] {
+            assert!(parse_registry_address(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "nonsense",
+            "127.0.0.1",
+            "127.0.0.1:",
+            ":9090",
+            "host:0",
+            "host:99999",
+            "http://h:1",
+        ] {
+            let error = parse_registry_address(bad).unwrap_err();
+            assert!(error.contains("HOST:PORT"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_retryable_outage_is_not_a_refusal_and_names_the_flags() {
+        use crate::postcode::PostcodeError;
+        use just_hungry_core::ids::Address;
+        use just_hungry_core::protocol::client::ClientError;
+        let outage =
+            OrderClientError::Refused(OrderError::InvalidPostcode(PostcodeError::Unreachable {
+                reason: "postcodes.io: connection refused".into(),
+            }));
+        let output = failure(&outage);
+        assert_eq!(output.json["error"], "unavailable");
+        assert_eq!(output.json["retryable"], true);
+        assert!(
+            output.text.contains("--validator offline"),
+            "{}",
+            output.text
+        );
+        assert!(
+            output.text.contains("--when-unreachable"),
+            "{}",
+            output.text
+        );
+        let refusal = OrderClientError::Refused(OrderError::EmptyOrder);
+        assert_eq!(failure(&refusal).json["error"], "refused");
+        assert_eq!(failure(&refusal).json["retryable"], false);
+        let no_registry = OrderClientError::Client(ClientError::RegistryUnreachable {
+            registry: Address::new("127.0.0.1:1"),
+        });
+        let output = failure(&no_registry);
+        assert_eq!(output.json["error"], "registry_unreachable");
+        assert!(output.text.contains("--registry"), "{}", output.text);
     }
 
     #[test]

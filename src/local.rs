@@ -106,7 +106,14 @@ impl Network for TcpNetwork {
                 .map_err(std::io::Error::other)?;
             config = config.with_tls(tls);
         }
-        let transport = TcpTransport::bind(config).await?;
+        // A client listens nowhere, as the client binary: one connection to each node it
+        // talks to, answered on it (issue 17: a listening client cost four TLS connections,
+        // two of them dialled back by the front-end, and their share of every poll).
+        let transport = if identity.role == NodeRole::Client {
+            TcpTransport::connect_only(config).await?
+        } else {
+            TcpTransport::bind(config).await?
+        };
         let address = transport.local_address();
         Ok((transport, address))
     }
@@ -160,7 +167,9 @@ pub struct WaitTimeout {
 /// running until the tokio runtime stops; call [`LocalCluster::shutdown`] to stop them
 /// gracefully.
 pub struct LocalCluster<S: StateMachine, N: Network = MemNetwork> {
-    network: N,
+    network: Arc<N>,
+    /// Where new clients run ([`LocalCluster::run_clients_on`]); `None`: the caller's runtime.
+    client_runtime: Option<tokio::runtime::Handle>,
     timing: Timing,
     /// Makes the store of each front-end started (the same memory store by default, so a
     /// restarted front-end resumes from its view).
@@ -209,7 +218,8 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
     ) -> Self {
         let registry = runtime::spawn_registry(endpoint, timing.autoclean);
         LocalCluster {
-            network,
+            network: Arc::new(network),
+            client_runtime: None,
             timing,
             view_stores: {
                 let store = MemoryViewStore::new();
@@ -377,21 +387,38 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
         self.replicas.keys().cloned().collect()
     }
 
-    /// A new client with its own id, on its own endpoint.
-    pub async fn client(&mut self, config: ClientConfig) -> std::io::Result<Client<S>> {
-        let endpoint = self.client_endpoint().await?;
-        Ok(Client::spawn(
-            endpoint,
-            self.registry_address.clone(),
-            config,
-        ))
+    /// Starts every client made from now on, its endpoint and its tasks, on `runtime`
+    /// instead of the caller's: the load generator gives its clients a thread of their own,
+    /// as clients elsewhere would be, so that they do not share the nodes' one thread
+    /// (issue 17). The nodes stay where they are.
+    pub fn run_clients_on(&mut self, runtime: tokio::runtime::Handle) {
+        self.client_runtime = Some(runtime);
     }
 
-    async fn client_endpoint(&mut self) -> std::io::Result<N::Endpoint> {
+    /// A new client with its own id, on its own endpoint.
+    pub async fn client(&mut self, config: ClientConfig) -> std::io::Result<Client<S>> {
+        self.spawn_client(move |endpoint, registry| Client::spawn(endpoint, registry, config))
+            .await
+    }
+
+    /// A new client endpoint, handed with the registry's address to `start`, on the clients'
+    /// runtime ([`LocalCluster::run_clients_on`]) if there is one.
+    async fn spawn_client<T: Send + 'static>(
+        &mut self,
+        start: impl FnOnce(N::Endpoint, Address) -> T + Send + 'static,
+    ) -> std::io::Result<T> {
         self.next_client += 1;
-        let name = format!("client-{}", self.next_client);
-        let identity = Identity::new(NodeRole::Client, name);
-        Ok(self.network.endpoint(&identity, S::SERVICE).await?.0)
+        let identity = Identity::new(NodeRole::Client, format!("client-{}", self.next_client));
+        let network = self.network.clone();
+        let registry = self.registry_address.clone();
+        let spawn = async move {
+            let (endpoint, _) = network.endpoint(&identity, S::SERVICE).await?;
+            Ok(start(endpoint, registry))
+        };
+        match &self.client_runtime {
+            Some(runtime) => runtime.spawn(spawn).await.map_err(std::io::Error::other)?,
+            None => spawn.await,
+        }
     }
 
     /// Reports of every running replica, by name.
@@ -548,12 +575,8 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
 impl<N: Network> LocalCluster<crate::orders::OrderBook, N> {
     /// A new order-book client.
     pub async fn order_client(&mut self, config: ClientConfig) -> std::io::Result<OrderClient> {
-        let endpoint = self.client_endpoint().await?;
-        Ok(OrderClient::spawn(
-            endpoint,
-            self.registry_address.clone(),
-            config,
-        ))
+        self.spawn_client(move |endpoint, registry| OrderClient::spawn(endpoint, registry, config))
+            .await
     }
 
     /// A new order-book client with a chosen id (unique in the cluster).
@@ -562,13 +585,10 @@ impl<N: Network> LocalCluster<crate::orders::OrderBook, N> {
         config: ClientConfig,
         id: just_hungry_core::ids::ClientId,
     ) -> std::io::Result<OrderClient> {
-        let endpoint = self.client_endpoint().await?;
-        Ok(OrderClient::spawn_with_id(
-            endpoint,
-            self.registry_address.clone(),
-            config,
-            id,
-        ))
+        self.spawn_client(move |endpoint, registry| {
+            OrderClient::spawn_with_id(endpoint, registry, config, id)
+        })
+        .await
     }
 
     /// Whether the front-end runs.

@@ -61,7 +61,10 @@
 //! # Limits
 //!
 //! Everything shares this process and its cores: the clients compete with the nodes they
-//! measure. Every order's id, postcode, times and outcome are kept until the end (some 56
+//! measure. On a current-thread runtime the nodes share one thread and, by default
+//! ([`ClientPlacement::OwnThread`]), the clients have another; on the nodes' thread
+//! ([`ClientPlacement::NodeThread`]) everything is capped at one core, and more clients meant
+//! fewer orders (docs/PERFORMANCE.md, issue 17). Every order's id, postcode, times and outcome are kept until the end (some 56
 //! bytes each, and the history the check builds from them) for the check; the order book refuses orders past its limit
 //! ([`crate::orders::DEFAULT_MAX_ORDER_BOOK_BYTES`], 4 GiB, some 75 million orders),
 //! so a run that long ends in `refused (order book full)` errors.
@@ -167,6 +170,25 @@ pub struct LoadOptions {
     pub storage: Option<(PathBuf, FsyncPolicy)>,
     /// What the clients drive.
     pub target: LoadTarget,
+    /// Where the clients run when the cluster is in this process on a current-thread runtime.
+    pub clients_on: ClientPlacement,
+}
+
+/// Where the clients of a cluster in this process run, when its nodes share one
+/// current-thread runtime (the `--clients-on` option). A deployment of processes, or a
+/// multi-thread runtime, has no such choice to make.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientPlacement {
+    /// A current-thread runtime on a thread of their own, as clients elsewhere would be: the
+    /// nodes' thread does only the nodes' work, and more clients do not mean fewer orders
+    /// (docs/PERFORMANCE.md, issue 17). Every order crosses between the two threads.
+    #[default]
+    OwnThread,
+    /// On the nodes' thread (the load generator before issue 17): the fastest at a few
+    /// clients, where no order crosses threads, and capped at one core for nodes and clients
+    /// together.
+    NodeThread,
 }
 
 /// What a run drives.
@@ -219,6 +241,7 @@ impl Default for LoadOptions {
             max_book_bytes: None,
             storage: None,
             target: LoadTarget::InProcess,
+            clients_on: ClientPlacement::OwnThread,
         }
     }
 }
@@ -348,12 +371,17 @@ async fn run_on(
         _ => options.replicas,
     };
     let start = Instant::now();
+    let client_runtime = target.client_runtime();
     let tasks: Vec<_> = clients
         .into_iter()
         .enumerate()
         .map(|(c, client)| {
             let counters = counters.clone();
-            tokio::spawn(drive_client(client, c, start, options.duration, counters))
+            let drive = drive_client(client, c, start, options.duration, counters);
+            match &client_runtime {
+                Some(runtime) => runtime.spawn(drive),
+                None => tokio::spawn(drive),
+            }
         })
         .collect();
     let progress = options
@@ -622,6 +650,7 @@ fn error_kind(error: &OrderClientError) -> &'static str {
         OrderClientError::Client(ClientError::Timeout { .. }) => "timeout",
         OrderClientError::Client(ClientError::Unavailable { .. }) => "unavailable",
         OrderClientError::Client(ClientError::Overloaded) => "overloaded",
+        OrderClientError::Client(ClientError::RegistryUnreachable { .. }) => "registry unreachable",
         OrderClientError::Client(ClientError::Stale { .. }) => "stale",
         OrderClientError::Client(ClientError::Forbidden { .. }) => "forbidden",
         OrderClientError::Client(ClientError::ReplyTooLarge { .. }) => "reply too large",

@@ -68,11 +68,57 @@ pub(super) trait Target: Send {
 
     /// Stops what the run started.
     async fn finish(self: Box<Self>);
+
+    /// Where the clients' tasks run, if not on the caller's runtime.
+    fn client_runtime(&self) -> Option<tokio::runtime::Handle> {
+        None
+    }
+}
+
+/// A current-thread runtime on a thread of its own, for the clients of a run in this process
+/// whose nodes share one current-thread runtime: the clients' work (their TLS ends, their
+/// tasks, the run's bookkeeping) would otherwise take turns with the nodes' on one thread and
+/// leave the second core idle, so that more clients meant fewer orders (issue 17). Stops its
+/// runtime, and every task left on it, when dropped.
+pub(super) struct ClientThread {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl ClientThread {
+    pub(super) fn start() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("loadgen-clients".into())
+            .spawn(move || {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                })
+            })?;
+        Ok(ClientThread {
+            handle,
+            stop: Some(stop),
+        })
+    }
+}
+
+impl Drop for ClientThread {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 /// A whole cluster in this process ([`LocalCluster`]).
 pub(super) struct InProcess<N: Network> {
     cluster: LocalCluster<OrderBook, N>,
+    /// The clients' thread, when the nodes run on a current-thread runtime.
+    clients: Option<ClientThread>,
     options: LoadOptions,
     validator: Arc<dyn CommandValidator<OrderBook>>,
 }
@@ -83,8 +129,19 @@ impl<N: Network> InProcess<N> {
         cluster: LocalCluster<OrderBook, N>,
         options: &LoadOptions,
     ) -> Result<Self, LoadError> {
+        let mut cluster = cluster;
+        let clients = match (super::RuntimeFlavor::current(), options.clients_on) {
+            (Some(super::RuntimeFlavor::CurrentThread), super::ClientPlacement::OwnThread) => {
+                Some(ClientThread::start()?)
+            }
+            _ => None,
+        };
+        if let Some(clients) = &clients {
+            cluster.run_clients_on(clients.handle.clone());
+        }
         let mut target = InProcess {
             cluster,
+            clients,
             options: options.clone(),
             validator: Arc::new(OrderValidator::offline()),
         };
@@ -99,7 +156,14 @@ impl<N: Network> InProcess<N> {
 #[async_trait::async_trait]
 impl<N: Network> Target for InProcess<N> {
     fn describe(&self) -> String {
-        "a cluster in this process".to_owned()
+        match self.clients {
+            Some(_) => "a cluster in this process, its clients on a thread of their own".to_owned(),
+            None => "a cluster in this process".to_owned(),
+        }
+    }
+
+    fn client_runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.clients.as_ref().map(|c| c.handle.clone())
     }
 
     async fn order_client(

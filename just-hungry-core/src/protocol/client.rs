@@ -63,6 +63,15 @@ pub enum ClientError {
     /// The service is overloaded; the request was not applied. Retry after a pause.
     #[error("service overloaded: the request was not applied, retry later")]
     Overloaded,
+    /// The registry could not be reached, and never was by this client: it knows no
+    /// front-end, so the request was sent to none and was not applied (issue 18: a wrong
+    /// registry address is said at once, not after the deadline). A client that has heard
+    /// from its registry before keeps retrying through its outages until the deadline.
+    #[error("cannot reach the registry at {registry}: the request was not sent to the service")]
+    RegistryUnreachable {
+        /// The registry's address, as configured.
+        registry: Address,
+    },
     /// The request was older than this client's latest one (never expected from this library).
     #[error("request {id} was superseded by a newer request of this client")]
     Stale {
@@ -119,6 +128,8 @@ pub struct ClientSession<S: StateMachine> {
     registry: Address,
     config: ClientConfig,
     frontend: Option<Address>,
+    /// Whether the registry has ever answered a lookup.
+    heard_from_registry: bool,
     next_seq: u64,
     in_flight: Option<InFlight<S>>,
     transmits: VecDeque<(Address, Message<S>)>,
@@ -133,6 +144,7 @@ impl<S: StateMachine> ClientSession<S> {
             registry,
             config,
             frontend: None,
+            heard_from_registry: false,
             next_seq: 1,
             in_flight: None,
             transmits: VecDeque::new(),
@@ -230,6 +242,7 @@ impl<S: StateMachine> ClientSession<S> {
         }
         match message {
             Message::LookupReply { name, address } if name == FRONTEND_NAME => {
+                self.heard_from_registry = true;
                 let moved = address.is_some() && address != self.frontend;
                 if address.is_some() {
                     self.frontend = address;
@@ -271,10 +284,16 @@ impl<S: StateMachine> ClientSession<S> {
 
     /// A message to `to` could not be delivered. The front-end is forgotten and looked up
     /// again at the next retry, not at once: the registry may still name the dead address for
-    /// a while, and an immediate lookup-send-fail cycle would spin without time passing.
+    /// a while, and an immediate lookup-send-fail cycle would spin without time passing. A
+    /// registry that never answered ends the request in flight at once
+    /// ([`ClientError::RegistryUnreachable`]): it cannot have reached the service.
     pub fn handle_unreachable(&mut self, _now: Time, to: &Address) {
         if self.frontend.as_ref() == Some(to) {
             self.frontend = None;
+        }
+        if *to == self.registry && !self.heard_from_registry && self.frontend.is_none() {
+            let registry = self.registry.clone();
+            self.complete(Err(ClientError::RegistryUnreachable { registry }));
         }
     }
 

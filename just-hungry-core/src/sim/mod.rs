@@ -997,7 +997,10 @@ impl<S: SimService> Sim<S> {
                 }
                 (EventType::Ok, Some(read))
             }
-            (_, Err(ClientError::Overloaded)) => (EventType::Fail, None),
+            // Neither was applied: the checker holds the client to it.
+            (_, Err(ClientError::Overloaded | ClientError::RegistryUnreachable { .. })) => {
+                (EventType::Fail, None)
+            }
             (_, Err(_)) => (EventType::Info, None),
             (_, Ok(other)) => {
                 return Err(self.violation(
