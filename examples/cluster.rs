@@ -37,7 +37,10 @@ fn say(step: impl std::fmt::Display) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = <Args as clap::Parser>::parse();
-    just_hungry::cli::init_logging();
+    // The story is on stdout; the nodes' own log (view changes, elections, state transfer) is
+    // at info on stderr with RUST_LOG=info, and only warnings by default, so that it does not
+    // drown the story (issue 18).
+    just_hungry::cli::init_logging_with_default("warn");
     let failures = match (args.nemesis, args.transport) {
         (Some(seed), _) => {
             just_hungry::nemesis::run_and_tell(seed, args.history.as_deref()).await?

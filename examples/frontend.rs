@@ -14,11 +14,14 @@ use just_hungry::cli::{
     DEFAULT_REGISTRY, EtcdArgs, REGISTRY_ENV, TimingArgs, TlsArgs, init_logging, parse_duration,
     parse_registry_address, shutdown_signal,
 };
+use just_hungry::core::codec;
 use just_hungry::core::ids::{Address, Identity, NodeRole};
+use just_hungry::core::protocol::FRONTEND_NAME;
 use just_hungry::core::protocol::frontend::FrontendConfig;
+use just_hungry::core::protocol::messages::Message;
 use just_hungry::core::runtime;
 use just_hungry::core::runtime::view_store::FileViewStore;
-use just_hungry::core::transport::Transport;
+use just_hungry::core::transport::{Transport, TransportEvent};
 use just_hungry::etcd::{ElectionConfig, EtcdClient, FrontendCandidate};
 use just_hungry::ops::{OpsArgs, OpsInstalled, OpsRole};
 use just_hungry::orders::OrderBook;
@@ -105,8 +108,9 @@ async fn run_alone(
     ops: Option<OpsInstalled>,
 ) -> anyhow::Result<()> {
     let store = FileViewStore::in_dir(&args.state_dir)?;
-    let transport = TcpTransport::bind(tcp).await?;
+    let mut transport = TcpTransport::bind(tcp).await?;
     config.address = transport.local_address();
+    refuse_beside_a_live_frontend(&mut transport, &config.registry, &config.address).await?;
     tracing::info!(address = %config.address, state_dir = %args.state_dir.display(), "front-end listening");
     let node = runtime::spawn_frontend::<OrderBook, _>(transport, config, Box::new(store));
     let _ops = match ops {
@@ -122,6 +126,65 @@ async fn run_alone(
     }
     tracing::info!("front-end shutting down");
     node.shutdown().await;
+    Ok(())
+}
+
+/// How long the start waits for the registry to say which front-end it names, and for that
+/// front-end's port to answer.
+const RIVAL_CHECK: Duration = Duration::from_secs(2);
+
+/// Refuses to start while another front-end is registered with the registry and accepts
+/// connections at its address (issue 18): two front-ends on one registry take the name from
+/// each other at every renewal, each with its own views, and clients flip between them. The
+/// registry naming a dead address (a front-end killed, restarting on a new port) or nothing,
+/// or a registry that does not answer, lets the start go on. Two front-ends started at the
+/// same instant can both pass; several front-ends need `--etcd`, where one holds the
+/// name's lease and the others stand by.
+async fn refuse_beside_a_live_frontend(
+    transport: &mut TcpTransport,
+    registry: &Address,
+    own: &Address,
+) -> anyhow::Result<()> {
+    let lookup = Message::<OrderBook>::Lookup {
+        name: FRONTEND_NAME.to_owned(),
+    };
+    transport.send(registry, codec::encode(&lookup)?);
+    let deadline = tokio::time::Instant::now() + RIVAL_CHECK;
+    let registered = loop {
+        match tokio::time::timeout_at(deadline, transport.recv()).await {
+            Ok(Some(TransportEvent::Message {
+                sender, payload, ..
+            })) if sender.role == NodeRole::Registry => {
+                if let Ok(Message::LookupReply { name, address }) =
+                    codec::decode::<Message<OrderBook>>(&payload)
+                    && name == FRONTEND_NAME
+                {
+                    break address;
+                }
+            }
+            // Anything else this early (a replica's ping to this address's last owner) is
+            // dropped: its sender retries.
+            Ok(Some(TransportEvent::Message { .. })) => {}
+            Ok(Some(TransportEvent::Unreachable { to })) if to == *registry => return Ok(()),
+            Ok(Some(TransportEvent::Unreachable { .. })) => {}
+            Ok(None) | Err(_) => return Ok(()),
+        }
+    };
+    let Some(other) = registered.filter(|other| other != own) else {
+        return Ok(());
+    };
+    let answers = matches!(
+        tokio::time::timeout(RIVAL_CHECK, tokio::net::TcpStream::connect(other.as_str())).await,
+        Ok(Ok(_))
+    );
+    if answers {
+        anyhow::bail!(
+            "another front-end is registered with the registry at {registry} and answers at {other}: \
+             stop it first (one front-end per registry; several front-ends need --etcd, where \
+             the others stand by)"
+        );
+    }
+    tracing::info!(previous = %other, "the front-end the registry names does not answer: taking its place");
     Ok(())
 }
 

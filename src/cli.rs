@@ -11,7 +11,7 @@ use crate::postcode::{
 use crate::{OrderClient, OrderClientError};
 use clap::Args;
 use just_hungry_core::protocol::Timing;
-use just_hungry_core::protocol::messages::ClusterStatus;
+use just_hungry_core::protocol::messages::{ClusterStatus, ReplicaStatus};
 use just_hungry_transport_tcp::TcpConfig;
 use just_hungry_transport_tcp::tls::{TlsConfig, TlsError};
 
@@ -26,12 +26,17 @@ pub fn init_logging() {
     init_logging_with_default("info");
 }
 
-/// Logs to stderr at `level` (`warn`, `info`, ...) unless `RUST_LOG` says otherwise.
+/// Logs to stderr at `level` (`warn`, `info`, ...) unless `RUST_LOG` says otherwise; in
+/// colour only when stderr is a terminal and `NO_COLOR` is unset, so that a log written to a
+/// file or a pipe holds no escape codes.
 pub fn init_logging_with_default(level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_target(false)
         .with_writer(std::io::stderr)
         .try_init();
@@ -709,17 +714,38 @@ pub fn describe_status(status: &ClusterStatus) -> String {
         None => text.push_str("\n  serving: yes"),
         Some(why) => text.push_str(&format!("\n  serving: NO: {why}")),
     }
-    for r in &status.replicas {
+    for r in status.replicas.iter().filter(|r| r.alive) {
         text.push_str(&format!(
-            "\n  {:<24} {:<21} {:<14} applied op {:<8} {}",
+            "\n  {:<24} {:<21} {:<14} applied op {}",
             r.id.to_string(),
             r.address.to_string(),
-            format!("{:?}", r.role),
+            role_in_view(status, r),
             r.applied.0,
-            if r.alive { "alive" } else { "dead" }
+        ));
+    }
+    let dead = status.replicas.iter().filter(|r| !r.alive).count();
+    if dead > 0 {
+        text.push_str(&format!(
+            "\n  ({dead} replica(s) that stopped answering not shown)"
         ));
     }
     text
+}
+
+/// What a live replica is now: its place in the front-end's current view (`primary`,
+/// `backup`) when it is a member, else what it reports (`learner` while it receives the
+/// state, `not in the view` otherwise). A role the replica reported before the last view change
+/// is not shown as its role (issue 18: three rows marked `Primary`).
+fn role_in_view(status: &ClusterStatus, replica: &ReplicaStatus) -> &'static str {
+    use just_hungry_core::protocol::messages::ReplicaRole;
+    match &status.view {
+        Some(view) if view.primary.id == replica.id => "primary",
+        Some(view) if view.is_backup(&replica.id) => "backup",
+        _ => match replica.role {
+            ReplicaRole::Learner => "learner",
+            _ => "not in the view",
+        },
+    }
 }
 
 /// Runs one command against the service. `Help` and `Quit` need no service.
@@ -770,14 +796,18 @@ pub async fn run_command(client: &OrderClient, command: ClientCommand) -> Comman
     }
 }
 
+/// The status for scripts: live replicas only, as the text; ids and incarnations as strings,
+/// since an incarnation is a random 64-bit number that JSON tools would round past 2^53.
 fn status_json(status: &ClusterStatus) -> serde_json::Value {
     let replicas: Vec<serde_json::Value> = status
         .replicas
         .iter()
+        .filter(|r| r.alive)
         .map(|r| {
             serde_json::json!({
-                "name": r.id.name, "incarnation": r.id.incarnation, "address": r.address.as_str(),
-                "role": format!("{:?}", r.role), "applied": r.applied.0, "alive": r.alive,
+                "id": r.id.to_string(), "name": r.id.name,
+                "incarnation": r.id.incarnation.to_string(), "address": r.address.as_str(),
+                "role": role_in_view(status, r), "applied": r.applied.0,
             })
         })
         .collect();
@@ -1004,6 +1034,67 @@ mod tests {
             parse_shell_line("order SW1A 1AA fish, chips, cola").unwrap(),
             Some(order("SW1A 1AA", &["fish", "chips", "cola"]))
         );
+    }
+
+    #[test]
+    fn status_shows_live_replicas_in_their_roles_of_the_view_and_ids_as_strings() {
+        use just_hungry_core::ids::{Address, Member, OpNumber, ReplicaId, View, ViewNumber};
+        use just_hungry_core::protocol::messages::ReplicaRole;
+        let member = |name: &str, incarnation: u64| Member {
+            id: ReplicaId::new(name, incarnation),
+            address: Address::new(format!("127.0.0.1:{}", 9000 + incarnation % 100)),
+        };
+        let replica = |m: &Member, role, alive| ReplicaStatus {
+            id: m.id.clone(),
+            address: m.address.clone(),
+            role,
+            applied: OpNumber(7),
+            alive,
+        };
+        let (old, primary, backup) = (
+            member("replica-1", 1),
+            member("replica-2", u64::MAX - 1),
+            member("replica-3", 3),
+        );
+        let status = ClusterStatus {
+            view: Some(View {
+                number: ViewNumber(4),
+                primary: primary.clone(),
+                backups: vec![backup.clone()],
+            }),
+            active: true,
+            serving: true,
+            why_not_serving: None,
+            replicas: vec![
+                // The dead old primary, and the new one that reported Backup before it was
+                // promoted.
+                replica(&old, ReplicaRole::Primary, false),
+                replica(&primary, ReplicaRole::Backup, true),
+                replica(&backup, ReplicaRole::Backup, true),
+            ],
+        };
+        let text = describe_status(&status);
+        assert!(!text.contains("replica-1#"), "{text}");
+        assert!(
+            text.contains("1 replica(s) that stopped answering not shown"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("primary").count(),
+            2,
+            "the header and one row: {text}"
+        );
+        let json = status_json(&status);
+        let rows = json["replicas"].as_array().expect("replicas");
+        assert_eq!(rows.len(), 2, "{json}");
+        assert_eq!(rows[0]["role"], "primary");
+        assert_eq!(rows[1]["role"], "backup");
+        assert_eq!(
+            rows[0]["incarnation"],
+            (u64::MAX - 1).to_string(),
+            "exact, as a string"
+        );
+        assert!(rows[0]["id"].is_string());
     }
 
     #[test]

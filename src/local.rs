@@ -13,9 +13,8 @@ use crate::OrderClient;
 use just_hungry_core::ids::{Address, Identity, NodeRole, ReplicaId, Time, View};
 use just_hungry_core::protocol::Timing;
 use just_hungry_core::protocol::client::ClientConfig;
-use just_hungry_core::protocol::client_table::ClientTableLimits;
 use just_hungry_core::protocol::frontend::FrontendConfig;
-use just_hungry_core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, ReplicaConfig};
+use just_hungry_core::protocol::replica::ReplicaConfig;
 use just_hungry_core::rng::SeededRng;
 use just_hungry_core::runtime::view_store::{MemoryViewStore, ViewStore};
 use just_hungry_core::runtime::{self, Client, NodeHandle, NodeReport, random_u64};
@@ -338,16 +337,8 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
         let identity = Identity::new(NodeRole::Replica, name);
         let (endpoint, address) = self.network.endpoint(&identity, S::SERVICE).await?;
         let id = ReplicaId::new(name, self.next_incarnation());
-        let config = ReplicaConfig {
-            id: id.clone(),
-            address: address.clone(),
-            registry: self.registry_address.clone(),
-            timing: self.timing,
-            client_table: ClientTableLimits::default(),
-            pipeline: Default::default(),
-            transfer: Default::default(),
-            max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
-        };
+        let mut config = ReplicaConfig::new(id, address, self.registry_address.clone());
+        config.timing = self.timing;
         Ok((endpoint, config))
     }
 

@@ -236,3 +236,38 @@ fn both_modes_of_the_client_read_postcodes_and_items_alike() {
         .expect("the client runs");
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
 }
+
+#[test]
+fn a_second_frontend_on_the_same_registry_refuses_to_start_and_says_why() {
+    let mut procs = Processes::new();
+    procs.start_registry();
+    procs.start_frontend();
+    procs.start_replica("replica-1");
+    fn status<'a>(args: &[&'a str]) -> Vec<&'a str> {
+        ["--name", "test-client"]
+            .into_iter()
+            .chain(args.iter().copied())
+            .collect()
+    }
+    until_ok(&procs, &status(&["order", "SW1A 1AA", "pizza"]));
+    let second_state = procs.state_dir.join("frontend-b-state");
+    let mut second = Command::new(binary("frontend"));
+    second
+        .args(["--name", "frontend-b", "--state-dir"])
+        .arg(&second_state)
+        .env("JUST_HUNGRY_REGISTRY", &procs.registry)
+        .env("JUST_HUNGRY_TLS_DIR", procs.tls_dir.as_ref().expect("TLS"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = second.output().expect("the second front-end runs");
+    assert!(!output.status.success(), "it started: {}", text(&output));
+    let said = text(&output);
+    assert!(
+        said.contains("another front-end is registered") && said.contains("--etcd"),
+        "{said}"
+    );
+    // The first one still serves, alone.
+    until_ok(&procs, &status(&["order", "SW1A 1AA", "cola"]));
+}

@@ -89,20 +89,28 @@ fn check(value: Option<f64>, ok: impl Fn(f64) -> bool, decimals: usize) -> Strin
     }
 }
 
+/// Prints the replication benches' figures as ratios to their floor, from criterion's latest
+/// results. Run after `cargo bench --bench replication`.
+#[derive(clap::Parser)]
+#[command(version)]
+struct Args {
+    /// Criterion's directory (default: $CRITERION_HOME, else $CARGO_TARGET_DIR/criterion,
+    /// else target/criterion).
+    criterion: Option<PathBuf>,
+}
+
 fn main() {
-    let home = std::env::args()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            match (
-                std::env::var_os("CRITERION_HOME"),
-                std::env::var_os("CARGO_TARGET_DIR"),
-            ) {
-                (Some(home), _) => home.into(),
-                (None, Some(target)) => PathBuf::from(target).join("criterion"),
-                (None, None) => PathBuf::from("target/criterion"),
-            }
-        });
+    let args = <Args as clap::Parser>::parse();
+    let home = args.criterion.unwrap_or_else(|| {
+        match (
+            std::env::var_os("CRITERION_HOME"),
+            std::env::var_os("CARGO_TARGET_DIR"),
+        ) {
+            (Some(home), _) => home.into(),
+            (None, Some(target)) => PathBuf::from(target).join("criterion"),
+            (None, None) => PathBuf::from("target/criterion"),
+        }
+    });
     let all = load(&home);
     if !all.keys().any(|id| id.starts_with("place_order/")) {
         eprintln!(

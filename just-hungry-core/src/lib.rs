@@ -44,6 +44,9 @@ pub mod state_machine;
 pub mod storage;
 pub mod transport;
 
+/// The attribute [`CommandValidator`] implementations need (`#[just_hungry_core::async_trait]`),
+/// re-exported so that an embedder does not add the crate themselves.
+pub use async_trait::async_trait;
 pub use ids::*;
 pub use state_machine::{
     AcceptAll, ApplyContext, CommandValidator, Payload, SnapshotReader, SnapshotWriter,

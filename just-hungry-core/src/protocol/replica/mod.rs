@@ -83,6 +83,30 @@ pub struct ReplicaConfig {
     pub max_snapshot_bytes: usize,
 }
 
+impl ReplicaConfig {
+    /// Replica `id`, reached at `address`, finding the front-end through the registry at
+    /// `registry`, with every other field at its default (what the binaries and
+    /// `LocalCluster` use): [`Timing::default`] (it must match the other nodes'),
+    /// [`ClientTableLimits::default`], [`Pipeline::default`], [`Transfer::default`],
+    /// [`DEFAULT_MAX_SNAPSHOT_BYTES`].
+    ///
+    /// The incarnation in `id` must be fresh at every start of the process (a random one:
+    /// `ReplicaId::new(name, just_hungry_core::runtime::random_u64())`), so that a restarted
+    /// replica, which lost its memory, is never taken for the one that died.
+    pub fn new(id: ReplicaId, address: Address, registry: Address) -> Self {
+        ReplicaConfig {
+            id,
+            address,
+            registry,
+            timing: Timing::default(),
+            client_table: ClientTableLimits::default(),
+            pipeline: Pipeline::default(),
+            transfer: Transfer::default(),
+            max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
+        }
+    }
+}
+
 /// The default of [`ReplicaConfig::max_snapshot_bytes`]: 8 GiB, above the order book's
 /// default limit (4 GiB counted, the order book's `DEFAULT_MAX_ORDER_BOOK_BYTES`, an upper
 /// bound of its encoding) with its client table.
