@@ -8,6 +8,7 @@
 //! | [`postcode`] | the postcode validators: the core's offline format check, the online directories, their cache and builder |
 //! | [`OrderClient`] | placing orders and reading histories through the front-end |
 //! | [`local`] | [`local::LocalCluster`]: a registry, a front-end and order-book replicas in one process |
+//! | [`apps`] | the programs (registry, front-end, replica, client, certificates), which the example binaries and the installed `just-hungry` run |
 //! | [`cli`] | what the command-line binaries share: logging, signals, options, the client's commands |
 //! | [`loadgen`] | the load generator: closed-loop clients, latency and failover report |
 //! | [`fixtures`] | large deterministic order books for the benches, the measuring tools, the tests and the nemesis |
@@ -116,6 +117,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod apps;
 pub mod burst;
 pub mod cli;
 #[cfg(feature = "etcd")]

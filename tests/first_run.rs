@@ -93,24 +93,42 @@ fn make_tutorial_certificates(dir: &Path) {
     assert!(status.success(), "certs failed");
 }
 
+/// Starts `program` with `args` as process `name`: the example binary, or the installed
+/// `just-hungry` binary's subcommand (`cargo install --path .`), which runs the same code.
+fn start(procs: &mut Processes, installed: bool, name: &str, program: &str, args: &[&str]) {
+    let mut command = if installed {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_just-hungry"));
+        command.arg(program);
+        command
+    } else {
+        Command::new(binary(program))
+    };
+    let child = command
+        .args(args)
+        .env("JUST_HUNGRY_REGISTRY", &procs.registry)
+        .env("JUST_HUNGRY_TLS_DIR", procs.tls_dir.as_ref().expect("TLS"))
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+    procs.children.insert(name.to_owned(), child);
+}
+
 /// The tutorial's nodes: a registry, a front-end on `state`, three offline replicas.
-fn start_tutorial(procs: &mut Processes, state: &Path) {
+fn start_tutorial(procs: &mut Processes, state: &Path, installed: bool) {
     let listen = procs.registry.clone();
-    procs.spawn(
-        "registry",
-        "registry",
-        &["--listen", &listen, "--autoclean", "20s"],
-    );
+    let registry = ["--listen", &listen, "--autoclean", "20s"];
+    start(procs, installed, "registry", "registry", &registry);
     let state = state.to_string_lossy().into_owned();
-    procs.spawn(
-        "frontend",
-        "frontend",
-        // Without --force-new-cluster the second run is the dead end of issue 18: the view in
-        // `state` names replicas whose memory-only state is gone, and the front-end waits.
-        &["--state-dir", &state, "--force-new-cluster"],
-    );
+    // Without --force-new-cluster the second run is the dead end of issue 18: the view in
+    // `state` names replicas whose memory-only state is gone, and the front-end waits.
+    let frontend = ["--state-dir", &state, "--force-new-cluster"];
+    start(procs, installed, "frontend", "frontend", &frontend);
     for name in ["replica-1", "replica-2", "replica-3"] {
-        procs.start_replica_with(name, &["--validator", "offline"]);
+        let replica = ["--id", name, "--validator", "offline"];
+        start(procs, installed, name, "replica", &replica);
     }
 }
 
@@ -122,7 +140,8 @@ fn the_tutorial_places_an_order_offline_and_again_when_run_a_second_time() {
     procs.tls_dir = Some(tls);
     let state = procs.state_dir.join("frontend-state");
     for run in 1..=2 {
-        start_tutorial(&mut procs, &state);
+        // The second run with the installed binary's subcommands.
+        start_tutorial(&mut procs, &state, run == 2);
         let placed = until_ok(&procs, &["order", "SW1A 1AA", "pizza", "cola"]);
         assert!(
             text(&placed).contains("placed for SW1A 1AA: pizza, cola"),

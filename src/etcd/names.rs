@@ -109,7 +109,10 @@ impl<S: StateMachine, T: Transport> EtcdNames<S, T> {
         };
         match message {
             Message::Register { name, .. } if self.elected.contains(&name) => {
-                self.answer(&Message::Registered { name });
+                self.answer(&Message::Registered {
+                    name,
+                    lease: self.lease_time,
+                });
             }
             Message::Register { name, address } => {
                 if name.len() > MAX_NAME_BYTES {
@@ -126,7 +129,14 @@ impl<S: StateMachine, T: Transport> EtcdNames<S, T> {
                 let lease_time = self.lease_time;
                 tokio::spawn(async move {
                     match register(&client, &owned, lease_time, &name, &address).await {
-                        Ok(()) => answer(&answers, &registry, &Message::<S>::Registered { name }),
+                        Ok(()) => answer(
+                            &answers,
+                            &registry,
+                            &Message::<S>::Registered {
+                                name,
+                                lease: lease_time,
+                            },
+                        ),
                         Err(e) => {
                             tracing::warn!(name = %name, error = %e, "cannot register the name in etcd; the node will retry")
                         }

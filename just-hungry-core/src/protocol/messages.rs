@@ -9,7 +9,7 @@ use crate::ids::{Address, Member, OpNumber, ReplicaId, RequestId, Time, View, Vi
 use crate::state_machine::StateMachine;
 
 /// The protocol version. A peer that speaks another is refused (the TCP hello carries it).
-pub const PROTOCOL_VERSION: u32 = 7;
+pub const PROTOCOL_VERSION: u32 = 8;
 
 /// One command in the op log: its position, the request it answers, when the primary took it,
 /// and the validated command itself.
@@ -256,6 +256,10 @@ pub enum Message<S: StateMachine> {
     Registered {
         /// The name registered.
         name: String,
+        /// How long the registry keeps the entry without a renewal (its autoclean). A node
+        /// whose own `Timing::autoclean` is longer renews at the registry's pace instead, and
+        /// says so once (issue 18: a mismatch made the registry drop and re-add entries).
+        lease: std::time::Duration,
     },
     /// Asks where `name` is.
     Lookup {

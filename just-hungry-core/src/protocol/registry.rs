@@ -15,12 +15,17 @@ use crate::state_machine::StateMachine;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RegistrationSchedule {
     next: Time,
+    /// The registry's lease when it is shorter than this node's own, once said.
+    shorter_lease: Option<Duration>,
 }
 
 impl RegistrationSchedule {
     /// The first `Register` is due at once.
     pub(crate) fn new(now: Time) -> Self {
-        RegistrationSchedule { next: now }
+        RegistrationSchedule {
+            next: now,
+            shorter_lease: None,
+        }
     }
 
     /// Whether a `Register` is due at `now`. If so, the one after is due a retransmission
@@ -33,9 +38,21 @@ impl RegistrationSchedule {
         true
     }
 
-    /// The registry acknowledged: the next `Register` renews the lease.
-    pub(crate) fn acknowledged(&mut self, now: Time, timing: &Timing) {
-        self.next = now + timing.lease_renewal();
+    /// The registry acknowledged, holding the name for `lease`: the next `Register` renews
+    /// it, after a quarter of the registry's lease or of this node's own autoclean, whichever
+    /// is sooner. A registry lease shorter than this node's autoclean (the two configured
+    /// differently) is logged once by `node`.
+    pub(crate) fn acknowledged(&mut self, now: Time, timing: &Timing, lease: Duration, node: &str) {
+        let registry_pace = Timing {
+            autoclean: lease,
+            ..*timing
+        }
+        .lease_renewal();
+        if lease < timing.autoclean && self.shorter_lease != Some(lease) {
+            self.shorter_lease = Some(lease);
+            tracing::warn!(node = %node, registry_autoclean = ?lease, own_autoclean = ?timing.autoclean, "the registry drops entries sooner than this node's --autoclean: renewing at the registry's pace (give every node the registry's --autoclean)");
+        }
+        self.next = now + timing.lease_renewal().min(registry_pace);
     }
 
     /// The registry could not be reached: try again within a retransmission interval.
@@ -202,7 +219,10 @@ impl<S: StateMachine> Node<S> for Registry {
     fn poll_output(&mut self) -> Option<Output<S>> {
         let (to, answer) = self.outputs.pop_front()?;
         let message = match answer {
-            Answer::Registered { name } => Message::Registered { name },
+            Answer::Registered { name } => Message::Registered {
+                name,
+                lease: self.autoclean,
+            },
             Answer::LookupReply { name, address } => Message::LookupReply { name, address },
         };
         Some(Output::Send { to, message })
@@ -214,5 +234,74 @@ impl<S: StateMachine> Node<S> for Registry {
 
     fn refused(&self) -> u64 {
         Registry::refused(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::NodeRole;
+    use crate::sim::KeyedLists;
+
+    /// A node registering on its schedule with `registry`, every 100 ms of simulated time for
+    /// `span`: whether the registry held its name at every step.
+    fn always_registered(registry_autoclean: Duration, own_autoclean: Duration) -> bool {
+        let mut registry = Registry::new("registry", registry_autoclean);
+        let timing = Timing {
+            autoclean: own_autoclean,
+            ..Timing::default()
+        };
+        let node = Identity::new(NodeRole::Replica, "replica-1");
+        let mut schedule = RegistrationSchedule::new(Time::ZERO);
+        let mut held = true;
+        let mut now = Time::ZERO;
+        while now < Time::ZERO + Duration::from_secs(30) {
+            if schedule.due(now, &timing) {
+                let register = Message::<KeyedLists>::Register {
+                    name: crate::protocol::replica_registry_name("replica-1"),
+                    address: Address::new("replica-1"),
+                };
+                Node::<KeyedLists>::handle_message(
+                    &mut registry,
+                    now,
+                    Address::new("replica-1"),
+                    &node,
+                    register,
+                );
+                while let Some(output) = Node::<KeyedLists>::poll_output(&mut registry) {
+                    if let Output::Send {
+                        message: Message::Registered { lease, .. },
+                        ..
+                    } = output
+                    {
+                        schedule.acknowledged(now, &timing, lease, "replica-1");
+                    }
+                }
+            }
+            now = now + Duration::from_millis(100);
+            Registry::handle_timeout(&mut registry, now);
+            // Once registered, the name must stay (the first registration is at time 0).
+            let name = crate::protocol::replica_registry_name("replica-1");
+            held &= registry.lookup(now, &name).is_some();
+        }
+        held
+    }
+
+    #[test]
+    fn a_node_whose_autoclean_is_longer_than_the_registry_s_renews_at_the_registry_s_pace() {
+        // Issue 18: a node told --autoclean 20s beside a registry of 2 s renewed every 5 s,
+        // so the registry dropped its entry every 2 s and took it back at each renewal.
+        assert!(always_registered(
+            Duration::from_secs(2),
+            Duration::from_secs(20)
+        ));
+        assert!(always_registered(
+            Duration::from_secs(20),
+            Duration::from_secs(2)
+        ));
+        assert!(always_registered(
+            Duration::from_secs(20),
+            Duration::from_secs(20)
+        ));
     }
 }

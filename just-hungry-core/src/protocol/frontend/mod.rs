@@ -428,8 +428,9 @@ impl<S: StateMachine> Node<S> for Frontend<S> {
             Message::SuspectBackup { view, backup } => self.on_suspect_backup(now, view, backup),
             Message::Request(request) => self.on_request(now, from, sender, request),
             Message::Response(response) => self.on_response(now, response),
-            Message::Registered { name } if name == FRONTEND_NAME => {
-                self.registration.acknowledged(now, &self.config.timing);
+            Message::Registered { name, lease } if name == FRONTEND_NAME => {
+                self.registration
+                    .acknowledged(now, &self.config.timing, lease, &self.config.name);
             }
             other => {
                 tracing::debug!(node = %self.config.name, from = %from, kind = other.kind(), "ignored message not for a front-end");

@@ -505,8 +505,12 @@ impl<S: StateMachine> Node<S> for Replica<S> {
             return;
         }
         match message {
-            Message::Registered { name } if name == replica_registry_name(&self.config.id.name) => {
-                self.registration.acknowledged(now, &self.config.timing);
+            Message::Registered { name, lease }
+                if name == replica_registry_name(&self.config.id.name) =>
+            {
+                let node = self.config.id.to_string();
+                self.registration
+                    .acknowledged(now, &self.config.timing, lease, &node);
             }
             Message::LookupReply { name, address } if name == FRONTEND_NAME => {
                 if let Some(address) = address
