@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
     // The story is on stdout; the nodes' own log (view changes, elections, state transfer) is
     // at info on stderr with RUST_LOG=info, and only warnings by default, so that it does not
     // drown the story (issue 18).
-    just_hungry::cli::init_logging_with_default("warn");
+    just_hungry::process::init_logging_with_default("warn");
     let failures = match (args.nemesis, args.transport) {
         (Some(seed), _) => {
             just_hungry::nemesis::run_and_tell(seed, args.history.as_deref()).await?

@@ -86,7 +86,7 @@ struct Args {
 
 fn main() {
     let args = <Args as clap::Parser>::parse();
-    just_hungry::cli::init_logging_with_default("warn");
+    just_hungry::process::init_logging_with_default("warn");
     if let Some(dir) = &args.data_dir {
         // A run measures replicas starting from the pre-defined data, not a previous run's,
         // and never deletes what it did not write.

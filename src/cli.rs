@@ -1,5 +1,7 @@
-//! What the command-line binaries share: logging, shutdown signals, duration and timing
-//! options, and the order-book client's commands (parsing, output as text or JSON).
+//! What the command-line programs share: their common options (registry, TLS, etcd, timing,
+//! postcodes, durations and sizes) and the order-book client's commands (parsing, output as
+//! text or JSON). What any process hosting nodes needs (logging, shutdown, certificate reload)
+//! is in [`crate::process`].
 
 use std::time::Duration;
 
@@ -20,50 +22,6 @@ pub const REGISTRY_ENV: &str = "JUST_HUNGRY_REGISTRY";
 
 /// The registry's default address.
 pub const DEFAULT_REGISTRY: &str = "127.0.0.1:9090";
-
-/// Logs to stderr at `info` unless `RUST_LOG` says otherwise.
-pub fn init_logging() {
-    init_logging_with_default("info");
-}
-
-/// Logs to stderr at `level` (`warn`, `info`, ...) unless `RUST_LOG` says otherwise; in
-/// colour only when stderr is a terminal and `NO_COLOR` is unset, so that a log written to a
-/// file or a pipe holds no escape codes.
-pub fn init_logging_with_default(level: &str) {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-/// Resolves when the process is asked to stop: Ctrl+C, or SIGTERM on Unix.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
 
 /// The environment variable that names the directory of certificates (`--tls-dir`).
 pub const TLS_DIR_ENV: &str = "JUST_HUNGRY_TLS_DIR";
@@ -123,7 +81,7 @@ impl TlsArgs {
     pub fn apply(&self, mut config: TcpConfig, name: &str) -> Result<TcpConfig, TlsSetupError> {
         if let Some(tls) = self.load(name)? {
             config.identity = tls.identity();
-            spawn_reload_on_sighup(tls.clone());
+            crate::process::spawn_reload_on_sighup(tls.clone());
             config.tls = Some(tls);
         }
         Ok(config)
@@ -143,30 +101,6 @@ pub struct TlsSetupError {
     pub dir: std::path::PathBuf,
     /// The node's name.
     pub name: String,
-}
-
-/// Reloads `tls` from its files on every SIGHUP (Unix), so a renewed certificate is used
-/// without a restart: new connections present it, open ones keep theirs.
-pub fn spawn_reload_on_sighup(tls: TlsConfig) {
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        while hangup.recv().await.is_some() {
-            match tls.reload() {
-                Ok(()) => {
-                    tracing::info!(identity = %tls.identity(), "SIGHUP: certificate reloaded")
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "SIGHUP: cannot reload the certificate: keeping the current one")
-                }
-            }
-        }
-    });
-    #[cfg(not(unix))]
-    let _ = tls;
 }
 
 /// Parses the command line into `T`, as `T::parse()` does, except that with `--json` among the

@@ -9,7 +9,8 @@
 //! | [`OrderClient`] | placing orders and reading histories through the front-end |
 //! | [`local`] | [`local::LocalCluster`]: a registry, a front-end and order-book replicas in one process |
 //! | [`apps`] | the programs (registry, front-end, replica, client, certificates), which the example binaries and the installed `just-hungry` run |
-//! | [`cli`] | what the command-line binaries share: logging, signals, options, the client's commands |
+//! | [`cli`] | what the command-line programs share: their options, the client's commands |
+//! | [`process`] | what a process hosting nodes needs: logging, shutdown on a signal, certificate reload on SIGHUP |
 //! | [`loadgen`] | the load generator: closed-loop clients, latency and failover report |
 //! | [`fixtures`] | large deterministic order books for the benches, the measuring tools, the tests and the nemesis |
 //! | [`nemesis`] | fault-injection runs on the in-memory network, with a recorded, checked history |
@@ -130,6 +131,7 @@ pub mod ops;
 mod order_client;
 pub mod orders;
 pub mod postcode;
+pub mod process;
 
 pub use order_client::{OrderAudit, OrderClient, OrderClientError};
 

@@ -272,10 +272,9 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
             .network
             .endpoint(&Identity::new(NodeRole::Frontend, "frontend"), S::SERVICE)
             .await?;
-        let mut config =
-            FrontendConfig::new("frontend", address.clone(), self.registry_address.clone());
-        config.timing = self.timing;
-        config.bootstrap_grace = self.timing.ping_interval * 2;
+        let config =
+            FrontendConfig::new("frontend", address.clone(), self.registry_address.clone())
+                .with_timing(self.timing);
         let handle = runtime::spawn_frontend::<S, _>(endpoint, config, (self.view_stores)());
         self.frontend = Some((address, handle));
         Ok(())

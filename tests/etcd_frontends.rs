@@ -89,9 +89,8 @@ impl Deployment {
     }
 
     fn candidate(&self, name: &str) -> FrontendCandidate {
-        let mut config = FrontendConfig::new(name, Address::new(name), Address::new(""));
-        config.timing = self.timing;
-        config.bootstrap_grace = self.timing.ping_interval * 2;
+        let config = FrontendConfig::new(name, Address::new(name), Address::new(""))
+            .with_timing(self.timing);
         let network = self.network.clone();
         let name = name.to_owned();
         FrontendCandidate::spawn::<OrderBook, _, _, _>(

@@ -104,7 +104,7 @@ fn replay_seed() {
         return;
     };
     if std::env::var_os("RUST_LOG").is_some() {
-        just_hungry::cli::init_logging();
+        just_hungry::process::init_logging();
     }
     // JUST_HUNGRY_NEMESIS_FSYNC=always (or batch, never) replays a durable seed.
     let storage = std::env::var("JUST_HUNGRY_NEMESIS_FSYNC").ok().map(|p| {

@@ -136,8 +136,9 @@ async fn get(url: &str) -> Option<(u16, String)> {
     Some((status, response.text().await.ok()?))
 }
 
-/// Polls `url` until it answers `status`, and returns the body.
-async fn wait_for_status(url: &str, status: u16) -> String {
+/// Polls `url` until it answers `status`, and returns the body; on time-out, says what
+/// became of `procs`.
+async fn wait_for_status(procs: &mut Processes, url: &str, status: u16) -> String {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let answer = get(url).await;
@@ -148,14 +149,21 @@ async fn wait_for_status(url: &str, status: u16) -> String {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{url} did not answer {status} in time (last: {answer:?})"
+            "{url} did not answer {status} in time (last: {answer:?}); the processes:{}",
+            procs.post_mortem()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
-/// Polls `url`'s metrics until `done` holds of them, and returns them.
-async fn wait_for_metrics(url: &str, what: &str, done: impl Fn(&[Sample]) -> bool) -> Vec<Sample> {
+/// Polls `url`'s metrics until `done` holds of them, and returns them; on time-out, says
+/// what became of `procs`.
+async fn wait_for_metrics(
+    procs: &mut Processes,
+    url: &str,
+    what: &str,
+    done: impl Fn(&[Sample]) -> bool,
+) -> Vec<Sample> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         if let Some((200, body)) = get(url).await {
@@ -166,7 +174,8 @@ async fn wait_for_metrics(url: &str, what: &str, done: impl Fn(&[Sample]) -> boo
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what} at {url}"
+            "timed out waiting for {what} at {url}; the processes:{}",
+            procs.post_mortem()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -208,7 +217,7 @@ fn deployment_with_endpoints(replicas: usize) -> (Processes, BTreeMap<String, St
 async fn every_binary_serves_metrics_health_and_readiness_through_a_failover() {
     let (mut procs, urls) = deployment_with_endpoints(3);
     for url in urls.values() {
-        wait_for_status(&format!("{url}/healthz"), 200).await;
+        wait_for_status(&mut procs, &format!("{url}/healthz"), 200).await;
     }
     let client = client(&procs).await;
     let status = wait_for(&client, "three members", |s| {
@@ -216,7 +225,7 @@ async fn every_binary_serves_metrics_health_and_readiness_through_a_failover() {
     })
     .await;
     for url in urls.values() {
-        wait_for_status(&format!("{url}/readyz"), 200).await;
+        wait_for_status(&mut procs, &format!("{url}/readyz"), 200).await;
     }
     client
         .place_order("SW1A 1AA", vec!["pizza".into()])
@@ -231,18 +240,23 @@ async fn every_binary_serves_metrics_health_and_readiness_through_a_failover() {
     // The front-end: requests by outcome, the refusal's reason, the latency histogram, the
     // view changes that built the view, its replicas and its connections.
     let frontend = format!("{}/metrics", urls["frontend"]);
-    let samples = wait_for_metrics(&frontend, "one ok and one refused request", |s| {
-        value(
-            s,
-            "just_hungry_frontend_requests_total",
-            &[("outcome", "ok")],
-        ) >= Some(1.0)
-            && value(
+    let samples = wait_for_metrics(
+        &mut procs,
+        &frontend,
+        "one ok and one refused request",
+        |s| {
+            value(
                 s,
                 "just_hungry_frontend_requests_total",
-                &[("outcome", "refused")],
+                &[("outcome", "ok")],
             ) >= Some(1.0)
-    })
+                && value(
+                    s,
+                    "just_hungry_frontend_requests_total",
+                    &[("outcome", "refused")],
+                ) >= Some(1.0)
+        },
+    )
     .await;
     assert!(
         value(
@@ -312,7 +326,7 @@ async fn every_binary_serves_metrics_health_and_readiness_through_a_failover() {
     for i in 1..=3 {
         let name = format!("replica-{i}");
         let url = format!("{}/metrics", urls[&name]);
-        let samples = wait_for_metrics(&url, "the order applied", |s| {
+        let samples = wait_for_metrics(&mut procs, &url, "the order applied", |s| {
             value(s, "just_hungry_replica_applied_op", &[]) >= Some(1.0)
         })
         .await;
@@ -347,6 +361,7 @@ async fn every_binary_serves_metrics_health_and_readiness_through_a_failover() {
         }
     }
     let registry = wait_for_metrics(
+        &mut procs,
         &format!("{}/metrics", urls["registry"]),
         "the registry's names",
         |s| value(s, "just_hungry_registry_entries", &[]) >= Some(4.0),
@@ -363,7 +378,7 @@ async fn every_binary_serves_metrics_health_and_readiness_through_a_failover() {
             .is_some_and(|v| v.primary.id.name != primary)
     })
     .await;
-    wait_for_metrics(&frontend, "an election", |s| {
+    wait_for_metrics(&mut procs, &frontend, "an election", |s| {
         value(s, "just_hungry_frontend_elections_total", &[]) >= Some(1.0)
             && value(
                 s,
@@ -372,7 +387,7 @@ async fn every_binary_serves_metrics_health_and_readiness_through_a_failover() {
             ) >= Some(1.0)
     })
     .await;
-    wait_for_status(&format!("{}/readyz", urls["frontend"]), 200).await;
+    wait_for_status(&mut procs, &format!("{}/readyz", urls["frontend"]), 200).await;
     assert!(get(&format!("{}/healthz", urls[&primary])).await.is_none());
     let (status, body) = get(&format!("{}/nowhere", urls["frontend"]))
         .await
@@ -390,8 +405,8 @@ async fn a_replica_outside_any_view_is_not_ready_and_says_why() {
         &["--validator", "offline", "--metrics-listen", &at],
     );
     let url = format!("http://{at}");
-    wait_for_status(&format!("{url}/healthz"), 200).await;
-    let body = wait_for_status(&format!("{url}/readyz"), 503).await;
+    wait_for_status(&mut procs, &format!("{url}/healthz"), 200).await;
+    let body = wait_for_status(&mut procs, &format!("{url}/readyz"), 503).await;
     assert!(
         body.contains("replica-1") && body.contains("idle"),
         "says why: {body}"

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deployment::{Processes, WAIT, binary, client, free_port, wait_for};
+use deployment::{Processes, WAIT, binary, client, free_fixed_port, wait_for};
 use just_hungry::OrderClient;
 use just_hungry::core::protocol::messages::{ClusterStatus, ReplicaRole};
 use just_hungry::orders::{OrderBook, OrderId};
@@ -691,7 +691,10 @@ fn the_shell_reports_a_line_that_is_not_utf8_and_carries_on() {
 /// The front-end candidates of the etcd tests, each on a port of its own so that the address
 /// in the front-end's key names the process.
 fn candidates() -> [(&'static str, u16); 2] {
-    [("frontend-a", free_port()), ("frontend-b", free_port())]
+    [
+        ("frontend-a", free_fixed_port()),
+        ("frontend-b", free_fixed_port()),
+    ]
 }
 
 /// etcd (three members), two front-end candidates and three replicas, all processes, the view

@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use crate::OrderClient;
 use crate::cli::{
-    ClientCommand, DEFAULT_REGISTRY, EtcdArgs, REGISTRY_ENV, TlsArgs, init_logging,
-    parse_args_json_aware, parse_duration, parse_registry_address, print_history, run_command,
-    run_shell,
+    ClientCommand, DEFAULT_REGISTRY, EtcdArgs, REGISTRY_ENV, TlsArgs, parse_args_json_aware,
+    parse_duration, parse_registry_address, print_history, run_command, run_shell,
 };
 use crate::core::ids::Address;
 use crate::core::protocol::client::ClientConfig;
 use crate::etcd::EtcdNames;
 use crate::orders::OrderBook;
+use crate::process::init_logging;
 use crate::tcp::{TcpConfig, TcpTransport};
 use clap::{Parser, Subcommand};
 

@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::cli::{
-    DEFAULT_REGISTRY, EtcdArgs, REGISTRY_ENV, TimingArgs, TlsArgs, init_logging, parse_duration,
-    parse_registry_address, shutdown_signal,
+    DEFAULT_REGISTRY, EtcdArgs, REGISTRY_ENV, TimingArgs, TlsArgs, parse_duration,
+    parse_registry_address,
 };
 use crate::core::codec;
 use crate::core::ids::{Address, Identity, NodeRole};
@@ -24,6 +24,7 @@ use crate::core::transport::{Transport, TransportEvent};
 use crate::etcd::{ElectionConfig, EtcdClient, FrontendCandidate};
 use crate::ops::{OpsArgs, OpsInstalled, OpsRole};
 use crate::orders::OrderBook;
+use crate::process::{init_logging, shutdown_signal};
 use crate::tcp::{TcpConfig, TcpTransport};
 use clap::Parser;
 
@@ -88,9 +89,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &args.name,
         Address::new(""),
         Address::new(args.registry.as_str()),
-    );
-    config.timing = args.timing.timing();
-    config.bootstrap_grace = config.timing.ping_interval * 2;
+    )
+    .with_timing(args.timing.timing());
     config.force_new_cluster = args.force_new_cluster;
     config.allow_unclean_recovery = args.allow_unclean_recovery;
     match args.etcd.client()? {

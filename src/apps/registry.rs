@@ -4,11 +4,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::cli::{TlsArgs, init_logging, parse_duration, shutdown_signal};
+use crate::cli::{TlsArgs, parse_duration};
 use crate::core::ids::{Identity, NodeRole};
 use crate::core::runtime;
 use crate::core::transport::Transport;
 use crate::ops::{OpsArgs, OpsRole};
+use crate::process::{init_logging, shutdown_signal};
 use crate::tcp::{TcpConfig, TcpTransport};
 use clap::Parser;
 

@@ -12,8 +12,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::cli::{
-    DEFAULT_REGISTRY, EtcdArgs, PostcodeArgs, REGISTRY_ENV, TimingArgs, TlsArgs, init_logging,
-    parse_byte_size, parse_registry_address, shutdown_signal,
+    DEFAULT_REGISTRY, EtcdArgs, PostcodeArgs, REGISTRY_ENV, TimingArgs, TlsArgs, parse_byte_size,
+    parse_registry_address,
 };
 use crate::core::ids::{Address, Identity, NodeRole, ReplicaId, Time};
 use crate::core::protocol::client_table::ClientTableLimits;
@@ -26,6 +26,7 @@ use crate::core::transport::Transport;
 use crate::etcd::EtcdNames;
 use crate::ops::{OpsArgs, OpsRole};
 use crate::orders::{OrderBook, OrderValidator};
+use crate::process::{init_logging, shutdown_signal};
 use crate::tcp::{TcpConfig, TcpTransport};
 use clap::Parser;
 

@@ -94,7 +94,7 @@ mod remote;
 mod report;
 mod target;
 
-pub use remote::LOADGEN_NAME;
+pub use remote::{LOADGEN_NAME, free_fixed_port};
 use target::{InProcess, Target};
 
 use check::nanos_between;

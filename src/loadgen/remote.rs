@@ -225,9 +225,7 @@ impl Spawned {
             (options.duration.as_secs_f64() / every.as_secs_f64()).ceil() as usize + 1
         });
         make_certificates(&tls_dir, options.replicas + kills)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())?;
+        let port = free_fixed_port()?;
         let mut spawned = Spawned {
             binaries: binaries.to_owned(),
             dir,
@@ -352,5 +350,33 @@ async fn connect_client(
         registry.clone(),
         config,
         id,
+    ))
+}
+
+/// A free port on 127.0.0.1 below the kernel's ephemeral range (bound, checked, released).
+///
+/// For an address handed to a process that binds it later: a port taken from the ephemeral
+/// range (binding port 0) is free again once released, and any process binding port 0 or
+/// connecting out meanwhile can be given it; one below that range is only taken by a process
+/// that asks for it by number.
+///
+/// # Errors
+///
+/// When none of 1000 random candidates between 10000 and the range's start is free.
+pub fn free_fixed_port() -> std::io::Result<u16> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let span = u64::from(low.saturating_sub(10_000).max(1));
+    for _ in 0..1000 {
+        let port = 10_000 + (random_u64() % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrNotAvailable,
+        format!("no free port on 127.0.0.1 between 10000 and {low}"),
     ))
 }

@@ -38,31 +38,11 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A free port on 127.0.0.1 below the kernel's ephemeral range, so that no process binding
-/// port 0 meanwhile can be given it (a port [`free_port`] picked can be: it comes from that
-/// range, and is free again once released). For the ports one test hands to several processes
-/// that start concurrently, each also binding port 0.
+/// A free port below the kernel's ephemeral range ([`just_hungry::loadgen::free_fixed_port`]):
+/// for the ports one test hands to several processes that start concurrently, each also
+/// binding port 0.
 pub fn free_fixed_port() -> u16 {
-    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let span = u64::from(low.saturating_sub(10_000).max(1));
-    let mut seed = u64::from(std::process::id())
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-    for _ in 0..1000 {
-        // xorshift: a different candidate each try, different across test processes.
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let port = 10_000 + (seed % span) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port below {low}");
+    just_hungry::loadgen::free_fixed_port().expect("a free port")
 }
 
 /// A free port on 127.0.0.1 (bound, read, released).
@@ -204,8 +184,37 @@ impl Processes {
         }
     }
 
+    /// Starts `binary_name` as process `name`, its standard error (warnings and errors:
+    /// `RUST_LOG=warn`) appended to [`Processes::log_of`] `name`, which
+    /// [`Processes::post_mortem`] reads back when a test times out.
     pub fn spawn(&mut self, name: &str, binary_name: &str, args: &[&str]) {
-        self.spawn_with_stderr(name, binary_name, args, Stdio::null());
+        std::fs::create_dir_all(&self.state_dir).expect("the test's directory");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_of(name))
+            .expect("a log file");
+        self.spawn_with_stderr(name, binary_name, args, Stdio::from(log));
+    }
+
+    /// What went wrong, for a test that timed out: each process that has exited, with its
+    /// status, and the last lines each process wrote to its log.
+    pub fn post_mortem(&mut self) -> String {
+        let mut report = String::new();
+        let names: Vec<String> = self.children.keys().cloned().collect();
+        for name in names {
+            let state = match self.children.get_mut(&name).map(Child::try_wait) {
+                Some(Ok(Some(status))) => format!("exited ({status})"),
+                Some(Ok(None)) => "running".to_owned(),
+                Some(Err(e)) => format!("unknown ({e})"),
+                None => continue,
+            };
+            let log = std::fs::read_to_string(self.log_of(&name)).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(5)..].join("\n    ");
+            report.push_str(&format!("\n  {name}: {state}\n    {tail}"));
+        }
+        report
     }
 
     /// As [`Processes::spawn`], its standard error going to `stderr`.

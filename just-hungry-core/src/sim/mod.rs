@@ -339,13 +339,12 @@ impl<S: SimService> Sim<S> {
     }
 
     fn new_frontend(&self) -> Frontend<S> {
-        let mut config = FrontendConfig::new(
+        let config = FrontendConfig::new(
             FRONTEND_ADDRESS,
             Address::new(FRONTEND_ADDRESS),
             Address::new(REGISTRY_ADDRESS),
-        );
-        config.timing = self.config.timing;
-        config.bootstrap_grace = self.config.timing.ping_interval * 2;
+        )
+        .with_timing(self.config.timing);
         Frontend::new(config, self.stored_view.clone(), self.now)
     }
 

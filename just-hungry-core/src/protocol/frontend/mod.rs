@@ -78,6 +78,13 @@ pub struct FrontendConfig {
     pub timing: Timing,
     /// With no stored view, wait this long for pings before bootstrapping view 1, so a
     /// replica of an existing cluster can report its view first.
+    ///
+    /// Two ping intervals by default, which [`FrontendConfig::new`] and
+    /// [`FrontendConfig::with_timing`] set: every live replica pings within one interval, so
+    /// two cover a lost ping. Raise it only when replicas may start well after the front-end
+    /// and one of them holds an existing cluster's view (a front-end restarted without its
+    /// stored view): a front-end that bootstraps first starts a new, empty view beside it.
+    /// Never below one ping interval.
     pub bootstrap_grace: Duration,
     /// When no member of the last active view is alive, start a new cluster from the live
     /// replicas anyway, accepting the loss of the acknowledged writes held by the dead ones
@@ -100,11 +107,24 @@ impl FrontendConfig {
             address,
             registry,
             timing,
-            bootstrap_grace: timing.ping_interval * 2,
+            bootstrap_grace: default_bootstrap_grace(timing),
             force_new_cluster: false,
             allow_unclean_recovery: false,
         }
     }
+
+    /// This configuration with `timing`, and the bootstrap grace that goes with it (two of
+    /// its ping intervals): set the timing through this, not by hand, so the two agree.
+    pub fn with_timing(mut self, timing: Timing) -> Self {
+        self.timing = timing;
+        self.bootstrap_grace = default_bootstrap_grace(timing);
+        self
+    }
+}
+
+/// Two ping intervals: every live replica pings within one, so two cover a lost ping.
+fn default_bootstrap_grace(timing: Timing) -> Duration {
+    timing.ping_interval * 2
 }
 
 /// A replica as the front-end knows it.
