@@ -8,7 +8,7 @@
 //! Everything random is drawn from one seed: the faults (the in-memory network's generator),
 //! the nemesis' choices, the clients' operations, incarnations and client ids. Under tokio's
 //! paused clock on a current-thread runtime a run is a function of its seed, which is how the
-//! tests replay a failure (`tests/nemesis.rs`).
+//! tests replay a failure (`tests/integration/nemesis.rs`).
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -13,9 +13,7 @@ use just_hungry_core::protocol::messages::{
 };
 use just_hungry_core::protocol::replica::Replica;
 
-mod nodes;
-
-use nodes::{id, member, replica};
+use crate::nodes::{id, member, replica};
 
 type M = Message<OrderBook>;
 

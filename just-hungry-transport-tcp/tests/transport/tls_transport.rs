@@ -2,12 +2,10 @@
 //! every message carries the identity in its certificate, and a hello naming another identity
 //! is refused (docs/SECURITY.md). Certificates are made at test time; all on 127.0.0.1.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use futures_util::SinkExt;
 use just_hungry_core::ids::{Identity, NodeRole};
 use just_hungry_core::transport::{Transport, TransportEvent};

@@ -16,9 +16,7 @@ use just_hungry_core::protocol::registry::{MAX_REGISTRY_ENTRIES, Registry};
 use just_hungry_core::protocol::replica::{DEFAULT_MAX_SNAPSHOT_BYTES, Replica};
 use just_hungry_core::protocol::{FRONTEND_NAME, Node, Output, Timing};
 
-mod nodes;
-
-use nodes::{member, replica_with as replica};
+use crate::nodes::{member, replica_with as replica};
 
 type M = Message<OrderBook>;
 

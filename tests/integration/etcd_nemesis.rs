@@ -6,7 +6,7 @@
 //!
 //! etcd runs in real time, so these runs are on a multi-thread runtime with the real clock: a
 //! seed fixes the nemesis' choices, not the interleaving. `JUST_HUNGRY_ETCD_NEMESIS_SEEDS=20
-//! cargo test --test etcd_nemesis -- --nocapture` runs more seeds (default 3).
+//! cargo test --test integration etcd_nemesis:: -- --nocapture` runs more seeds (default 3).
 
 use just_hungry::etcd::EtcdCluster;
 use just_hungry::nemesis::{self, NemesisOptions};

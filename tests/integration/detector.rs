@@ -13,8 +13,6 @@ use just_hungry_core::protocol::frontend::{Frontend, FrontendConfig};
 use just_hungry_core::protocol::messages::{Message, Ping, ReplicaRole};
 use just_hungry_core::protocol::{Node, Timing};
 
-mod nodes;
-
 type M = Message<OrderBook>;
 
 const REPLICAS: [&str; 3] = ["r1", "r2", "r3"];
@@ -26,7 +24,7 @@ struct Harness {
 
 impl Harness {
     fn id(name: &str) -> ReplicaId {
-        nodes::id(name)
+        crate::nodes::id(name)
     }
 
     fn deliver(&mut self, name: &str, message: M) {
@@ -170,15 +168,15 @@ fn a_replica_that_died_during_the_pause_is_still_found_after_it() {
 /// backup as slow when it wakes: the acknowledgement is queued behind its own timer.
 #[test]
 fn a_paused_primary_does_not_report_its_backup_when_it_wakes() {
+    use crate::nodes::member;
     use just_hungry::orders::OrderCommand;
     use just_hungry_core::ids::{ClientId, RequestId, ViewNumber};
     use just_hungry_core::protocol::Output;
     use just_hungry_core::protocol::messages::{ClientRequest, Operation};
     use just_hungry_core::protocol::replica::Replica;
-    use nodes::member;
 
     let timing = Timing::default();
-    let mut r1 = nodes::replica("r1");
+    let mut r1 = crate::nodes::replica("r1");
     let frontend = Identity::new(NodeRole::Frontend, "frontend");
     let r2 = Identity::new(NodeRole::Replica, "r2");
     let mut now = Time(0);

@@ -1,12 +1,10 @@
 //! Bad input on the wire: each case is refused or closed without a panic, and the transport
 //! keeps serving normal peers afterwards (docs/PROTOCOL.md, "What reaches the wire").
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use futures_util::{SinkExt, StreamExt};
 use just_hungry_core::protocol::messages::PROTOCOL_VERSION;
 use just_hungry_core::transport::Transport;

@@ -2,9 +2,9 @@
 //! run of concurrent clients under crashes, restarts, partitions and message faults, checked
 //! for linearizability, lost and doubled orders, convergence and liveness.
 //!
-//! `JUST_HUNGRY_NEMESIS_SEEDS=1000 cargo test --test nemesis` runs more seeds (default 100);
+//! `JUST_HUNGRY_NEMESIS_SEEDS=1000 cargo test --test integration nemesis::` runs more seeds (default 100);
 //! a failure prints its seed and the command that replays it:
-//! `JUST_HUNGRY_NEMESIS_SEED=N cargo test --test nemesis replay_seed -- --nocapture`.
+//! `JUST_HUNGRY_NEMESIS_SEED=N cargo test --test integration nemesis::replay_seed -- --nocapture`.
 
 use just_hungry::nemesis::{self, NemesisOptions, NemesisOutcome};
 
@@ -25,7 +25,7 @@ fn run_seed_with(seed: u64, options: NemesisOptions) -> NemesisOutcome {
 
 fn describe(outcome: &NemesisOutcome) -> String {
     format!(
-        "seed {}\nfaults: {}\n{}problems: {:?}\nreplay: JUST_HUNGRY_NEMESIS_SEED={} cargo test --test nemesis replay_seed -- --nocapture",
+        "seed {}\nfaults: {}\n{}problems: {:?}\nreplay: JUST_HUNGRY_NEMESIS_SEED={} cargo test --test integration nemesis::replay_seed -- --nocapture",
         outcome.seed,
         outcome.faults.join("; "),
         outcome.report,

@@ -7,15 +7,12 @@
 //! Replicas check postcodes offline, except in the test of the binary's online flags, which
 //! points them at local fakes of postcodes.io and getthedata.
 
-mod deployment;
-mod support;
-
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use deployment::{Processes, WAIT, binary, client, free_fixed_port, wait_for};
+use crate::deployment::{Processes, WAIT, binary, client, free_fixed_port, wait_for};
 use just_hungry::OrderClient;
 use just_hungry::core::protocol::messages::{ClusterStatus, ReplicaRole};
 use just_hungry::orders::{OrderBook, OrderId};
@@ -161,9 +158,9 @@ async fn kill_9_of_the_primary_and_a_frontend_restart_lose_and_double_nothing() 
 
 /// Failover time over TCP: from `kill -9` of the primary to the next acknowledged order, over
 /// several runs, with mutual TLS (the default) and then in plaintext. A measurement, not a
-/// check: `cargo build --release --examples && cargo test --release --test processes --
-/// --ignored --nocapture failover_time` (the test runs the example binaries; a plain
-/// `cargo test` builds them, `--test processes` alone does not).
+/// check: `cargo build --release --examples && cargo test --release --test integration --
+/// --ignored --nocapture processes::failover_time` (the test runs the example binaries; a
+/// plain `cargo test` builds them, `--test integration` alone does not).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn failover_time_over_tcp() {
@@ -180,7 +177,7 @@ async fn failover_time_over_tcp() {
 /// Issue 15: the same failover time with etcd as the coordination backend (two front-end
 /// candidates, the view in etcd, names on leases) against the embedded one (registry, the
 /// view in a file), in one run. A measurement: `cargo build --release --examples && cargo
-/// test --release --test processes -- --ignored --nocapture failover_time_on_etcd`.
+/// test --release --test integration -- --ignored --nocapture processes::failover_time_on_etcd`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
 async fn failover_time_on_etcd() {
@@ -407,10 +404,10 @@ async fn one_replica_cluster(flags: &[&str]) -> (Processes, OrderClient) {
 /// format check, marked unverified.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replica_binary_validates_postcodes_with_its_online_flags() {
+    use crate::support::{FakeServer, Postcodes, unreachable_url};
     use just_hungry::OrderClientError;
     use just_hungry::orders::OrderError;
     use just_hungry::postcode::PostcodeError;
-    use support::{FakeServer, Postcodes, unreachable_url};
 
     let data = Postcodes::new().live(&["SW1A 2AA", "EH1 1YZ"]);
     let pio = FakeServer::postcodes_io(data.clone()).await;

@@ -4,14 +4,11 @@
 //! headless browser (Debian's chromium; `.ci/run` installs it, and without it the test fails
 //! with the install command).
 
-mod deployment;
-mod support;
-
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use deployment::{Processes, WAIT, client, free_fixed_port, free_port, wait_for};
+use crate::deployment::{Processes, WAIT, client, free_fixed_port, free_port, wait_for};
 use just_hungry::core::protocol::messages::ReplicaRole;
 
 /// One sample of a scrape: the metric's name, its labels, its value.
@@ -572,7 +569,7 @@ async fn the_status_page_shows_the_view_roles_lag_and_view_changes_in_a_browser(
 /// Runs the loadgen binary with `args`, its JSON report parsed; panics with its output if it
 /// did not pass.
 fn loadgen(args: &[&str], env: &[(&str, &std::path::Path)]) -> serde_json::Value {
-    let mut command = Command::new(deployment::binary("loadgen"));
+    let mut command = Command::new(crate::deployment::binary("loadgen"));
     command.args(args).args(["--json", "--quiet"]);
     for (key, value) in env {
         command.env(key, value);

@@ -1,11 +1,9 @@
 //! Delivery and failure reports between well-behaved endpoints on 127.0.0.1.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use futures_util::{SinkExt, StreamExt};
 use just_hungry_core::ids::Address;
 use just_hungry_core::transport::{Transport, TransportEvent};

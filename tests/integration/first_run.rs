@@ -3,14 +3,12 @@
 //! `frontend-state`; the client binary's answers to a wrong registry and to the postcode forms
 //! of both its modes.
 
-mod deployment;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use deployment::{Processes, binary};
+use crate::deployment::{Processes, binary};
 
 /// How long a step of the tutorial may take to work (the cluster forming, a view change).
 const STEP: Duration = Duration::from_secs(30);
@@ -169,7 +167,7 @@ fn the_client_says_at_once_that_its_registry_is_wrong() {
     let procs = Processes::new();
     // Nothing listens there; a deadline far beyond what the test waits shows that the client
     // did not wait for it.
-    let closed = format!("127.0.0.1:{}", deployment::free_port());
+    let closed = format!("127.0.0.1:{}", crate::deployment::free_port());
     let started = Instant::now();
     let output = run_client(
         &procs,

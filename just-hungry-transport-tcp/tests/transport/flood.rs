@@ -1,13 +1,11 @@
 //! A thousand connections at once: bounded, and every file descriptor comes back. Its own test
 //! binary (so its own process), because it counts the process's open file descriptors.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use just_hungry_core::transport::Transport;
 use just_hungry_transport_tcp::{TcpConfig, TcpTransport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

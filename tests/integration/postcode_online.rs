@@ -3,18 +3,14 @@
 //! cache and the limits. Rules from POSTCODES.md sections 2 and 3 and the `postcode::online`
 //! docs. No test reaches the internet: every URL is on 127.0.0.1.
 
-#![cfg(feature = "online-postcodes")]
-
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::{FakeServer, Gate, Postcodes, Reply, unreachable_url};
 use just_hungry::postcode::{
     CacheConfig, Directory, OnlineValidator, Postcode, PostcodeCheck, PostcodeConfig,
     PostcodeError, PostcodeValidator, Validated, ValidatorMode, WhenUnreachable, normalise,
 };
-use support::{FakeServer, Gate, Postcodes, Reply, unreachable_url};
 
 /// Live in both fakes (getthedata drops the `BT` one, as the real one has no Northern Ireland
 /// data), plus one terminated postcode.
@@ -62,7 +58,8 @@ fn confirmed(postcode: &str, directory: Directory) -> Result<Validated, Postcode
 }
 
 fn found_body(postcode: &str) -> String {
-    serde_json::json!({"status": 200, "result": support::postcodes_io_result(postcode)}).to_string()
+    serde_json::json!({"status": 200, "result": crate::support::postcodes_io_result(postcode)})
+        .to_string()
 }
 
 // --- each kind of answer -------------------------------------------------------------------
@@ -526,7 +523,7 @@ async fn could_not_answer_is_never_cached() {
     ));
     // postcodes.io recovers: the next lookup asks again.
     let data = Arc::new(postcodes());
-    pio.set(move |target| support::postcodes_io_reply(&data, target));
+    pio.set(move |target| crate::support::postcodes_io_reply(&data, target));
     assert_eq!(
         validator.validate("B33 8TH").await,
         confirmed("B33 8TH", Directory::PostcodesIo)
@@ -561,7 +558,8 @@ async fn twenty_at_once(
 async fn twenty_concurrent_lookups_of_one_postcode_make_one_request() {
     let gate = Gate::new();
     let (data, held) = (Arc::new(postcodes()), gate.clone());
-    let pio = FakeServer::start(move |t| support::postcodes_io_reply(&data, t).gated(&held)).await;
+    let pio =
+        FakeServer::start(move |t| crate::support::postcodes_io_reply(&data, t).gated(&held)).await;
     let gtd = FakeServer::getthedata(postcodes()).await;
     let validator = Arc::new(chain(&pio.url(), &gtd.url()));
     let results = twenty_at_once(validator.clone(), &pio, &gate, "DN55 1PT").await;
@@ -575,7 +573,7 @@ async fn twenty_concurrent_lookups_of_one_postcode_make_one_request() {
     // The same for a refusal.
     let gate = Gate::new();
     let (data, held) = (Arc::new(postcodes()), gate.clone());
-    pio.set(move |t| support::postcodes_io_reply(&data, t).gated(&held));
+    pio.set(move |t| crate::support::postcodes_io_reply(&data, t).gated(&held));
     let results = twenty_at_once(validator, &pio, &gate, "DN55 9ZZ").await;
     let not_found = Err(PostcodeError::NotFound {
         postcode: pc("DN55 9ZZ"),
@@ -687,7 +685,8 @@ async fn consecutive_lookups_reuse_one_connection() {
 async fn requests_in_flight_to_a_directory_are_bounded() {
     let gate = Gate::new();
     let (data, held) = (Arc::new(postcodes()), gate.clone());
-    let pio = FakeServer::start(move |t| support::postcodes_io_reply(&data, t).gated(&held)).await;
+    let pio =
+        FakeServer::start(move |t| crate::support::postcodes_io_reply(&data, t).gated(&held)).await;
     let down = unreachable_url().await;
     let validator = Arc::new(
         OnlineValidator::from_config(&PostcodeConfig {
@@ -776,7 +775,7 @@ fn summary(name: &str, mut samples: Vec<Duration>) {
 /// Validation latency: offline, with a warm cache, and through the fake server on loopback
 /// (HTTP/1.1, kept-alive connection, cache disabled so each validation is a request).
 ///
-/// `cargo test --release --test postcode_online -- --ignored --nocapture`
+/// `cargo test --release --test integration postcode_online:: -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "measurement: run with --ignored --nocapture"]
 async fn measure_validation_latency() {

@@ -3,8 +3,8 @@
 //! POSTCODES.md sections 2 and 3), count what they receive, and can be made slow, broken or
 //! unreachable. No test reaches the internet.
 //!
-//! Also used by the facade's end-to-end test (`tests/postcode_e2e.rs`, through `#[path]`), so it
-//! needs nothing but tokio and serde_json.
+//! Used by the online validators' tests and the facade's end-to-end test
+//! (`postcode_e2e`); it needs nothing but tokio and serde_json.
 
 #![allow(dead_code)]
 

@@ -2,10 +2,8 @@
 //! connection of their own and are handed to the node before the normal traffic waiting for
 //! it, so that a node whose inbound queue is full of bulk messages still hears pings at once.
 
-mod common;
-
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use futures_util::{SinkExt, StreamExt};
 use just_hungry_core::transport::{Transport, TransportEvent};
 use just_hungry_transport_tcp::{

@@ -3,11 +3,10 @@
 //! once, at the primary, before replication (docs/PROTOCOL.md, "Normal operation"); when the
 //! primary fails, the new one validates the same way.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{FakeServer, Gate, Postcodes, postcodes_io_reply, unreachable_url};
 use just_hungry::core::protocol::Timing;
 use just_hungry::core::protocol::client::ClientConfig;
 use just_hungry::core::protocol::messages::ReplicaRole;
@@ -17,7 +16,6 @@ use just_hungry::postcode::{
     Directory, PostcodeConfig, PostcodeError, ValidatorMode, WhenUnreachable,
 };
 use just_hungry::{OrderClient, OrderClientError};
-use support::{FakeServer, Gate, Postcodes, postcodes_io_reply, unreachable_url};
 
 const WAIT: Duration = Duration::from_secs(10);
 const REPLICAS: [&str; 3] = ["replica-1", "replica-2", "replica-3"];

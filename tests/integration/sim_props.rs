@@ -4,21 +4,21 @@
 //!
 //! # Running
 //!
-//! - `cargo test --test sim_props` runs [`DEFAULT_CASES`] cases of each
+//! - `cargo test --test integration sim_props::` runs [`DEFAULT_CASES`] cases of each
 //!   property (about 15 s on two cores; a run is a few tens of milliseconds of CPU for about a
 //!   minute of virtual time), well under the one-minute budget, leaving room for shrinking.
 //!   `PROPTEST_CASES=2000` runs 2000 cases of each property instead.
 //! - A failing case of `random_actions_keep_every_invariant` is shrunk, printed (seed, cluster
 //!   size, the actions as Rust source for a scenario test) and saved by proptest in
 //!   `proptest-regressions/sim_props.txt`, which is replayed first on every
-//!   later run: `cargo test --test sim_props random_actions` replays it.
+//!   later run: `cargo test --test integration sim_props::random_actions` replays it.
 //! - A failing case of `seeded_runs_keep_every_invariant` prints a one-line command:
-//!   `JUST_HUNGRY_SIM_SEED=123 cargo test --test sim_props replay_seed`
+//!   `JUST_HUNGRY_SIM_SEED=123 cargo test --test integration sim_props::replay_seed`
 //!   replays the run generated from seed 123 and prints its client history.
 //! - `JUST_HUNGRY_SIM_LOG=1` (with an optional `RUST_LOG` filter) logs every action, client
 //!   completion and protocol decision to the test output; without it nothing is logged.
-//! - `JUST_HUNGRY_SIM_SWEEP=2000 cargo test --release --test sim_props
-//!   sweep_seeds -- --ignored` runs seeds 0..2000 and lists every failing one.
+//! - `JUST_HUNGRY_SIM_SWEEP=2000 cargo test --release --test integration
+//!   sim_props::sweep_seeds -- --ignored` runs seeds 0..2000 and lists every failing one.
 
 use std::time::Instant;
 
@@ -225,7 +225,7 @@ fn describe_state(sim: &Sim) -> String {
 /// case as a scenario to paste into `sim_scenarios.rs`.
 fn replay_message(message: &str, filter: &str, case: &Case) -> String {
     format!(
-        "{message}\n  replay: `cargo test --test sim_props {filter}` \
+        "{message}\n  replay: `cargo test --test integration sim_props::{filter}` \
          (the shrunk case is saved in {REGRESSIONS} and replayed first); as a scenario:\n  \
          sim::run::<OrderBook>({}, SimConfig {{ replicas: {}, clients: {}, protect_last_member: {}, \
          ..SimConfig::default() }}, &{})",
@@ -283,7 +283,7 @@ fn run_seeded(seed: u64, chunks: Option<(usize, u32)>) -> Result<(), String> {
     });
     run_case(seed, config, &actions).map(|_| ()).map_err(|message| {
         format!(
-            "{message}\n  replay: {replay}JUST_HUNGRY_SIM_SEED={seed} cargo test --test sim_props replay_seed"
+            "{message}\n  replay: {replay}JUST_HUNGRY_SIM_SEED={seed} cargo test --test integration sim_props::replay_seed"
         )
     })
 }
@@ -314,7 +314,7 @@ proptest! {
         init_logging();
         let (config, actions) = seeded_adversarial_run(seed);
         if let Err(message) = run_case_with(seed, config, &actions, forgeries_were_refused) {
-            prop_assert!(false, "{message}\n  replay: JUST_HUNGRY_SIM_ADVERSARY=1 JUST_HUNGRY_SIM_SEED={seed} cargo test --test sim_props replay_seed");
+            prop_assert!(false, "{message}\n  replay: JUST_HUNGRY_SIM_ADVERSARY=1 JUST_HUNGRY_SIM_SEED={seed} cargo test --test integration sim_props::replay_seed");
         }
     }
 
@@ -327,7 +327,7 @@ proptest! {
         init_logging();
         let (config, actions) = seeded_durable_run(seed);
         if let Err(message) = run_case(seed, config, &actions) {
-            prop_assert!(false, "{message}\n  replay: JUST_HUNGRY_SIM_DURABLE=1 JUST_HUNGRY_SIM_SEED={seed} cargo test --test sim_props replay_seed");
+            prop_assert!(false, "{message}\n  replay: JUST_HUNGRY_SIM_DURABLE=1 JUST_HUNGRY_SIM_SEED={seed} cargo test --test integration sim_props::replay_seed");
         }
     }
 
@@ -411,7 +411,7 @@ fn replay_seed() {
 /// Runs seeds `0..JUST_HUNGRY_SIM_SWEEP` and lists every failing one (a tool, not a test:
 /// ignored by default).
 #[test]
-#[ignore = "a tool: JUST_HUNGRY_SIM_SWEEP=N cargo test --test sim_props sweep_seeds -- --ignored"]
+#[ignore = "a tool: JUST_HUNGRY_SIM_SWEEP=N cargo test --test integration sim_props::sweep_seeds -- --ignored"]
 fn sweep_seeds() {
     let n: u64 = std::env::var("JUST_HUNGRY_SIM_SWEEP")
         .ok()

@@ -1,0 +1,34 @@
+//! Every integration test of the `just-hungry` crate, one module per subject, in one test
+//! binary: the generic code the tests share (the runtime, the nodes, the transports) is built
+//! and linked once instead of once per file (issue 18: the cold `cargo test` spent most of its
+//! build on some twenty test binaries). `cargo test --test integration nemesis::` runs one
+//! module's tests; the shared helpers are `deployment` (processes), `nodes` (state machines
+//! built by hand) and `support` (fake HTTP servers).
+
+mod attacks;
+mod backpressure;
+mod burst;
+mod deployment;
+mod detector;
+mod durable;
+mod edges;
+mod etcd;
+mod etcd_frontends;
+mod etcd_nemesis;
+mod first_run;
+mod join_at_size;
+mod large_reads;
+mod loadgen;
+mod local_cluster;
+mod nemesis;
+mod nodes;
+mod operations;
+mod postcode_e2e;
+#[cfg(feature = "online-postcodes")]
+mod postcode_online;
+mod processes;
+mod replicated_snapshots;
+mod sim_props;
+mod sim_scenarios;
+mod support;
+mod trust;
