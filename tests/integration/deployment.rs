@@ -149,20 +149,10 @@ impl Processes {
     /// appended to [`Processes::log_of`] `name`.
     pub fn start_candidate(&mut self, name: &str, port: u16) {
         let listen = format!("127.0.0.1:{port}");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_of(name))
-            .expect("a log file");
-        self.spawn_with_stderr(
-            name,
-            "frontend",
-            &["--name", name, "--listen", &listen],
-            Stdio::from(log),
-        );
+        self.spawn(name, "frontend", &["--name", name, "--listen", &listen]);
     }
 
-    /// Where [`Processes::start_candidate`] writes the standard error of `name`.
+    /// Where [`Processes::spawn`] writes the standard error of `name`.
     pub fn log_of(&self, name: &str) -> PathBuf {
         self.state_dir.join(format!("{name}.log"))
     }
