@@ -12,7 +12,7 @@
 //!   machine load.
 //!
 //! Criterion reports time per iteration and orders per second; each bench also prints its
-//! requests' latency percentiles (`common/latency.rs`). `cargo run --example bench_ratios`
+//! requests' latency percentiles (`common/latency.rs`). `cargo run -p just-hungry-bench-tools --bin bench_ratios`
 //! prints every figure as a ratio to its floor.
 
 mod common;

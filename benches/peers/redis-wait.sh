@@ -29,7 +29,7 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 
 echo "--- building (release)" >&2
-cargo build --release --examples >&2
+cargo build --release --workspace --bins --examples >&2
 bin=target/release/examples
 
 dir="$(mktemp -d)"
@@ -60,7 +60,7 @@ redis-cli -p "$PORT" info replication | grep -q '^connected_slaves:2' || { echo 
 redis_version="$(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p')"
 
 echo "--- Redis $redis_version, RPUSH + WAIT 2, $CLIENTS clients, $DURATION" >&2
-redis="$("$bin/redis_wait" --address "127.0.0.1:$PORT" --clients "$CLIENTS" --duration "$DURATION" --json)"
+redis="$(target/release/redis_wait --address "127.0.0.1:$PORT" --clients "$CLIENTS" --duration "$DURATION" --json)"
 cleanup
 pids=()
 trap - EXIT

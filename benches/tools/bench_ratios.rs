@@ -6,7 +6,7 @@
 //! the replicated path's clients have). Run after `cargo bench --bench replication`:
 //!
 //! ```sh
-//! cargo run --example bench_ratios            # or: -- path/to/criterion
+//! cargo run -p just-hungry-bench-tools --bin bench_ratios            # or: -- path/to/criterion
 //! ```
 
 use std::collections::BTreeMap;

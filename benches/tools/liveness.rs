@@ -4,9 +4,9 @@
 //! whether the load caused any view change.
 //!
 //! ```sh
-//! cargo build --release --examples
-//! target/release/examples/liveness --load all
-//! target/release/examples/liveness --load burst --requests 64000
+//! cargo build --release --workspace --bins --examples
+//! target/release/liveness --load all
+//! target/release/liveness --load burst --requests 64000
 //! ```
 //!
 //! Each load runs on a fresh cluster of three replicas and a front-end over TCP (TLS unless

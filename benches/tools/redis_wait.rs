@@ -5,7 +5,7 @@
 //! order. Prints throughput and latency percentiles, as one JSON line with `--json`.
 //!
 //! ```sh
-//! target/release/examples/redis_wait --address 127.0.0.1:6390 --clients 16 --duration 10s
+//! target/release/redis_wait --address 127.0.0.1:6390 --clients 16 --duration 10s
 //! ```
 //!
 //! It speaks RESP itself over tokio (two commands, two kinds of reply): no Redis client crate.

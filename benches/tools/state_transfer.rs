@@ -1,11 +1,11 @@
 //! Measures state transfer at size and the memory of the order book (issue 7).
 //!
 //! ```sh
-//! cargo build --release --examples
+//! cargo build --release --workspace --bins --examples
 //! # memory per stored order, in this process (allocations and RSS)
-//! target/release/examples/state_transfer book --orders 1000000
+//! target/release/state_transfer book --orders 1000000
 //! # a primary holding 1,000,000 orders, a second replica joining while a client writes
-//! target/release/examples/state_transfer join --orders 1000000
+//! target/release/state_transfer join --orders 1000000
 //! ```
 //!
 //! `join` starts the example binaries as processes next to this one (registry, front-end,
@@ -204,16 +204,17 @@ fn book(orders: usize, postcodes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The example binaries next to this one.
+/// An example binary of the root package, built with the same profile as this tool: this
+/// tool is in `target/<profile>/`, the examples in `target/<profile>/examples/`.
 fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe
         .parent()
-        .map(|dir| dir.join(name))
+        .map(|dir| dir.join("examples").join(name))
         .ok_or_else(|| anyhow::anyhow!("no directory"))?;
     anyhow::ensure!(
         path.exists(),
-        "{} is missing: cargo build --release --examples",
+        "{} is missing: cargo build --release --workspace --bins --examples",
         path.display()
     );
     Ok(path)

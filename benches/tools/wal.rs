@@ -4,9 +4,9 @@
 //! takes to restart from its data directory (replaying its log, then from a snapshot).
 //!
 //! ```sh
-//! cargo build --release --examples
-//! target/release/examples/wal                       # in a temporary directory
-//! target/release/examples/wal --dir /var/lib/jh-wal-bench --records 1000000
+//! cargo build --release --workspace --bins --examples
+//! target/release/wal                       # in a temporary directory
+//! target/release/wal --dir /var/lib/jh-wal-bench --records 1000000
 //! ```
 //!
 //! Records are `--record-bytes` long (default 160: an order entry of a few items, encoded). The

@@ -6,7 +6,8 @@
 //!
 //! etcd runs in real time, so these runs are on a multi-thread runtime with the real clock: a
 //! seed fixes the nemesis' choices, not the interleaving. `JUST_HUNGRY_ETCD_NEMESIS_SEEDS=20
-//! cargo test --test integration etcd_nemesis:: -- --nocapture` runs more seeds (default 3).
+//! cargo test --test integration etcd_nemesis:: -- --nocapture` runs more seeds (default 2;
+//! `.ci/run` runs 3).
 
 use just_hungry::etcd::EtcdCluster;
 use just_hungry::nemesis::{self, NemesisOptions};
@@ -16,7 +17,7 @@ fn the_nemesis_with_the_view_in_etcd_loses_nothing_and_heals() {
     let seeds: u64 = std::env::var("JUST_HUNGRY_ETCD_NEMESIS_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -2,7 +2,8 @@
 //! run of concurrent clients under crashes, restarts, partitions and message faults, checked
 //! for linearizability, lost and doubled orders, convergence and liveness.
 //!
-//! `JUST_HUNGRY_NEMESIS_SEEDS=1000 cargo test --test integration nemesis::` runs more seeds (default 100);
+//! `JUST_HUNGRY_NEMESIS_SEEDS=1000 cargo test --test integration nemesis::` runs more seeds
+//! (default 30, so that a first `cargo test --workspace` stays short; `.ci/run` runs 100);
 //! a failure prints its seed and the command that replays it:
 //! `JUST_HUNGRY_NEMESIS_SEED=N cargo test --test integration nemesis::replay_seed -- --nocapture`.
 
@@ -39,7 +40,7 @@ fn every_seed_is_linearizable_loses_nothing_and_heals() {
     let seeds: u64 = std::env::var("JUST_HUNGRY_NEMESIS_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(30);
     let (mut operations, mut bulk_reads) = (0, 0);
     for seed in 0..seeds {
         let outcome = run_seed(seed);
@@ -57,14 +58,15 @@ fn every_seed_is_linearizable_loses_nothing_and_heals() {
 /// Durable replicas (issue 16): among the faults, `kill -9` of every replica and the front-end
 /// at once (with a power loss of every machine under `always`) and their restart from disk;
 /// nothing acknowledged is lost or doubled, and the cluster heals
-/// (`JUST_HUNGRY_NEMESIS_DURABLE_SEEDS=N` runs more seeds per policy, default 20).
+/// (`JUST_HUNGRY_NEMESIS_DURABLE_SEEDS=N` runs more seeds per policy, default 6; `.ci/run` runs
+/// 20).
 #[test]
 fn durable_seeds_survive_the_loss_of_every_process() {
     use just_hungry::core::storage::{DEFAULT_BATCH_INTERVAL, FsyncPolicy};
     let seeds: u64 = std::env::var("JUST_HUNGRY_NEMESIS_DURABLE_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(6);
     let mut whole_outages = 0;
     for policy in [
         FsyncPolicy::Always,
