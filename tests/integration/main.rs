@@ -8,24 +8,39 @@
 mod attacks;
 mod backpressure;
 mod burst;
+mod cli_commands;
 mod deployment;
 mod detector;
 mod durable;
 mod edges;
 mod etcd;
+mod etcd_client;
 mod etcd_frontends;
 mod etcd_nemesis;
 mod first_run;
+#[cfg(feature = "online-postcodes")]
+mod getthedata_answers;
 mod join_at_size;
 mod large_reads;
+mod load_options;
+mod load_report;
 mod loadgen;
 mod local_cluster;
 mod nemesis;
 mod nodes;
 mod operations;
+mod order_book;
+mod order_book_snapshot;
+mod postcode_config;
 mod postcode_e2e;
 #[cfg(feature = "online-postcodes")]
+mod postcode_http;
+#[cfg(feature = "online-postcodes")]
+mod postcode_interpreters;
+#[cfg(feature = "online-postcodes")]
 mod postcode_online;
+#[cfg(feature = "online-postcodes")]
+mod postcodes_io_answers;
 mod processes;
 mod replicated_snapshots;
 mod sim_props;
