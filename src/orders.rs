@@ -555,7 +555,7 @@ impl OrderBook {
         let mut seq = 0;
         for (postcode, orders) in SEED {
             let Ok(postcode) = Postcode::parse(postcode) else {
-                continue; // never happens: a test checks every seed postcode (tests/integration/order_book.rs)
+                continue; // never happens: the tests check every seed postcode
             };
             let history = histories.entry(postcode).or_default();
             for items in *orders {

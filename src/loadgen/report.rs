@@ -166,7 +166,7 @@ impl LoadReport {
 /// of every acknowledgement (µs from the start of the load); `previous` and `next` are the
 /// times of the kills around it (µs), which bound its window so that no gap is counted for two
 /// kills. With no acknowledgement after the kill, the figures are left as they are (`None`).
-/// Pure: what [`LoadReport::kills`] holds is computed by it.
+/// Pure; a run computes the figures of each of [`LoadReport::kills`] with it.
 pub fn measure_failover(
     kill: &mut Kill,
     ack_times: &[u64],

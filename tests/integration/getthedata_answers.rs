@@ -1,8 +1,9 @@
-//! What getthedata.com's responses mean: found, refused, or no answer.
+//! What getthedata's responses mean (`just_hungry::postcode::online::getthedata::interpret`):
+//! found, refused (no match, terminated), or no answer.
 
 use just_hungry::postcode::online::getthedata::interpret;
-use just_hungry::postcode::online::*;
-use just_hungry::postcode::*;
+use just_hungry::postcode::online::{Lookup, Response};
+use just_hungry::postcode::{Directory, Postcode, PostcodeError};
 
 const JSON: &str = "application/json; charset=utf-8";
 

@@ -1,8 +1,9 @@
-//! The postcode validation settings: modes and policies by name, the builder's checks.
+//! The postcode validators' settings (`just_hungry::postcode::PostcodeConfig`): modes and
+//! policies by name, the builder's checks, and what builds without the online feature.
 
 use std::time::Duration;
 
-use just_hungry::postcode::*;
+use just_hungry::postcode::{PostcodeConfig, PostcodeConfigError, ValidatorMode, WhenUnreachable};
 
 #[test]
 fn modes_and_policies_parse_from_their_names_and_print_them_back() {

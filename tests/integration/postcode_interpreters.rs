@@ -1,9 +1,10 @@
-//! Both directories' response interpreters never panic and never call garbage a verdict.
+//! Both directories' response interpreters (`postcodes_io::interpret`, `getthedata::interpret`
+//! in `just_hungry::postcode::online`): no response makes them panic, and only a 200 finds.
 
 use proptest::prelude::*;
 
-use just_hungry::postcode::online::*;
-use just_hungry::postcode::*;
+use just_hungry::postcode::Postcode;
+use just_hungry::postcode::online::{Lookup, Response, getthedata, postcodes_io};
 
 /// Bodies near the real ones: fragments of JSON, the APIs' keys and values, garbage.
 fn body() -> impl Strategy<Value = Vec<u8>> {

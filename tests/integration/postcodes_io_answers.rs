@@ -1,8 +1,9 @@
-//! What postcodes.io's responses mean: found, refused, or no answer.
+//! What postcodes.io's responses mean (`just_hungry::postcode::online::postcodes_io::interpret`):
+//! found, refused (invalid, not found, terminated and since when), or no answer.
 
 use just_hungry::postcode::online::postcodes_io::interpret;
-use just_hungry::postcode::online::*;
-use just_hungry::postcode::*;
+use just_hungry::postcode::online::{Lookup, Response};
+use just_hungry::postcode::{Directory, Postcode, PostcodeError};
 
 const JSON: &str = "application/json; charset=utf-8";
 

@@ -4,7 +4,8 @@
 //! unreachable. No test reaches the internet.
 //!
 //! Used by the online validators' tests and the facade's end-to-end test
-//! (`postcode_e2e`); it needs nothing but tokio and serde_json.
+//! (`postcode_e2e`), and as a fake etcd gateway (`etcd_client`); it needs nothing but tokio
+//! and serde_json.
 
 #![allow(dead_code)]
 
