@@ -14,10 +14,7 @@ use just_hungry::nemesis::{self, NemesisOptions};
 
 #[test]
 fn the_nemesis_with_the_view_in_etcd_loses_nothing_and_heals() {
-    let seeds: u64 = std::env::var("JUST_HUNGRY_ETCD_NEMESIS_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(2);
+    let seeds: u64 = crate::count_from_env("JUST_HUNGRY_ETCD_NEMESIS_SEEDS", 2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -5,6 +5,19 @@
 //! module's tests; the shared helpers are `deployment` (processes), `nodes` (state machines
 //! built by hand) and `support` (fake HTTP servers).
 
+/// A count a run may change through the environment (seeds, cases): `default` when `name` is
+/// unset, else its value. A value that does not parse stops the test with the variable named,
+/// rather than quietly running the default: `.ci/run` sets the full counts this way.
+fn count_from_env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Err(_) => default,
+        Ok(value) => value
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value:?} is not a count")),
+    }
+}
+
 mod attacks;
 mod backpressure;
 mod burst;

@@ -37,10 +37,7 @@ fn describe(outcome: &NemesisOutcome) -> String {
 
 #[test]
 fn every_seed_is_linearizable_loses_nothing_and_heals() {
-    let seeds: u64 = std::env::var("JUST_HUNGRY_NEMESIS_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(30);
+    let seeds: u64 = crate::count_from_env("JUST_HUNGRY_NEMESIS_SEEDS", 30);
     let (mut operations, mut bulk_reads) = (0, 0);
     for seed in 0..seeds {
         let outcome = run_seed(seed);
@@ -63,10 +60,7 @@ fn every_seed_is_linearizable_loses_nothing_and_heals() {
 #[test]
 fn durable_seeds_survive_the_loss_of_every_process() {
     use just_hungry::core::storage::{DEFAULT_BATCH_INTERVAL, FsyncPolicy};
-    let seeds: u64 = std::env::var("JUST_HUNGRY_NEMESIS_DURABLE_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(6);
+    let seeds: u64 = crate::count_from_env("JUST_HUNGRY_NEMESIS_DURABLE_SEEDS", 6);
     let mut whole_outages = 0;
     for policy in [
         FsyncPolicy::Always,

@@ -40,10 +40,7 @@ use proptest::test_runner::{Config, FileFailurePersistence};
 const DEFAULT_CASES: u32 = 64;
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(DEFAULT_CASES)
+    crate::count_from_env("PROPTEST_CASES", DEFAULT_CASES)
 }
 
 fn init_logging() {
@@ -415,14 +412,8 @@ fn replay_seed() {
 #[test]
 #[ignore = "a tool: JUST_HUNGRY_SIM_SWEEP=N cargo test --test integration sim_props::sweep_seeds -- --ignored"]
 fn sweep_seeds() {
-    let n: u64 = std::env::var("JUST_HUNGRY_SIM_SWEEP")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
-    let start: u64 = std::env::var("JUST_HUNGRY_SIM_SWEEP_FROM")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let n: u64 = crate::count_from_env("JUST_HUNGRY_SIM_SWEEP", 200);
+    let start: u64 = crate::count_from_env("JUST_HUNGRY_SIM_SWEEP_FROM", 0);
     let started = Instant::now();
     let mut failures = Vec::new();
     let mut unavailable = 0;
