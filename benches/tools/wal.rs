@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use just_hungry::core::storage::{FileDisk, Wal, WalOptions};
 
-/// The benches' set-up, for its nearest-rank percentiles (`common::latency::percentiles`).
+// The benches' set-up, for its nearest-rank percentiles (`common::latency::percentiles`).
 #[path = "../common/mod.rs"]
 mod common;
 
