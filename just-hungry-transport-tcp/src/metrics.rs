@@ -1,9 +1,40 @@
 //! The transport's metrics, through the [`metrics`] facade (a no-op until the application
 //! installs a recorder): open connections by direction and refused connections by reason,
-//! each labelled with this endpoint's identity (`identity="replica-1"`). The list:
-//! `docs/OPERATIONS.md`.
+//! and the bytes in its queues, each labelled with this endpoint's identity
+//! (`identity="replica-1"`). The list: `docs/OPERATIONS.md`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use metrics::{Gauge, counter, gauge};
+
+use crate::transport::Shared;
+
+/// How often [`sample_queues`] publishes the queues: far shorter than a scrape interval.
+pub(crate) const QUEUE_SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Publishes, every [`QUEUE_SAMPLE_INTERVAL`] until the transport stops, the bytes queued to be
+/// written over every connection (`just_hungry_tcp_queued_bytes`) and the bytes received and
+/// not yet taken by the node (`just_hungry_tcp_inbound_queued_bytes`, the part of
+/// `TcpConfig::inbound_queue_bytes` in use). Sampled rather than counted per frame, so the hot
+/// path pays nothing for them.
+pub(crate) async fn sample_queues(shared: Arc<Shared>) {
+    let identity = shared.config.identity.name.clone();
+    let queued = gauge!("just_hungry_tcp_queued_bytes", "identity" => identity.clone());
+    let inbound = gauge!("just_hungry_tcp_inbound_queued_bytes", "identity" => identity);
+    let mut every = tokio::time::interval(QUEUE_SAMPLE_INTERVAL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            () = shared.cancel.cancelled() => return,
+        }
+        queued.set(shared.queued_bytes.load(Ordering::Acquire) as f64);
+        let free = shared.inbound_budget.available_permits();
+        inbound.set((f64::from(shared.inbound_budget_max) - free as f64).max(0.0));
+    }
+}
 
 /// One open connection, counted in `just_hungry_tcp_connections` while it lives.
 pub(crate) struct OpenConnection(Gauge);

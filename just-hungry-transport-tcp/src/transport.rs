@@ -93,8 +93,8 @@ pub(crate) struct Shared {
     /// Where priority connections deliver.
     priority_events: mpsc::Sender<TransportEvent>,
     /// Bytes of payloads in `events`, at most `inbound_budget_max`.
-    inbound_budget: Semaphore,
-    inbound_budget_max: u32,
+    pub(crate) inbound_budget: Semaphore,
+    pub(crate) inbound_budget_max: u32,
     unreachable: Mutex<PendingUnreachable>,
     unreachable_ready: Notify,
     /// The outbound peers of each lane, by [`Lane::index`].
@@ -103,7 +103,7 @@ pub(crate) struct Shared {
     replies: Mutex<HashMap<Address, ReplyQueue>>,
     pub(crate) inbound_connections: Arc<AtomicUsize>,
     /// Bytes of frames in every outbound and reply queue.
-    queued_bytes: Arc<AtomicUsize>,
+    pub(crate) queued_bytes: Arc<AtomicUsize>,
     next_id: AtomicU64,
     pub(crate) cancel: CancellationToken,
     tasks: TaskTracker,
@@ -233,6 +233,7 @@ impl TcpTransport {
             runtime,
             span,
         });
+        shared.spawn(crate::metrics::sample_queues(shared.clone()));
         Ok(TcpTransport {
             shared,
             events,

@@ -212,13 +212,28 @@ async fn run_candidate(
                 Ok((transport, address))
             }
         });
-    // The candidate's front-end publishes its metrics while it runs; its status page and
-    // readiness are not reachable from here (docs/OPERATIONS.md): /readyz answers 503.
-    let _ops = match ops {
+    // The endpoint follows the candidate's terms: while it runs the active front-end, /readyz
+    // and the status page are that front-end's; standing by, /readyz answers 503.
+    let ops = match ops {
         Some(ops) => Some(ops.serve(OpsRole::Frontend, None)?),
         None => None,
     };
-    shutdown_signal().await;
+    let mut reporter = candidate.reporter();
+    let follow = async {
+        let Some(ops) = &ops else {
+            return std::future::pending().await;
+        };
+        loop {
+            ops.set_node(reporter.borrow_and_update().clone());
+            if reporter.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        () = follow => {}
+    }
     tracing::info!(candidate = %args.name, "front-end candidate shutting down");
     candidate.shutdown().await;
     Ok(())

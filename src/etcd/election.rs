@@ -13,7 +13,7 @@ use std::time::Duration;
 use just_hungry_core::ids::Address;
 use just_hungry_core::protocol::FRONTEND_NAME;
 use just_hungry_core::protocol::frontend::FrontendConfig;
-use just_hungry_core::runtime::{self, NodeHandle};
+use just_hungry_core::runtime::{self, NodeHandle, NodeReporter};
 use just_hungry_core::state_machine::StateMachine;
 use just_hungry_core::transport::Transport;
 use tokio::sync::{mpsc, watch};
@@ -57,6 +57,7 @@ impl Default for ElectionConfig {
 pub struct FrontendCandidate {
     name: String,
     active: watch::Receiver<Option<Address>>,
+    reporter: watch::Receiver<Option<NodeReporter>>,
     shutdown: watch::Sender<bool>,
     pauses: mpsc::UnboundedSender<Duration>,
     task: JoinHandle<()>,
@@ -80,6 +81,7 @@ impl FrontendCandidate {
         Fut: Future<Output = std::io::Result<(T, Address)>> + Send + 'static,
     {
         let (active_tx, active) = watch::channel(None);
+        let (reporter_tx, reporter) = watch::channel(None);
         let (shutdown, stop) = watch::channel(false);
         let (pauses, paused) = mpsc::unbounded_channel();
         let name = config.name.clone();
@@ -88,12 +90,13 @@ impl FrontendCandidate {
             config,
             election,
             make_transport,
-            active_tx,
+            (active_tx, reporter_tx),
             (stop, paused),
         ));
         FrontendCandidate {
             name,
             active,
+            reporter,
             shutdown,
             pauses,
             task,
@@ -108,6 +111,13 @@ impl FrontendCandidate {
     /// Where its front-end listens while it runs one (it holds the key), else `None`.
     pub fn active_address(&self) -> Option<Address> {
         self.active.borrow().clone()
+    }
+
+    /// What asks its front-end for its report while it runs one (it holds the key), else
+    /// `None`, kept up to date through its terms: for an endpoint's `/readyz` and status page
+    /// (`OpsEndpoint::set_node`). A change is seen by `changed()` on the receiver.
+    pub fn reporter(&self) -> watch::Receiver<Option<NodeReporter>> {
+        self.reporter.clone()
     }
 
     /// Waits until this candidate runs the active front-end, and returns its address.
@@ -169,7 +179,10 @@ async fn campaign<S, T, F, Fut>(
     config: FrontendConfig,
     election: ElectionConfig,
     mut make_transport: F,
-    active: watch::Sender<Option<Address>>,
+    (active, reporter): (
+        watch::Sender<Option<Address>>,
+        watch::Sender<Option<NodeReporter>>,
+    ),
     (mut stop, mut pauses): (watch::Receiver<bool>, mpsc::UnboundedReceiver<Duration>),
 ) where
     S: StateMachine,
@@ -249,9 +262,11 @@ async fn campaign<S, T, F, Fut>(
         frontend.registry = transport.registry_address();
         let store = EtcdViewStore::new(client.clone(), election.view_key.clone());
         let node = runtime::spawn_frontend::<S, _>(transport, frontend, Box::new(store));
+        let _ = reporter.send(Some(node.reporter()));
         let _ = active.send(Some(address));
         let why = hold(&client, lease, &node, &mut stop, &mut pauses).await;
         let _ = active.send(None);
+        let _ = reporter.send(None);
         node.shutdown().await;
         let _ = client.revoke(lease.id).await;
         match why {

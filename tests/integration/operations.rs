@@ -310,6 +310,17 @@ async fn every_binary_serves_metrics_health_and_readiness_through_a_failover() {
             &[("direction", "inbound")]
         ) >= Some(1.0)
     );
+    // The transport's queues, sampled: a byte count each, queues drained between orders.
+    for queue in [
+        "just_hungry_tcp_queued_bytes",
+        "just_hungry_tcp_inbound_queued_bytes",
+    ] {
+        let queued = value(&samples, queue, &[("identity", "frontend")]);
+        assert!(
+            queued.is_some_and(|bytes| bytes >= 0.0),
+            "{queue}: {queued:?}"
+        );
+    }
 
     // Each replica: exactly one role, the view, the op, and on the primary a lag per backup.
     let primary = status
@@ -390,6 +401,54 @@ async fn every_binary_serves_metrics_health_and_readiness_through_a_failover() {
         .await
         .expect("an answer");
     assert_eq!(status, 404, "{body}");
+}
+
+/// Front-end candidates on etcd, each with an endpoint: the active one is ready and its `/`
+/// shows the view; the standby is not ready and says it stands by; once the active one is
+/// killed, the standby that takes over becomes ready and shows the view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_candidate_is_ready_and_shows_the_view_only_while_active() {
+    let mut procs = Processes::on_etcd().await;
+    let mut urls = BTreeMap::new();
+    for name in ["frontend-a", "frontend-b"] {
+        let listen = format!("127.0.0.1:{}", free_fixed_port());
+        let at = format!("127.0.0.1:{}", free_fixed_port());
+        procs.spawn(
+            name,
+            "frontend",
+            &["--name", name, "--listen", &listen, "--metrics-listen", &at],
+        );
+        urls.insert(name, (listen, format!("http://{at}")));
+    }
+    let client = client(&procs).await;
+    for i in 1..=2 {
+        procs.start_replica(&format!("replica-{i}"));
+    }
+    wait_for(&client, "two members", |s| {
+        s.view.as_ref().is_some_and(|v| v.backups.len() == 1)
+    })
+    .await;
+    let active = procs.active_frontend().await;
+    let (active, standby) = if urls["frontend-a"].0 == active {
+        ("frontend-a", "frontend-b")
+    } else {
+        ("frontend-b", "frontend-a")
+    };
+    wait_for_status(&mut procs, &format!("{}/readyz", urls[active].1), 200).await;
+    let page = wait_for_status(&mut procs, &format!("{}/", urls[active].1), 200).await;
+    assert!(
+        page.contains("replica-1") && page.contains("replica-2"),
+        "the active candidate's page shows the view: {page}"
+    );
+    let body = wait_for_status(&mut procs, &format!("{}/readyz", urls[standby].1), 503).await;
+    assert!(body.contains("standby"), "the standby says why: {body}");
+    procs.kill(active);
+    wait_for_status(&mut procs, &format!("{}/readyz", urls[standby].1), 200).await;
+    let page = wait_for_status(&mut procs, &format!("{}/", urls[standby].1), 200).await;
+    assert!(
+        page.contains("replica-1") && page.contains("replica-2"),
+        "the new active candidate's page shows the view: {page}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
