@@ -156,6 +156,7 @@ async fn main() {
                 "failures": failures,
                 "elapsed_s": elapsed,
                 "throughput": throughput,
+                "mean_ms": latencies.mean() / 1000.0,
                 "p50_ms": ms(0.5),
                 "p99_ms": ms(0.99),
                 "p999_ms": ms(0.999),
