@@ -24,7 +24,7 @@ pub use disk::{Disk, DiskFile, FileDisk};
 pub use replica_store::{MAX_LINEAGE, RecoveredReplica, ReplicaStore, StoreError};
 pub use sim_disk::{Crash, SimDisk};
 pub use wal::{
-    DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, FRAME_HEADER_BYTES, PendingSync, Record,
+    DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, FRAME_HEADER_BYTES, LogRecord, PendingSync,
     Recovered, SEGMENT_HEADER_BYTES, Snapshot, SyncDone, TornTail, Wal, WalOptions,
 };
 

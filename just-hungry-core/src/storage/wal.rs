@@ -59,7 +59,7 @@ impl Default for WalOptions {
 
 /// One record read back: its index and payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Record {
+pub struct LogRecord {
     /// Its index, from 1.
     pub index: u64,
     /// The bytes appended.
@@ -92,7 +92,7 @@ pub struct Recovered {
     /// The newest snapshot, if any.
     pub snapshot: Option<Snapshot>,
     /// Every record after the snapshot, in index order, without a gap.
-    pub records: Vec<Record>,
+    pub records: Vec<LogRecord>,
     /// The torn tail cut, if there was one.
     pub torn: Option<TornTail>,
 }
@@ -235,7 +235,7 @@ enum Stop {
 
 /// What the frames of one segment hold, up to the first that is not the next record.
 struct Frames {
-    records: Vec<Record>,
+    records: Vec<LogRecord>,
     /// The index after the last good record.
     next: u64,
     /// The offset after the last good frame.
@@ -254,7 +254,7 @@ fn read_frames(bytes: &[u8], first: u64, max: usize) -> Frames {
     while frames.end < bytes.len() {
         match decode_frame(bytes, frames.end, max) {
             Some((index, payload)) if index == frames.next => {
-                frames.records.push(Record {
+                frames.records.push(LogRecord {
                     index,
                     payload: bytes[payload.clone()].to_vec(),
                 });
