@@ -640,6 +640,11 @@ fn describe() {
         metrics::Unit::Seconds,
         "Time from a request's arrival at the front-end to its answer."
     );
+    describe_histogram!(
+        "just_hungry_replica_wal_sync_duration_seconds",
+        metrics::Unit::Seconds,
+        "A durable replica's syncs: from a sync's start to its result reaching the node's loop."
+    );
     describe_gauge!(
         "just_hungry_replica_role",
         "1 for the role the replica plays now (label role)."

@@ -205,7 +205,13 @@ fn deployment_with_endpoints(replicas: usize) -> (Processes, BTreeMap<String, St
     for i in 1..=replicas {
         let name = format!("replica-{i}");
         let at = endpoint(&name);
-        procs.start_replica_with(&name, &["--validator", "offline", "--metrics-listen", &at]);
+        let mut args = vec!["--validator", "offline", "--metrics-listen", &at];
+        // The first replica keeps its state on disk, so that its syncs are measured too.
+        let data = format!("{state}/{name}-data");
+        if i == 1 {
+            args.extend(["--data-dir", &data, "--fsync", "always"]);
+        }
+        procs.start_replica_with(&name, &args);
     }
     (procs, urls)
 }
@@ -351,6 +357,17 @@ async fn every_binary_serves_metrics_health_and_readiness_through_a_failover() {
         );
         let view = status.view.as_ref().map_or(0, |v| v.number.0) as f64;
         assert!(value(&samples, "just_hungry_replica_view", &[]) >= Some(view));
+        // Only the durable replica syncs, and under `always` it did for the order.
+        let syncs = value(
+            &samples,
+            "just_hungry_replica_wal_sync_duration_seconds_count",
+            &[],
+        );
+        if name == "replica-1" {
+            assert!(syncs >= Some(1.0), "{name} syncs: {syncs:?}");
+        } else {
+            assert_eq!(syncs, None, "{name} has no data directory");
+        }
         if name == primary {
             let lags = samples
                 .iter()

@@ -41,6 +41,14 @@ pub fn role_label(role: ReplicaRole) -> &'static str {
         .map_or("idle", |(_, label)| label)
 }
 
+/// The histogram of a durable replica's syncs, `just_hungry_replica_wal_sync_duration_seconds`:
+/// from a sync's start to its result reaching the node's loop (the fdatasync, plus the hand-off
+/// to the thread that runs it and back), which is what an acknowledgement under
+/// `--fsync always` waits for. Recorded per sync, not sampled.
+pub(super) fn wal_sync_duration(node: &str) -> metrics::Histogram {
+    histogram!("just_hungry_replica_wal_sync_duration_seconds", "node" => node.to_owned())
+}
+
 /// When a node last published, and the queues its loop holds beside the node.
 pub(super) struct Publisher {
     node: String,

@@ -559,6 +559,11 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
     let mut buffer = Vec::new();
     // The sync running on a blocking thread, if one is.
     let mut syncing: Option<JoinHandle<SyncDone>> = None;
+    let sync_duration = effects
+        .replica_store
+        .as_ref()
+        .map(|_| metrics::wal_sync_duration(node.name()));
+    let mut sync_started = std::time::Instant::now();
     let mut publisher = Publisher::new(node.name());
     node.handle_timeout(clock.now());
     loop {
@@ -625,6 +630,7 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
                 // Act on what the released outputs started.
                 continue;
             }
+            sync_started = std::time::Instant::now();
             syncing = Some(tokio::task::spawn_blocking(move || pending.run()));
         }
         let next_sync = match &effects.replica_store {
@@ -670,6 +676,9 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
             }
             done = async { syncing.as_mut().expect("a sync").await }, if syncing.is_some() => {
                 syncing = None;
+                if let Some(histogram) = &sync_duration {
+                    histogram.record(sync_started.elapsed().as_secs_f64());
+                }
                 let done = done.map_err(|e| format!("the sync of the data directory panicked: {e}"))?;
                 if let Some(d) = effects.replica_store.as_mut() {
                     d.store.finish_sync(done).map_err(|e| storage_failed(node.name(), &e))?;
