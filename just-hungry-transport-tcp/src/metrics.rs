@@ -18,11 +18,15 @@ pub(crate) const QUEUE_SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
 /// written over every connection (`just_hungry_tcp_queued_bytes`) and the bytes received and
 /// not yet taken by the node (`just_hungry_tcp_inbound_queued_bytes`, the part of
 /// `TcpConfig::inbound_queue_bytes` in use). Sampled rather than counted per frame, so the hot
-/// path pays nothing for them.
+/// path pays nothing for them. Each transport adds its own share to the gauges and takes it
+/// back when it stops, as [`OpenConnection`] does, so endpoints of one identity in one
+/// process (a load generator's clients) sum instead of overwriting each other.
 pub(crate) async fn sample_queues(shared: Arc<Shared>) {
     let identity = shared.config.identity.name.clone();
-    let queued = gauge!("just_hungry_tcp_queued_bytes", "identity" => identity.clone());
-    let inbound = gauge!("just_hungry_tcp_inbound_queued_bytes", "identity" => identity);
+    let mut queued =
+        SharedGauge::new(gauge!("just_hungry_tcp_queued_bytes", "identity" => identity.clone()));
+    let mut inbound =
+        SharedGauge::new(gauge!("just_hungry_tcp_inbound_queued_bytes", "identity" => identity));
     let mut every = tokio::time::interval(QUEUE_SAMPLE_INTERVAL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -30,9 +34,33 @@ pub(crate) async fn sample_queues(shared: Arc<Shared>) {
             _ = every.tick() => {}
             () = shared.cancel.cancelled() => return,
         }
-        queued.set(shared.queued_bytes.load(Ordering::Acquire) as f64);
+        queued.set(shared.queued_bytes.load(Ordering::Acquire));
         let free = shared.inbound_budget.available_permits();
-        inbound.set((f64::from(shared.inbound_budget_max) - free as f64).max(0.0));
+        inbound.set((shared.inbound_budget_max as usize).saturating_sub(free));
+    }
+}
+
+/// One transport's share of a gauge that several may feed: it moves the gauge by the change
+/// of its own value, and takes its value back when dropped.
+struct SharedGauge {
+    gauge: Gauge,
+    mine: usize,
+}
+
+impl SharedGauge {
+    fn new(gauge: Gauge) -> Self {
+        SharedGauge { gauge, mine: 0 }
+    }
+
+    fn set(&mut self, value: usize) {
+        self.gauge.increment(value as f64 - self.mine as f64);
+        self.mine = value;
+    }
+}
+
+impl Drop for SharedGauge {
+    fn drop(&mut self) {
+        self.gauge.decrement(self.mine as f64);
     }
 }
 

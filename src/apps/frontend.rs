@@ -21,12 +21,13 @@ use crate::core::protocol::messages::Message;
 use crate::core::runtime;
 use crate::core::runtime::view_store::FileViewStore;
 use crate::core::transport::{Transport, TransportEvent};
-use crate::etcd::{ElectionConfig, EtcdClient, FrontendCandidate};
-use crate::ops::{OpsArgs, OpsInstalled, OpsRole};
+use crate::etcd::{ActiveTerm, ElectionConfig, EtcdClient, FrontendCandidate};
+use crate::ops::{OpsArgs, OpsEndpoint, OpsInstalled, OpsRole};
 use crate::orders::OrderBook;
 use crate::process::{init_logging, shutdown_signal};
 use crate::tcp::{TcpConfig, TcpTransport};
 use clap::Parser;
+use tokio::sync::watch;
 
 /// The Just Hungry front-end (the view keeper and request router).
 #[derive(Parser)]
@@ -214,29 +215,34 @@ async fn run_candidate(
         });
     // The endpoint follows the candidate's terms: while it runs the active front-end, /readyz
     // and the status page are that front-end's; standing by, /readyz answers 503.
-    let ops = match ops {
-        Some(ops) => Some(ops.serve(OpsRole::Frontend, None)?),
-        None => None,
-    };
-    let mut reporter = candidate.reporter();
-    let follow = async {
-        let Some(ops) = &ops else {
-            return std::future::pending().await;
-        };
-        loop {
-            ops.set_node(reporter.borrow_and_update().clone());
-            if reporter.changed().await.is_err() {
-                return std::future::pending().await;
+    match ops {
+        Some(ops) => {
+            let ops = ops.serve(OpsRole::Frontend, None)?;
+            tokio::select! {
+                () = shutdown_signal() => {}
+                () = follow_terms(&ops, candidate.watch_active()) => {}
             }
         }
-    };
-    tokio::select! {
-        _ = shutdown_signal() => {}
-        () = follow => {}
+        None => shutdown_signal().await,
     }
     tracing::info!(candidate = %args.name, "front-end candidate shutting down");
     candidate.shutdown().await;
     Ok(())
+}
+
+/// Points `ops` at the front-end of each of a candidate's terms, and at none between them;
+/// returns when the candidate has stopped.
+async fn follow_terms(ops: &OpsEndpoint, mut active: watch::Receiver<Option<ActiveTerm>>) {
+    loop {
+        let reporter = active
+            .borrow_and_update()
+            .as_ref()
+            .map(|term| term.reporter.clone());
+        ops.set_node(reporter);
+        if active.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The front-end's `main`: parses the command line, runs on a current-thread

@@ -52,12 +52,20 @@ impl Default for ElectionConfig {
     }
 }
 
+/// The front-end a candidate runs during one term (while it holds the key).
+#[derive(Clone)]
+pub struct ActiveTerm {
+    /// Where the front-end listens.
+    pub address: Address,
+    /// What asks the front-end for its report (for an endpoint's `/readyz` and status page).
+    pub reporter: NodeReporter,
+}
+
 /// One front-end candidate, running: it campaigns, runs the front-end while it holds the
 /// key, and campaigns again after it loses it.
 pub struct FrontendCandidate {
     name: String,
-    active: watch::Receiver<Option<Address>>,
-    reporter: watch::Receiver<Option<NodeReporter>>,
+    active: watch::Receiver<Option<ActiveTerm>>,
     shutdown: watch::Sender<bool>,
     pauses: mpsc::UnboundedSender<Duration>,
     task: JoinHandle<()>,
@@ -81,7 +89,6 @@ impl FrontendCandidate {
         Fut: Future<Output = std::io::Result<(T, Address)>> + Send + 'static,
     {
         let (active_tx, active) = watch::channel(None);
-        let (reporter_tx, reporter) = watch::channel(None);
         let (shutdown, stop) = watch::channel(false);
         let (pauses, paused) = mpsc::unbounded_channel();
         let name = config.name.clone();
@@ -90,13 +97,12 @@ impl FrontendCandidate {
             config,
             election,
             make_transport,
-            (active_tx, reporter_tx),
+            active_tx,
             (stop, paused),
         ));
         FrontendCandidate {
             name,
             active,
-            reporter,
             shutdown,
             pauses,
             task,
@@ -110,21 +116,26 @@ impl FrontendCandidate {
 
     /// Where its front-end listens while it runs one (it holds the key), else `None`.
     pub fn active_address(&self) -> Option<Address> {
-        self.active.borrow().clone()
+        self.active
+            .borrow()
+            .as_ref()
+            .map(|term| term.address.clone())
     }
 
-    /// What asks its front-end for its report while it runs one (it holds the key), else
-    /// `None`, kept up to date through its terms: for an endpoint's `/readyz` and status page
-    /// (`OpsEndpoint::set_node`). A change is seen by `changed()` on the receiver.
-    pub fn reporter(&self) -> watch::Receiver<Option<NodeReporter>> {
-        self.reporter.clone()
+    /// The term it serves now (`None` while it stands by), kept up to date through its
+    /// terms: `changed()` on the receiver sees each start and end (an endpoint follows it with
+    /// `OpsEndpoint::set_node`).
+    pub fn watch_active(&self) -> watch::Receiver<Option<ActiveTerm>> {
+        self.active.clone()
     }
 
     /// Waits until this candidate runs the active front-end, and returns its address.
     pub async fn wait_active(&self) -> Address {
         let mut active = self.active.clone();
         match active.wait_for(Option::is_some).await {
-            Ok(address) => address.clone().unwrap_or_else(|| Address::new("")),
+            Ok(term) => term
+                .as_ref()
+                .map_or_else(|| Address::new(""), |term| term.address.clone()),
             Err(_) => std::future::pending().await,
         }
     }
@@ -179,10 +190,7 @@ async fn campaign<S, T, F, Fut>(
     config: FrontendConfig,
     election: ElectionConfig,
     mut make_transport: F,
-    (active, reporter): (
-        watch::Sender<Option<Address>>,
-        watch::Sender<Option<NodeReporter>>,
-    ),
+    active: watch::Sender<Option<ActiveTerm>>,
     (mut stop, mut pauses): (watch::Receiver<bool>, mpsc::UnboundedReceiver<Duration>),
 ) where
     S: StateMachine,
@@ -262,11 +270,12 @@ async fn campaign<S, T, F, Fut>(
         frontend.registry = transport.registry_address();
         let store = EtcdViewStore::new(client.clone(), election.view_key.clone());
         let node = runtime::spawn_frontend::<S, _>(transport, frontend, Box::new(store));
-        let _ = reporter.send(Some(node.reporter()));
-        let _ = active.send(Some(address));
+        let _ = active.send(Some(ActiveTerm {
+            address,
+            reporter: node.reporter(),
+        }));
         let why = hold(&client, lease, &node, &mut stop, &mut pauses).await;
         let _ = active.send(None);
-        let _ = reporter.send(None);
         node.shutdown().await;
         let _ = client.revoke(lease.id).await;
         match why {

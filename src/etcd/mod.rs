@@ -23,7 +23,7 @@ pub use client::{
     DEFAULT_REQUEST_TIMEOUT, EtcdClient, EtcdError, EtcdTls, Expected, KeyValue, Lease,
     MAX_RESPONSE_BYTES, Swap,
 };
-pub use election::{ElectionConfig, FrontendCandidate};
+pub use election::{ActiveTerm, ElectionConfig, FrontendCandidate};
 pub use local::{ETCD_BINARY_VAR, EtcdCluster, EtcdSetupError, INSTALL_HINT};
 pub use names::{ETCD_REGISTRY_ADDRESS, EtcdNames, NAMES_PREFIX, name_key};
 pub use view_store::{DEFAULT_VIEW_KEY, EtcdViewStore, check_view_history};

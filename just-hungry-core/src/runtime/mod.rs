@@ -557,13 +557,12 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
 ) -> Result<(), String> {
     let mut validations: Validations<S> = FuturesUnordered::new();
     let mut buffer = Vec::new();
-    // The sync running on a blocking thread, if one is.
-    let mut syncing: Option<JoinHandle<SyncDone>> = None;
+    // The sync running on a blocking thread, if one is, and when it started.
+    let mut syncing: Option<(JoinHandle<SyncDone>, std::time::Instant)> = None;
     let sync_duration = effects
         .replica_store
         .as_ref()
         .map(|_| metrics::wal_sync_duration(node.name()));
-    let mut sync_started = std::time::Instant::now();
     let mut publisher = Publisher::new(node.name());
     node.handle_timeout(clock.now());
     loop {
@@ -630,8 +629,10 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
                 // Act on what the released outputs started.
                 continue;
             }
-            sync_started = std::time::Instant::now();
-            syncing = Some(tokio::task::spawn_blocking(move || pending.run()));
+            syncing = Some((
+                tokio::task::spawn_blocking(move || pending.run()),
+                std::time::Instant::now(),
+            ));
         }
         let next_sync = match &effects.replica_store {
             Some(d) if syncing.is_none() => d.store.next_sync(),
@@ -674,10 +675,11 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
                     node.handle_validated(clock.now(), request, result);
                 }
             }
-            done = async { syncing.as_mut().expect("a sync").await }, if syncing.is_some() => {
-                syncing = None;
-                if let Some(histogram) = &sync_duration {
-                    histogram.record(sync_started.elapsed().as_secs_f64());
+            done = async { (&mut syncing.as_mut().expect("a sync").0).await }, if syncing.is_some() => {
+                if let Some((_, started)) = syncing.take()
+                    && let Some(histogram) = &sync_duration
+                {
+                    histogram.record(started.elapsed().as_secs_f64());
                 }
                 let done = done.map_err(|e| format!("the sync of the data directory panicked: {e}"))?;
                 if let Some(d) = effects.replica_store.as_mut() {
