@@ -504,6 +504,12 @@ pub fn failure_kind(error: &OrderClientError) -> (&'static str, bool, Option<&'s
             ClientError::Timeout { .. } => ("timeout", true, None),
             ClientError::Unavailable { .. } => ("unavailable", true, None),
             ClientError::Overloaded => ("overloaded", true, None),
+            #[cfg(feature = "etcd")]
+            ClientError::RegistryUnreachable { registry }
+                if registry.as_str() == crate::etcd::ETCD_REGISTRY_ADDRESS =>
+            {
+                ("registry_unreachable", true, Some(ETCD_UNREACHABLE_HINT))
+            }
             ClientError::RegistryUnreachable { .. } => (
                 "registry_unreachable",
                 true,
@@ -520,18 +526,42 @@ pub fn failure_kind(error: &OrderClientError) -> (&'static str, bool, Option<&'s
 
 fn failure(error: &OrderClientError) -> CommandOutput {
     let (kind, retryable, hint) = failure_kind(error);
+    failure_output(kind, retryable, &error.to_string(), hint)
+}
+
+fn failure_output(kind: &str, retryable: bool, message: &str, hint: Option<&str>) -> CommandOutput {
     let text = match hint {
-        Some(hint) => format!("error: {error}\n  hint: {hint}"),
-        None => format!("error: {error}"),
+        Some(hint) => format!("error: {message}\n  hint: {hint}"),
+        None => format!("error: {message}"),
     };
     CommandOutput {
         text,
         json: serde_json::json!({
-            "ok": false, "error": kind, "retryable": retryable, "message": error.to_string(),
+            "ok": false, "error": kind, "retryable": retryable, "message": message,
             "hint": hint,
         }),
         ok: false,
     }
+}
+
+/// What the client says when etcd does not answer (a wrong endpoint, a member down, or etcd
+/// refusing this process's certificates).
+#[cfg(feature = "etcd")]
+const ETCD_UNREACHABLE_HINT: &str = "are --etcd's endpoints right, and does etcd accept this \
+     process's --etcd-ca, --etcd-cert and --etcd-key? (docs/DEPLOY.md, \"Certificates\")";
+
+/// The client's answer when it cannot read the front-end's name from etcd before a command:
+/// `registry_unreachable` (etcd is the registry then), etcd's own error as the message, said at
+/// once rather than after the command's deadline.
+#[cfg(feature = "etcd")]
+pub fn etcd_unreachable(error: &crate::etcd::EtcdError) -> CommandOutput {
+    let message = format!("cannot read the front-end's name from etcd: {error}");
+    failure_output(
+        "registry_unreachable",
+        true,
+        &message,
+        Some(ETCD_UNREACHABLE_HINT),
+    )
 }
 
 fn orders_json(orders: &[Order]) -> serde_json::Value {

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use crate::OrderClient;
 use crate::cli::{
-    ClientCommand, DEFAULT_REGISTRY, EtcdArgs, REGISTRY_ENV, TlsArgs, parse_args_json_aware,
-    parse_duration, parse_registry_address, print_history, run_command, run_shell,
+    ClientCommand, CommandOutput, DEFAULT_REGISTRY, EtcdArgs, REGISTRY_ENV, TlsArgs,
+    parse_args_json_aware, parse_duration, parse_registry_address, print_history, run_command,
+    run_shell,
 };
 use crate::core::ids::Address;
+use crate::core::protocol::FRONTEND_NAME;
 use crate::core::protocol::client::ClientConfig;
-use crate::etcd::EtcdNames;
+use crate::etcd::{EtcdNames, name_key};
 use crate::orders::OrderBook;
 use crate::process::init_logging;
 use crate::tcp::{TcpConfig, TcpTransport};
@@ -88,6 +90,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         // The active front-end found through its key in etcd (a client registers nothing,
         // so the names' lease time is never used).
         Some(etcd) => {
+            // One read first: etcd refusing this process (a certificate it does not accept,
+            // a wrong endpoint) is said at once, with etcd's error, not as a timeout.
+            if let Err(e) = etcd.get(name_key(FRONTEND_NAME).as_bytes()).await {
+                return Ok(report(&crate::cli::etcd_unreachable(&e), args.json));
+            }
             let transport =
                 EtcdNames::<OrderBook, _>::new(transport, etcd, Duration::from_secs(20));
             let registry = transport.registry_address();
@@ -121,18 +128,24 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         OneShot::Status => ClientCommand::Status,
     };
     let output = run_command(&client, command).await;
-    if args.json {
+    Ok(report(&output, args.json))
+}
+
+/// Prints a command's output (its JSON under `--json`; else its text, on stderr for an
+/// error) and returns the exit code it calls for.
+fn report(output: &CommandOutput, json: bool) -> ExitCode {
+    if json {
         println!("{}", output.json);
     } else if output.ok {
         println!("{}", output.text);
     } else {
         eprintln!("{}", output.text);
     }
-    Ok(if output.ok {
+    if output.ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
 }
 
 /// The client's `main`: parses the command line (errors as JSON under `--json`), runs on a

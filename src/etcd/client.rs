@@ -477,7 +477,15 @@ fn without_url(e: reqwest::Error) -> String {
         "failed"
     };
     let e = e.without_url();
-    format!("{kind}: {e}")
+    // reqwest's own message is only "error sending request": the causes say why (a refused
+    // connection, a TLS alert such as etcd asking for a client certificate).
+    let mut reason = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        reason.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    reason
 }
 
 fn malformed(endpoint: &str, reason: String) -> EtcdError {

@@ -50,8 +50,10 @@ struct Owned {
 ///   election holds its key.
 /// - `Lookup { name }` reads the key (a linearizable read), and `LookupReply` comes back.
 ///
-/// While etcd cannot answer, nothing comes back, as from a registry that is down: the node
-/// retries on its own schedule. The answers carry the identity of a registry
+/// While etcd cannot answer, the registry is reported unreachable
+/// ([`TransportEvent::Unreachable`]), as a registry process that is down would be: the node
+/// retries on its own schedule, and a client that never reached it fails at once
+/// (`ClientError::RegistryUnreachable`). The answers carry the identity of a registry
 /// (`registry/etcd`), which the trust rules require of them.
 pub struct EtcdNames<S, T> {
     inner: T,
@@ -138,7 +140,8 @@ impl<S: StateMachine, T: Transport> EtcdNames<S, T> {
                             },
                         ),
                         Err(e) => {
-                            tracing::warn!(name = %name, error = %e, "cannot register the name in etcd; the node will retry")
+                            tracing::warn!(name = %name, error = %e, "cannot register the name in etcd; the node will retry");
+                            unreachable(&answers, &registry);
                         }
                     }
                 });
@@ -160,7 +163,8 @@ impl<S: StateMachine, T: Transport> EtcdNames<S, T> {
                             );
                         }
                         Err(e) => {
-                            tracing::debug!(name = %name, error = %e, "cannot look the name up in etcd; the node will retry")
+                            tracing::warn!(name = %name, error = %e, "cannot look the name up in etcd; the node will retry");
+                            unreachable(&answers, &registry);
                         }
                     }
                 });
@@ -222,6 +226,16 @@ async fn register(
         .written
         .insert(name.to_owned(), (address.clone(), lease));
     Ok(())
+}
+
+/// Reports the registry unreachable, as a transport reports a registry process that refuses
+/// connections: a client that never reached it says so at once instead of waiting out its
+/// deadline (a wrong endpoint, or etcd refusing this process's certificate), a front-end
+/// registers again soon.
+fn unreachable(answers: &mpsc::UnboundedSender<TransportEvent>, registry: &Address) {
+    let _ = answers.send(TransportEvent::Unreachable {
+        to: registry.clone(),
+    });
 }
 
 fn answer<S: StateMachine>(

@@ -15,7 +15,7 @@ use just_hungry::core::ids::Address;
 use just_hungry::core::protocol::FRONTEND_NAME;
 use just_hungry::core::protocol::client::ClientConfig;
 use just_hungry::core::protocol::messages::ClusterStatus;
-use just_hungry::etcd::{EtcdClient, EtcdCluster, EtcdNames, name_key};
+use just_hungry::etcd::{EtcdClient, EtcdCluster, EtcdLayout, EtcdNames, name_key};
 use just_hungry::orders::OrderBook;
 use just_hungry::tcp::tls::TlsConfig;
 use just_hungry::tcp::{TcpConfig, TcpTransport};
@@ -73,6 +73,9 @@ pub const NODES: &[&str] = &[
     "frontend",
     "frontend-a",
     "frontend-b",
+    "frontend-1",
+    "frontend-2",
+    "frontend-3",
     "test-client",
     "loadgen",
 ];
@@ -128,12 +131,28 @@ impl Processes {
     /// As [`Processes::new`], every node coordinating through a fresh three-member etcd
     /// cluster (`--etcd`) instead of a registry.
     pub async fn on_etcd() -> Self {
+        Self::on_etcd_layout(&EtcdLayout::local(3)).await
+    }
+
+    /// As [`Processes::on_etcd`], etcd's members placed and secured as `layout` says; under
+    /// [`EtcdLayout::tls`] every node gets the client certificate's flags.
+    pub async fn on_etcd_layout(layout: &EtcdLayout) -> Self {
         let mut processes = Self::new();
-        let etcd = EtcdCluster::start(3)
+        let etcd = EtcdCluster::start_layout(layout)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         processes.etcd = Some(etcd);
         processes
+    }
+
+    /// The flags `--etcd-ca`, `--etcd-cert` and `--etcd-key` of a TLS etcd cluster (none
+    /// otherwise).
+    pub fn etcd_flags(&self) -> Vec<String> {
+        self.etcd
+            .as_ref()
+            .and_then(EtcdCluster::client_files)
+            .map(|files| files.flags())
+            .unwrap_or_default()
     }
 
     /// The etcd client of [`Processes::on_etcd`].
@@ -223,6 +242,7 @@ impl Processes {
         if let Some(etcd) = &self.etcd {
             command.env(ETCD_ENV, etcd.endpoints().join(","));
         }
+        command.args(self.etcd_flags());
         let child = command
             .args(args)
             .env("JUST_HUNGRY_REGISTRY", &self.registry)
@@ -253,17 +273,20 @@ impl Processes {
     /// A durable replica (`--data-dir`, in this test's directory) with fsync `policy` and the
     /// offline postcode check; started again, it restarts from that directory.
     pub fn start_durable_replica(&mut self, name: &str, policy: &str) {
-        let dir = self.state_dir.join("data").join(name);
-        let dir = dir.to_string_lossy().into_owned();
-        let flags = [
-            "--validator",
-            "offline",
-            "--data-dir",
-            &dir,
-            "--fsync",
-            policy,
-        ];
+        let flags = self.durable_flags(name, policy);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         self.start_replica_with(name, &flags);
+    }
+
+    /// The flags of [`Processes::start_durable_replica`].
+    pub fn durable_flags(&self, name: &str, policy: &str) -> Vec<String> {
+        let dir = self.state_dir.join("data").join(name);
+        ["--validator", "offline", "--data-dir"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([dir.to_string_lossy().into_owned()])
+            .chain(["--fsync".to_owned(), policy.to_owned()])
+            .collect()
     }
 
     pub fn start_replica_with(&mut self, name: &str, extra: &[&str]) {

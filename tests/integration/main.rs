@@ -56,6 +56,7 @@ mod postcode_online;
 mod postcodes_io_answers;
 mod processes;
 mod replicated_snapshots;
+mod several_machines;
 mod sim_props;
 mod sim_scenarios;
 mod support;

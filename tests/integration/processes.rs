@@ -18,7 +18,7 @@ use just_hungry::core::protocol::messages::{ClusterStatus, ReplicaRole};
 use just_hungry::orders::{OrderBook, OrderId};
 use just_hungry::tcp::TcpConfig;
 
-fn primary(status: &ClusterStatus) -> String {
+pub(crate) fn primary(status: &ClusterStatus) -> String {
     status
         .view
         .as_ref()
@@ -26,11 +26,11 @@ fn primary(status: &ClusterStatus) -> String {
         .unwrap_or_default()
 }
 
-fn members(status: &ClusterStatus) -> usize {
+pub(crate) fn members(status: &ClusterStatus) -> usize {
     status.view.as_ref().map_or(0, |v| v.backups.len() + 1)
 }
 
-fn live_member(status: &ClusterStatus, name: &str, role: ReplicaRole) -> bool {
+pub(crate) fn live_member(status: &ClusterStatus, name: &str, role: ReplicaRole) -> bool {
     status
         .replicas
         .iter()
@@ -302,7 +302,7 @@ async fn kill_9_of_every_process_under_load_loses_nothing_with_data_dirs() {
 
 /// Closed-loop clients appending orders and reading histories, every operation recorded
 /// with its outcome for the history checker (`just_hungry_core::history`).
-struct RecordedLoad {
+pub(crate) struct RecordedLoad {
     recorder: just_hungry_core::runtime::HistoryRecorder,
     stop: Arc<std::sync::atomic::AtomicBool>,
     acked: Arc<std::sync::atomic::AtomicUsize>,
@@ -312,7 +312,7 @@ struct RecordedLoad {
 
 impl RecordedLoad {
     /// `clients` clients of `procs`' cluster, running until [`RecordedLoad::check`].
-    async fn start(procs: &Processes, clients: u64) -> Self {
+    pub(crate) async fn start(procs: &Processes, clients: u64) -> Self {
         use just_hungry::nemesis::{POSTCODES, recorded_append, recorded_read};
         // Every replica starts with the pre-defined history: the history declares it.
         let initial = OrderBook::with_predefined_history().ids_by_postcode();
@@ -351,7 +351,7 @@ impl RecordedLoad {
 
     /// Waits until `n` more orders are acknowledged; fails when they take longer than
     /// [`WAIT`].
-    async fn progress(&self, n: usize) {
+    pub(crate) async fn progress(&self, n: usize) {
         let deadline = tokio::time::Instant::now() + WAIT;
         let target = self.acked.load(std::sync::atomic::Ordering::Relaxed) + n;
         while self.acked.load(std::sync::atomic::Ordering::Relaxed) < target {
@@ -363,7 +363,7 @@ impl RecordedLoad {
     /// Stops the clients, reads every postcode once more and checks the whole history: no
     /// acknowledged order lost or doubled, every read consistent, at least `acknowledged`
     /// orders acknowledged.
-    async fn check(self, procs: &Processes, acknowledged: usize) {
+    pub(crate) async fn check(self, procs: &Processes, acknowledged: usize) {
         use just_hungry::nemesis::{POSTCODES, recorded_read};
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for task in self.tasks {
