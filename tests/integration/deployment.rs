@@ -234,7 +234,60 @@ impl Processes {
         args: &[&str],
         stderr: Stdio,
     ) {
-        let mut command = Command::new(binary(binary_name));
+        self.spawn_command(name, Command::new(binary(binary_name)), args, stderr);
+    }
+
+    /// Starts durable replica `name` (`--fsync always`) with its data directory on a real
+    /// file system of `bytes` bytes: a tmpfs mounted over the directory in a mount namespace
+    /// of the replica's own (`unshare --user --map-root-user --mount`, util-linux; no root
+    /// needed where unprivileged user namespaces are allowed, as on Debian), so the disk it
+    /// writes to fills up for real (ENOSPC) and nothing else is touched.
+    pub fn start_replica_on_a_small_disk(&mut self, name: &str, bytes: u64) {
+        let flags = self.durable_flags(name, "always");
+        let dir = &flags[3];
+        std::fs::create_dir_all(dir).expect("the data directory's mount point");
+        let found = Command::new("unshare").arg("--help").output();
+        assert!(
+            found.is_ok_and(|o| o.status.success()),
+            "unshare(1) is missing: install it with `apt-get install -y util-linux`"
+        );
+        let mut command = Command::new("unshare");
+        command.args(["--user", "--map-root-user", "--mount", "sh", "-c"]);
+        command.arg(format!(
+            "mount -t tmpfs -o size={bytes} tmpfs \"$0\" && exec \"$@\""
+        ));
+        command.arg(dir).arg(binary("replica"));
+        let mut args = vec!["--id", name];
+        args.extend(flags.iter().map(String::as_str));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_of(name))
+            .expect("a log file");
+        self.spawn_command(name, command, &args, Stdio::from(log));
+    }
+
+    /// Waits until process `name` exits by itself and returns its status; fails after
+    /// `timeout`.
+    pub async fn wait_exit(&mut self, name: &str, timeout: Duration) -> std::process::ExitStatus {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let child = self.children.get_mut(name).expect("a started process");
+            if let Some(status) = child.try_wait().expect("its status") {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} still running after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs `command` (a node's binary, or a wrapper that execs it) with `args` as process
+    /// `name`: the test's TLS, etcd and registry settings, its standard error to `stderr`.
+    fn spawn_command(&mut self, name: &str, mut command: Command, args: &[&str], stderr: Stdio) {
+        std::fs::create_dir_all(&self.state_dir).expect("the test's directory");
         match &self.tls_dir {
             Some(dir) => command.env("JUST_HUNGRY_TLS_DIR", dir),
             None => command.arg("--insecure-plaintext"),
@@ -251,7 +304,7 @@ impl Processes {
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {binary_name}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         self.children.insert(name.to_owned(), child);
     }
 

@@ -300,6 +300,43 @@ async fn kill_9_of_every_process_under_load_loses_nothing_with_data_dirs() {
     }
 }
 
+/// A real full disk: the primary's data directory is a 512 KiB file system, which its log fills
+/// under load. Its write fails with ENOSPC and is not retried: the replica exits non-zero
+/// saying that its data directory failed and why ("No space left on device"), the front-end
+/// fails over to a backup, orders go on, and the recorded history checks out: none of the
+/// orders in flight when the disk filled was acknowledged and then lost, none doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_whose_disk_fills_up_stops_and_its_backups_serve_on_losing_nothing() {
+    let mut procs = Processes::new();
+    procs.start_registry();
+    procs.start_frontend();
+    let observer = client(&procs).await;
+    procs.start_replica_on_a_small_disk("replica-1", 512 * 1024);
+    wait_for(&observer, "replica-1 to be primary", |s| {
+        primary(s) == "replica-1"
+    })
+    .await;
+    for name in ["replica-2", "replica-3"] {
+        procs.start_durable_replica(name, "always");
+    }
+    wait_for(&observer, "three members", |s| members(s) == 3).await;
+    let load = RecordedLoad::start(&procs, 8).await;
+    let status = procs.wait_exit("replica-1", Duration::from_secs(120)).await;
+    assert!(!status.success(), "replica-1 exited with {status}");
+    let log = std::fs::read_to_string(procs.log_of("replica-1")).expect("its log");
+    assert!(
+        log.contains("the data directory failed") && log.contains("No space left on device"),
+        "replica-1 says why it stopped: {log}"
+    );
+    load.progress(60).await;
+    let status = wait_for(&observer, "a new primary", |s| {
+        !primary(s).is_empty() && primary(s) != "replica-1"
+    })
+    .await;
+    assert_eq!(members(&status), 2, "{status:?}");
+    load.check(&procs, 100).await;
+}
+
 /// Closed-loop clients appending orders and reading histories, every operation recorded
 /// with its outcome for the history checker (`just_hungry_core::history`).
 pub(crate) struct RecordedLoad {
