@@ -22,7 +22,7 @@ use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 use crate::metrics;
 use crate::queue::FrameReceiver;
 use crate::tls;
-use crate::transport::Shared;
+use crate::transport::{Shared, lock};
 use crate::wire::{
     self, CONNECTION_ADDRESS_PREFIX, Handshake, HandshakeError, Lane, MAX_HELLO_BYTES,
     MAX_PRIORITY_FRAME_BYTES,
@@ -344,14 +344,77 @@ pub(crate) async fn serve_inbound(
     peer: SocketAddr,
     slot: Slot,
 ) {
+    let evicted = tokio_util::sync::CancellationToken::new();
+    let id = shared.next_id();
+    lock(&shared.handshaking).push_back(Handshaking {
+        id,
+        slot,
+        evict: evicted.clone(),
+    });
+    let pending = PendingAdmission {
+        shared: &shared,
+        id,
+    };
     tokio::select! {
         () = shared.cancel.cancelled() => {}
-        () = inbound(&shared, stream, peer) => {}
+        () = evicted.cancelled() => {
+            tracing::debug!(peer = %peer, "evicted in its handshake by a newer connection");
+        }
+        () = inbound(&shared, stream, peer, pending) => {}
     }
-    drop(slot);
 }
 
-async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
+/// An inbound connection not yet admitted (its TLS handshake or hello under way), holding its
+/// place among the inbound connections in [`Shared::handshaking`].
+pub(crate) struct Handshaking {
+    id: u64,
+    slot: Slot,
+    evict: tokio_util::sync::CancellationToken,
+}
+
+/// The place of the oldest connection still in its handshake, which is closed, for a new one:
+/// so that a flood of connections that never finish a handshake (no certificate needed)
+/// cannot hold every place and lock out the peers that do; it would have to open
+/// `max_inbound_connections` connections within one honest handshake. `None` when every
+/// place is held by an admitted connection.
+pub(crate) fn evict_oldest_handshake(shared: &Shared) -> Option<Slot> {
+    let oldest = lock(&shared.handshaking).pop_front()?;
+    oldest.evict.cancel();
+    Some(oldest.slot)
+}
+
+/// A connection's entry in [`Shared::handshaking`]: admitted, it takes its place back; dropped
+/// first (refused, timed out, closed), it gives the place up.
+struct PendingAdmission<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl PendingAdmission<'_> {
+    /// The place, once the peer's hello is accepted; `None` if the connection was evicted
+    /// meanwhile.
+    fn admit(self) -> Option<Slot> {
+        let mut handshaking = lock(&self.shared.handshaking);
+        let at = handshaking.iter().position(|h| h.id == self.id)?;
+        handshaking.remove(at).map(|h| h.slot)
+    }
+}
+
+impl Drop for PendingAdmission<'_> {
+    fn drop(&mut self) {
+        let mut handshaking = lock(&self.shared.handshaking);
+        if let Some(at) = handshaking.iter().position(|h| h.id == self.id) {
+            handshaking.remove(at);
+        }
+    }
+}
+
+async fn inbound(
+    shared: &Shared,
+    stream: TcpStream,
+    peer: SocketAddr,
+    pending: PendingAdmission<'_>,
+) {
     let config = &shared.config;
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer, certified) = match &config.tls {
@@ -475,6 +538,9 @@ async fn inbound(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
         )
         .await;
     }
+    let Some(_slot) = pending.admit() else {
+        return;
+    };
     let accepted = tokio::time::timeout(config.hello_timeout, writer.send(shared.accept.clone()));
     if !matches!(accepted.await, Ok(Ok(()))) {
         tracing::debug!(peer = %peer, "could not answer the hello");

@@ -13,12 +13,15 @@ use crate::transport::Shared;
 pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// Accepts connections until the transport shuts down. A connection beyond
-/// `max_inbound_connections` is accepted and closed at once: leaving it in the kernel's backlog
-/// would let a flood hold the slots of peers that arrive later.
+/// `max_inbound_connections` takes the place of the oldest one still in its handshake, which is
+/// closed ([`connection::evict_oldest_handshake`]); when every place is held by an admitted
+/// connection it is accepted and closed at once: leaving it in the kernel's backlog would let a
+/// flood hold the slots of peers that arrive later.
 pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     let limit = shared.config.max_inbound_connections;
     // Log the first refusal of a burst at info, the rest at debug.
     let mut refusing = false;
+    let mut evicting = false;
     loop {
         let accepted = tokio::select! {
             () = shared.cancel.cancelled() => return,
@@ -34,7 +37,22 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 }
             }
         };
-        match Slot::take(&shared.inbound_connections, limit) {
+        let slot = match Slot::take(&shared.inbound_connections, limit) {
+            Some(slot) => {
+                evicting = false;
+                Some(slot)
+            }
+            None => connection::evict_oldest_handshake(&shared).inspect(|_| {
+                if evicting {
+                    tracing::debug!(peer = %peer, limit, "inbound connections at the limit: closed the oldest still in its handshake");
+                } else {
+                    tracing::info!(peer = %peer, limit, "inbound connections at the limit: closing the oldest still in its handshake for each new one");
+                }
+                evicting = true;
+                crate::metrics::refused(&shared.config.identity.name, "evicted_in_handshake");
+            }),
+        };
+        match slot {
             Some(slot) => {
                 refusing = false;
                 tracing::debug!(peer = %peer, "accepted");

@@ -83,7 +83,8 @@ async fn a_thousand_connections_at_once_are_bounded_and_leak_no_descriptor() {
         });
     }
     // Every connection has reached the server (the kernel may hold some back for a while):
-    // exactly `LIMIT` are held, every other one was accepted and closed at once.
+    // exactly `LIMIT` are held, every other one was closed (at once, or evicted by a newer
+    // one while it was still in its hello).
     wait_for(
         Duration::from_secs(15),
         || {
@@ -121,4 +122,44 @@ async fn a_thousand_connections_at_once_are_bounded_and_leak_no_descriptor() {
     )
     .await;
     assert_serves(&mut s).await;
+}
+
+/// Every place held by connections that will never finish a hello (anyone who reaches the
+/// port can open them: no certificate is needed to hold a TCP connection open), and the
+/// server still admits the peers that do say hello: each new connection takes the place of the
+/// oldest one still in its handshake, so the flood would have to open `LIMIT` connections
+/// within one honest handshake to lock peers out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_get_in_while_silent_connections_hold_every_place() {
+    logs();
+    let mut s = TcpTransport::bind(TcpConfig {
+        max_inbound_connections: LIMIT,
+        hello_timeout: Duration::from_secs(60),
+        ..server_config("flooded")
+    })
+    .await
+    .unwrap();
+    let address = s.local_address();
+    let mut silent = Vec::new();
+    for _ in 0..LIMIT {
+        let mut stream = TcpStream::connect(address.as_str()).await.unwrap();
+        stream.write_all(&[0]).await.unwrap();
+        silent.push(stream);
+    }
+    wait_for(
+        WAIT,
+        || s.inbound_connections() == LIMIT,
+        || format!("{} held", s.inbound_connections()),
+    )
+    .await;
+    // Peers that say hello are served (a client, and a node that listens).
+    assert_serves(&mut s).await;
+    assert!(s.inbound_connections() <= LIMIT);
+    // The oldest silent connections were the ones closed.
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(WAIT, silent[0].read(&mut byte)).await;
+    assert!(
+        matches!(read, Ok(Ok(0) | Err(_))),
+        "the oldest silent connection is closed: {read:?}"
+    );
 }
