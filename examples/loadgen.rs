@@ -10,6 +10,9 @@
 //! cargo run --release --example loadgen -- --spawn 3 --kill-primary-every 3s
 //! # a deployment already running, found through its registry, with loadgen's certificate
 //! cargo run --release --example loadgen -- --registry 10.0.0.1:9090 --tls-dir ./tls
+//! # ... or on etcd (docs/DEPLOY.md), with etcd's CA and client certificate
+//! cargo run --release --example loadgen -- --etcd https://10.0.0.1:2379 --tls-dir ./tls \
+//!     --etcd-ca etcd-tls/ca.pem --etcd-cert etcd-tls/just-hungry.pem --etcd-key etcd-tls/just-hungry.key
 //! ```
 //!
 //! Progress goes to stderr, one line a second; the report to stdout. Exits 0 when the check
@@ -18,7 +21,7 @@
 
 use std::time::Duration;
 
-use just_hungry::cli::TlsArgs;
+use just_hungry::cli::{EtcdArgs, TlsArgs};
 use just_hungry::cli::{parse_byte_size, parse_duration};
 use just_hungry::loadgen::{
     self, ClientPlacement, LOADGEN_NAME, LoadOptions, LoadTarget, RuntimeFlavor, TransportKind,
@@ -80,6 +83,10 @@ struct Args {
     /// killed; the final check covers this run's orders.
     #[arg(long, value_name = "ADDR")]
     registry: Option<String>,
+    /// With `--etcd`: drive a deployment already running on etcd (docs/DEPLOY.md), its active
+    /// front-end found there, as `--registry` does through a registry.
+    #[command(flatten)]
+    etcd: EtcdArgs,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -99,7 +106,35 @@ fn main() {
             std::process::exit(2);
         }
     }
+    let etcd = match args.etcd.client() {
+        Ok(etcd) => etcd,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            std::process::exit(2);
+        }
+    };
+    if etcd.is_some() && args.spawn.is_some() {
+        eprintln!("loadgen: --spawn starts its own deployment (with a registry): not with --etcd");
+        std::process::exit(2);
+    }
+    // The clients' TCP configuration for a running deployment, with loadgen's certificate:
+    // loaded once (a run is short, so no reload on SIGHUP, and no runtime yet).
+    let client_tcp = || {
+        let tcp = TcpConfig::client(LOADGEN_NAME).for_service::<OrderBook>();
+        match args.tls.load(LOADGEN_NAME) {
+            Ok(Some(tls)) => Box::new(tcp.with_tls(tls)),
+            Ok(None) => Box::new(tcp),
+            Err(e) => {
+                eprintln!("loadgen: {e}");
+                std::process::exit(2);
+            }
+        }
+    };
     let target = match (&args.spawn, &args.registry) {
+        (None, _) if let Some(etcd) = etcd => LoadTarget::Etcd {
+            etcd,
+            tcp: client_tcp(),
+        },
         (Some(_), _) => {
             let binaries = std::env::current_exe()
                 .ok()
@@ -107,23 +142,10 @@ fn main() {
                 .unwrap_or_default();
             LoadTarget::Spawn { binaries }
         }
-        (None, Some(address)) => {
-            let tcp = TcpConfig::client(LOADGEN_NAME).for_service::<OrderBook>();
-            // Loaded once: a run is short, so no reload on SIGHUP (and no runtime yet).
-            match args.tls.load(LOADGEN_NAME) {
-                Ok(tls) => LoadTarget::Registry {
-                    address: address.clone(),
-                    tcp: Box::new(match tls {
-                        Some(tls) => tcp.with_tls(tls),
-                        None => tcp,
-                    }),
-                },
-                Err(e) => {
-                    eprintln!("loadgen: {e}");
-                    std::process::exit(2);
-                }
-            }
-        }
+        (None, Some(address)) => LoadTarget::Registry {
+            address: address.clone(),
+            tcp: client_tcp(),
+        },
         (None, None) => LoadTarget::InProcess,
     };
     let options = LoadOptions {

@@ -215,6 +215,29 @@ pub enum LoadTarget {
         /// The clients' TCP configuration.
         tcp: Box<just_hungry_transport_tcp::TcpConfig>,
     },
+    /// A deployment already running on etcd (docs/DEPLOY.md: several front-ends, names on
+    /// leases, no registry), its active front-end found through `etcd`; otherwise as
+    /// [`LoadTarget::Registry`].
+    #[cfg(feature = "etcd")]
+    Etcd {
+        /// A client of the deployment's etcd (its TLS, if any).
+        etcd: crate::etcd::EtcdClient,
+        /// The clients' TCP configuration.
+        tcp: Box<just_hungry_transport_tcp::TcpConfig>,
+    },
+}
+
+impl LoadTarget {
+    /// Whether the run drives a deployment it did not start (it cannot kill its replicas or
+    /// choose their number or storage).
+    pub fn is_running_deployment(&self) -> bool {
+        match self {
+            LoadTarget::InProcess | LoadTarget::Spawn { .. } => false,
+            LoadTarget::Registry { .. } => true,
+            #[cfg(feature = "etcd")]
+            LoadTarget::Etcd { .. } => true,
+        }
+    }
 }
 
 /// The book every replica of a run starts with.
@@ -279,6 +302,10 @@ pub async fn run(options: LoadOptions) -> Result<LoadReport, LoadError> {
         (LoadTarget::Registry { address, tcp }, _) => {
             Box::new(remote::Remote::connect(address, (**tcp).clone(), options.client).await?)
         }
+        #[cfg(feature = "etcd")]
+        (LoadTarget::Etcd { etcd, tcp }, _) => Box::new(
+            remote::Remote::connect_etcd(etcd.clone(), (**tcp).clone(), options.client).await?,
+        ),
     };
     run_on(target, options).await
 }
@@ -298,11 +325,9 @@ pub fn validate(options: &LoadOptions) -> Result<(), LoadError> {
         "the kill interval must be positive"
     } else if options.kill_primary_every.is_some() && options.replicas < 2 {
         "killing the primary needs at least 2 replicas (a lone primary takes every order with it)"
-    } else if options.kill_primary_every.is_some()
-        && matches!(options.target, LoadTarget::Registry { .. })
-    {
+    } else if options.kill_primary_every.is_some() && options.target.is_running_deployment() {
         "--kill-primary-every needs replicas this run started (--spawn N): it cannot kill another's processes"
-    } else if options.storage.is_some() && matches!(options.target, LoadTarget::Registry { .. }) {
+    } else if options.storage.is_some() && options.target.is_running_deployment() {
         "--data-dir is for replicas this run starts: a running deployment keeps its own"
     } else {
         return Ok(());
@@ -349,10 +374,7 @@ async fn run_on(
 ) -> Result<LoadReport, LoadError> {
     let load_at_start = load_average();
     // A deployment the run did not start has as many replicas as it has.
-    let expected = match options.target {
-        LoadTarget::Registry { .. } => None,
-        _ => Some(options.replicas),
-    };
+    let expected = (!options.target.is_running_deployment()).then_some(options.replicas);
     wait_for_full_view(target.as_mut(), expected).await?;
     target.wait_for_convergence(FORM_WAIT).await.map_err(|e| {
         LoadError::NoCluster(WaitTimeout {
@@ -370,9 +392,10 @@ async fn run_on(
     }
     let first = target.view().await;
     let first_view = first.as_ref().map_or(0, |v| v.number);
-    let replicas = match options.target {
-        LoadTarget::Registry { .. } => first.map_or(0, |v| v.backups + 1),
-        _ => options.replicas,
+    let replicas = if options.target.is_running_deployment() {
+        first.map_or(0, |v| v.backups + 1)
+    } else {
+        options.replicas
     };
     let start = Instant::now();
     let client_runtime = target.client_runtime();

@@ -1,5 +1,6 @@
 //! A deployment of separate processes as a run's [`Target`]: one already running, found
-//! through its registry (`loadgen --registry ADDR`), or one the run starts itself from the
+//! through its registry (`loadgen --registry ADDR`) or its etcd (`loadgen --etcd URLS`,
+//! docs/DEPLOY.md), or one the run starts itself from the
 //! binaries beside the load generator (`loadgen --spawn N`: a registry, a front-end and N
 //! replicas, every link on mutual TLS with a development CA made for the run), whose replicas
 //! it can then kill with SIGKILL.
@@ -27,9 +28,19 @@ use crate::postcode::normalise;
 /// The name of the load generator's own certificate and identity.
 pub const LOADGEN_NAME: &str = "loadgen";
 
-/// A running deployment, reached through its registry.
+/// Where a [`Remote`]'s clients find the front-end.
+#[derive(Clone)]
+enum Names {
+    /// A registry process at this address.
+    Registry(Address),
+    /// etcd (docs/DEPLOY.md), through this client.
+    #[cfg(feature = "etcd")]
+    Etcd(crate::etcd::EtcdClient),
+}
+
+/// A running deployment, reached through its registry or its etcd.
 pub(super) struct Remote {
-    registry: Address,
+    names: Names,
     tcp: TcpConfig,
     /// The client that asks for the cluster's status.
     status: OrderClient,
@@ -49,16 +60,43 @@ impl Remote {
         client: ClientConfig,
     ) -> Result<Remote, LoadError> {
         let registry = Address::new(registry);
+        let describe = format!("the deployment of registry {registry}");
+        Self::connect_to(Names::Registry(registry), tcp, client, describe).await
+    }
+
+    /// The deployment whose active front-end `etcd` names (docs/DEPLOY.md), reached with
+    /// `tcp`.
+    #[cfg(feature = "etcd")]
+    pub(super) async fn connect_etcd(
+        etcd: crate::etcd::EtcdClient,
+        tcp: TcpConfig,
+        client: ClientConfig,
+    ) -> Result<Remote, LoadError> {
+        // One read first: an etcd that refuses this process is said at once, with its reason.
+        let key = crate::etcd::name_key(just_hungry_core::protocol::FRONTEND_NAME);
+        etcd.get(key.as_bytes())
+            .await
+            .map_err(|e| LoadError::Options(format!("cannot read the front-end's name: {e}")))?;
+        let describe = format!("the deployment on etcd {}", etcd.endpoints().join(","));
+        Self::connect_to(Names::Etcd(etcd), tcp, client, describe).await
+    }
+
+    async fn connect_to(
+        names: Names,
+        tcp: TcpConfig,
+        client: ClientConfig,
+        describe: String,
+    ) -> Result<Remote, LoadError> {
         let id_base = random_u64() >> 20;
-        let status = connect_client(&tcp, &registry, client, ClientId(id_base)).await?;
+        let status = connect_client(&tcp, &names, client, ClientId(id_base)).await?;
         Ok(Remote {
-            registry: registry.clone(),
+            names,
             tcp,
             status,
             id_base: id_base + 1,
             initial: BTreeMap::new(),
             spawned: None,
-            describe: format!("the deployment of registry {registry}"),
+            describe,
         })
     }
 
@@ -113,7 +151,7 @@ impl Target for Remote {
         index: u64,
     ) -> Result<OrderClient, LoadError> {
         let id = ClientId(self.id_base + index);
-        connect_client(&self.tcp, &self.registry, config, id).await
+        connect_client(&self.tcp, &self.names, config, id).await
     }
 
     async fn view(&mut self) -> Option<ViewSeen> {
@@ -340,17 +378,27 @@ fn make_certificates(dir: &Path, replicas: usize) -> Result<(), LoadError> {
 /// A client of the deployment with id `id`, on a transport of its own.
 async fn connect_client(
     tcp: &TcpConfig,
-    registry: &Address,
+    names: &Names,
     config: ClientConfig,
     id: ClientId,
 ) -> Result<OrderClient, LoadError> {
     let transport = TcpTransport::connect_only(tcp.clone()).await?;
-    Ok(OrderClient::spawn_with_id(
-        transport,
-        registry.clone(),
-        config,
-        id,
-    ))
+    Ok(match names {
+        Names::Registry(registry) => {
+            OrderClient::spawn_with_id(transport, registry.clone(), config, id)
+        }
+        #[cfg(feature = "etcd")]
+        Names::Etcd(etcd) => {
+            // A client registers nothing: the names' lease time is never used.
+            let transport = crate::etcd::EtcdNames::<OrderBook, _>::new(
+                transport,
+                etcd.clone(),
+                Duration::from_secs(20),
+            );
+            let registry = transport.registry_address();
+            OrderClient::spawn_with_id(transport, registry, config, id)
+        }
+    })
 }
 
 /// A free port on 127.0.0.1 below the kernel's ephemeral range (bound, checked, released).

@@ -102,7 +102,7 @@ fn client_binary(procs: &Processes, etcd_flags: &[String], args: &[&str]) -> std
 /// no client for longer than a takeover; the machine comes back and its replica rejoins; then
 /// every process of all three machines is killed at once (a power cut) and restarted, and the
 /// recorded history of the clients through all of it checks out: no acknowledged order lost
-/// or doubled.
+/// or doubled; and `loadgen --etcd` drives what came back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploy_md_layout_on_three_loopback_machines_survives_a_lost_machine_and_a_power_cut() {
     let layout = EtcdLayout {
@@ -196,4 +196,23 @@ async fn deploy_md_layout_on_three_loopback_machines_survives_a_lost_machine_and
     }
     load.progress(40).await;
     load.check(&procs, 160).await;
+
+    // After all that, the load generator drives the deployment through etcd, as an operator
+    // would measure it (after the recorded history: its orders are not in it).
+    let endpoints = procs.etcd.as_ref().expect("etcd").endpoints().join(",");
+    let loadgen = Command::new(binary("loadgen"))
+        .env_remove(ETCD_ENV)
+        .args(["--etcd", &endpoints])
+        .args(&etcd_flags)
+        .arg("--tls-dir")
+        .arg(procs.tls_dir.as_ref().expect("TLS"))
+        .args(["--clients", "4", "--duration", "2s", "--quiet"])
+        .output()
+        .expect("the loadgen binary runs");
+    let report = String::from_utf8_lossy(&loadgen.stdout);
+    assert!(
+        loadgen.status.success() && report.contains("the deployment on etcd"),
+        "loadgen --etcd: {report}\n{}",
+        String::from_utf8_lossy(&loadgen.stderr)
+    );
 }
