@@ -76,7 +76,8 @@ pub struct EtcdLayout {
     /// `127.0.0.1`.
     pub hosts: Vec<Ipv4Addr>,
     /// docs/DEPLOY.md's lock-down: `https://` for clients and peers with certificates of a CA
-    /// made for this cluster (each member's names its address), and `--client-cert-auth`, so a
+    /// made for this cluster (each member's names its address, and 127.0.0.1, where its
+    /// connections to the others come from on one machine), and `--client-cert-auth`, so a
     /// process without the cluster's client certificate ([`EtcdCluster::client_files`]) is
     /// refused at the handshake.
     pub tls: bool,
@@ -139,7 +140,8 @@ struct Member {
     process: Option<Child>,
 }
 
-/// `n` etcd members on 127.0.0.1, started and waited for; killed and removed on drop.
+/// `n` etcd members on loopback addresses (127.0.0.1, or an [`EtcdLayout`]'s), started and
+/// waited for; killed and removed on drop.
 pub struct EtcdCluster {
     binary: String,
     dir: PathBuf,
