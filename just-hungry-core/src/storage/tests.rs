@@ -332,6 +332,43 @@ fn a_full_disk_stops_the_log_and_recovery_cuts_the_short_write() {
     wal.sync().unwrap();
 }
 
+/// A replica restarted before anyone made room: recovery still works (cutting the short write
+/// needs no space) and gives back every synced record, and the first write that needs room
+/// fails again as a full disk, poisoning the log; nothing panics, nothing synced is lost.
+#[test]
+fn a_restart_on_a_disk_still_full_recovers_and_fails_at_the_first_write() {
+    let disk = SimDisk::new();
+    let (mut wal, _) = open(&disk, WalOptions::default()).unwrap();
+    wal.append(&payload(1, 100)).unwrap();
+    wal.sync().unwrap();
+    let used = disk
+        .contents(&dir().join("00000000000000000001.wal"))
+        .unwrap()
+        .len();
+    disk.set_capacity(Some(used + 60));
+    wal.append(&payload(2, 100)).unwrap();
+    wal.sync().expect_err("full");
+    drop(wal);
+    disk.crash(Crash::Process, &mut SeededRng::new(1));
+    let (mut wal, recovered) = open(&disk, WalOptions::default()).unwrap();
+    assert_eq!(recovered.records.len(), 1);
+    assert_eq!(recovered.records[0].payload, payload(1, 100));
+    assert_eq!(wal.append(&payload(2, 100)).unwrap(), 2);
+    match wal.sync().expect_err("still full") {
+        StorageError::Io { source, .. } => {
+            assert_eq!(source.kind(), std::io::ErrorKind::StorageFull)
+        }
+        other => panic!("{other}"),
+    }
+    assert!(matches!(wal.sync(), Err(StorageError::Poisoned(_))));
+    drop(wal);
+    // Room again: the record synced before the disk filled is still there, once.
+    disk.crash(Crash::PowerLoss, &mut SeededRng::new(2));
+    disk.set_capacity(None);
+    let (_, recovered) = open(&disk, WalOptions::default()).unwrap();
+    assert_eq!(recovered.records.len(), 1);
+}
+
 #[test]
 fn a_record_over_the_limit_is_refused_and_changes_nothing() {
     let disk = SimDisk::new();
