@@ -345,15 +345,18 @@ pub(crate) async fn serve_inbound(
     slot: Slot,
 ) {
     let evicted = tokio_util::sync::CancellationToken::new();
+    // Ids only grow, so the map's first entry is the oldest connection still in its handshake.
     let id = shared.next_id();
-    lock(&shared.handshaking).push_back(Handshaking {
+    lock(&shared.handshaking).insert(
         id,
-        slot,
-        evict: evicted.clone(),
-    });
+        Handshaking {
+            slot,
+            evict: evicted.clone(),
+        },
+    );
     let pending = PendingAdmission {
         shared: &shared,
-        id,
+        id: Some(id),
     };
     tokio::select! {
         () = shared.cancel.cancelled() => {}
@@ -367,7 +370,6 @@ pub(crate) async fn serve_inbound(
 /// An inbound connection not yet admitted (its TLS handshake or hello under way), holding its
 /// place among the inbound connections in [`Shared::handshaking`].
 pub(crate) struct Handshaking {
-    id: u64,
     slot: Slot,
     evict: tokio_util::sync::CancellationToken,
 }
@@ -378,7 +380,7 @@ pub(crate) struct Handshaking {
 /// `max_inbound_connections` connections within one honest handshake. `None` when every
 /// place is held by an admitted connection.
 pub(crate) fn evict_oldest_handshake(shared: &Shared) -> Option<Slot> {
-    let oldest = lock(&shared.handshaking).pop_front()?;
+    let (_, oldest) = lock(&shared.handshaking).pop_first()?;
     oldest.evict.cancel();
     Some(oldest.slot)
 }
@@ -387,25 +389,27 @@ pub(crate) fn evict_oldest_handshake(shared: &Shared) -> Option<Slot> {
 /// first (refused, timed out, closed), it gives the place up.
 struct PendingAdmission<'a> {
     shared: &'a Shared,
-    id: u64,
+    /// Its key in [`Shared::handshaking`], until it is taken out.
+    id: Option<u64>,
 }
 
 impl PendingAdmission<'_> {
+    /// Takes the connection's entry out, if it is still there (not evicted).
+    fn take(&mut self) -> Option<Handshaking> {
+        let id = self.id.take()?;
+        lock(&self.shared.handshaking).remove(&id)
+    }
+
     /// The place, once the peer's hello is accepted; `None` if the connection was evicted
     /// meanwhile.
-    fn admit(self) -> Option<Slot> {
-        let mut handshaking = lock(&self.shared.handshaking);
-        let at = handshaking.iter().position(|h| h.id == self.id)?;
-        handshaking.remove(at).map(|h| h.slot)
+    fn admit(mut self) -> Option<Slot> {
+        self.take().map(|entry| entry.slot)
     }
 }
 
 impl Drop for PendingAdmission<'_> {
     fn drop(&mut self) {
-        let mut handshaking = lock(&self.shared.handshaking);
-        if let Some(at) = handshaking.iter().position(|h| h.id == self.id) {
-            handshaking.remove(at);
-        }
+        self.take();
     }
 }
 

@@ -102,9 +102,9 @@ pub(crate) struct Shared {
     /// Reply queues of inbound connections whose peer listens nowhere, by `conn:N` address.
     replies: Mutex<HashMap<Address, ReplyQueue>>,
     pub(crate) inbound_connections: Arc<AtomicUsize>,
-    /// Inbound connections still in their TLS handshake or hello, oldest first: each holds its
-    /// place among the inbound connections here until it is admitted.
-    pub(crate) handshaking: Mutex<std::collections::VecDeque<crate::connection::Handshaking>>,
+    /// Inbound connections still in their TLS handshake or hello, by id (so oldest first):
+    /// each holds its place among the inbound connections here until it is admitted.
+    pub(crate) handshaking: Mutex<std::collections::BTreeMap<u64, crate::connection::Handshaking>>,
     /// Bytes of frames in every outbound and reply queue.
     pub(crate) queued_bytes: Arc<AtomicUsize>,
     next_id: AtomicU64,
@@ -229,7 +229,7 @@ impl TcpTransport {
             peers: Default::default(),
             replies: Mutex::default(),
             inbound_connections: Arc::new(AtomicUsize::new(0)),
-            handshaking: Mutex::new(std::collections::VecDeque::new()),
+            handshaking: Mutex::default(),
             queued_bytes: Arc::new(AtomicUsize::new(0)),
             next_id: AtomicU64::new(1),
             cancel: CancellationToken::new(),

@@ -13,9 +13,8 @@ use crate::cli::{
     run_shell,
 };
 use crate::core::ids::Address;
-use crate::core::protocol::FRONTEND_NAME;
 use crate::core::protocol::client::ClientConfig;
-use crate::etcd::{EtcdNames, name_key};
+use crate::etcd::{EtcdNames, check_reachable};
 use crate::orders::OrderBook;
 use crate::process::init_logging;
 use crate::tcp::{TcpConfig, TcpTransport};
@@ -87,16 +86,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..ClientConfig::default()
     };
     let client = match args.etcd.client()? {
-        // The active front-end found through its key in etcd (a client registers nothing,
-        // so the names' lease time is never used).
+        // The active front-end found through its key in etcd.
         Some(etcd) => {
             // One read first: etcd refusing this process (a certificate it does not accept,
             // a wrong endpoint) is said at once, with etcd's error, not as a timeout.
-            if let Err(e) = etcd.get(name_key(FRONTEND_NAME).as_bytes()).await {
+            if let Err(e) = check_reachable(&etcd).await {
                 return Ok(report(&crate::cli::etcd_unreachable(&e), args.json));
             }
-            let transport =
-                EtcdNames::<OrderBook, _>::new(transport, etcd, Duration::from_secs(20));
+            let transport = EtcdNames::<OrderBook, _>::for_client(transport, etcd);
             let registry = transport.registry_address();
             OrderClient::spawn(transport, registry, config)
         }

@@ -4,7 +4,7 @@
 //! [`EtcdLayout`] spreads them over several loopback addresses (one per "machine") and can
 //! lock them down as docs/DEPLOY.md does: TLS with a CA of their own, `--client-cert-auth`.
 
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -488,31 +488,11 @@ fn last_lines(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// The lowest port of the kernel's ephemeral range (outgoing connections take theirs from
-/// it); 32768 when it cannot be read.
-fn ephemeral_start() -> u16 {
-    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768)
-}
-
-/// A port free on `host` now, below the ephemeral range (the listener is closed before
-/// etcd binds it; a random choice keeps parallel tests apart).
+/// A port free on `host` now, below the ephemeral range
+/// ([`crate::loadgen::free_fixed_port_on`]; the listener is closed before etcd binds it).
 fn free_port(dir: &Path, host: Ipv4Addr) -> Result<u16, EtcdSetupError> {
-    let high = ephemeral_start();
-    let low = 10_000u16.min(high.saturating_sub(1000));
-    let span = u64::from(high - low);
-    let mut last_error = None;
-    for _ in 0..100 {
-        let port = low + (just_hungry_core::runtime::random_u64() % span) as u16;
-        match TcpListener::bind((host, port)) {
-            Ok(_) => return Ok(port),
-            Err(e) => last_error = Some(e),
-        }
-    }
-    Err(EtcdSetupError::Io {
+    crate::loadgen::free_fixed_port_on(host).map_err(|source| EtcdSetupError::Io {
         dir: dir.to_owned(),
-        source: last_error.unwrap_or_else(|| std::io::Error::other("no free port")),
+        source,
     })
 }

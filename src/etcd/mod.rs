@@ -27,5 +27,5 @@ pub use election::{ActiveTerm, ElectionConfig, FrontendCandidate};
 pub use local::{
     ETCD_BINARY_VAR, EtcdClientFiles, EtcdCluster, EtcdLayout, EtcdSetupError, INSTALL_HINT,
 };
-pub use names::{ETCD_REGISTRY_ADDRESS, EtcdNames, NAMES_PREFIX, name_key};
+pub use names::{ETCD_REGISTRY_ADDRESS, EtcdNames, NAMES_PREFIX, check_reachable, name_key};
 pub use view_store::{DEFAULT_VIEW_KEY, EtcdViewStore, check_view_history};

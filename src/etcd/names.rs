@@ -85,6 +85,13 @@ impl<S: StateMachine, T: Transport> EtcdNames<S, T> {
         }
     }
 
+    /// `inner` as a client's transport: its lookups answered by etcd. A client registers
+    /// nothing, so the lease time (the one a registry-backed client would meet, 20 s) is
+    /// never used.
+    pub fn for_client(inner: T, client: EtcdClient) -> Self {
+        Self::new(inner, client, Duration::from_secs(20))
+    }
+
     /// The address to give the node as its registry.
     pub fn registry_address(&self) -> Address {
         self.registry.clone()
@@ -174,6 +181,14 @@ impl<S: StateMachine, T: Transport> EtcdNames<S, T> {
             }
         }
     }
+}
+
+/// Reads the active front-end's name once: whether etcd answers this process at all (its
+/// endpoints, its CA, its client certificate), so that a program can say so at once, with
+/// etcd's error, instead of as a timeout of its first request.
+pub async fn check_reachable(client: &EtcdClient) -> Result<(), EtcdError> {
+    let key = name_key(just_hungry_core::protocol::FRONTEND_NAME);
+    client.get(key.as_bytes()).await.map(|_| ())
 }
 
 /// Writes (or refreshes) `name -> address` on this process's lease.

@@ -94,7 +94,7 @@ mod remote;
 mod report;
 mod target;
 
-pub use remote::{LOADGEN_NAME, free_fixed_port};
+pub use remote::{LOADGEN_NAME, free_fixed_port, free_fixed_port_on};
 use target::{InProcess, Target};
 
 use check::nanos_between;

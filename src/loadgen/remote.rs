@@ -73,8 +73,7 @@ impl Remote {
         client: ClientConfig,
     ) -> Result<Remote, LoadError> {
         // One read first: an etcd that refuses this process is said at once, with its reason.
-        let key = crate::etcd::name_key(just_hungry_core::protocol::FRONTEND_NAME);
-        etcd.get(key.as_bytes())
+        crate::etcd::check_reachable(&etcd)
             .await
             .map_err(|e| LoadError::Options(format!("cannot read the front-end's name: {e}")))?;
         let describe = format!("the deployment on etcd {}", etcd.endpoints().join(","));
@@ -389,29 +388,35 @@ async fn connect_client(
         }
         #[cfg(feature = "etcd")]
         Names::Etcd(etcd) => {
-            // A client registers nothing: the names' lease time is never used.
-            let transport = crate::etcd::EtcdNames::<OrderBook, _>::new(
-                transport,
-                etcd.clone(),
-                Duration::from_secs(20),
-            );
+            let transport =
+                crate::etcd::EtcdNames::<OrderBook, _>::for_client(transport, etcd.clone());
             let registry = transport.registry_address();
             OrderClient::spawn_with_id(transport, registry, config, id)
         }
     })
 }
 
-/// A free port on 127.0.0.1 below the kernel's ephemeral range (bound, checked, released).
+/// A free port on 127.0.0.1 below the kernel's ephemeral range: [`free_fixed_port_on`] of
+/// 127.0.0.1.
+///
+/// # Errors
+///
+/// As [`free_fixed_port_on`].
+pub fn free_fixed_port() -> std::io::Result<u16> {
+    free_fixed_port_on(std::net::Ipv4Addr::LOCALHOST)
+}
+
+/// A free port on `host` below the kernel's ephemeral range (bound, checked, released).
 ///
 /// For an address handed to a process that binds it later: a port taken from the ephemeral
 /// range (binding port 0) is free again once released, and any process binding port 0 or
 /// connecting out meanwhile can be given it; one below that range is only taken by a process
-/// that asks for it by number.
+/// that asks for it by number. A random choice keeps parallel tests apart.
 ///
 /// # Errors
 ///
 /// When none of 1000 random candidates between 10000 and the range's start is free.
-pub fn free_fixed_port() -> std::io::Result<u16> {
+pub fn free_fixed_port_on(host: std::net::Ipv4Addr) -> std::io::Result<u16> {
     let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
@@ -419,12 +424,12 @@ pub fn free_fixed_port() -> std::io::Result<u16> {
     let span = u64::from(low.saturating_sub(10_000).max(1));
     for _ in 0..1000 {
         let port = 10_000 + (random_u64() % span) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if std::net::TcpListener::bind((host, port)).is_ok() {
             return Ok(port);
         }
     }
     Err(std::io::Error::new(
         std::io::ErrorKind::AddrNotAvailable,
-        format!("no free port on 127.0.0.1 between 10000 and {low}"),
+        format!("no free port on {host} between 10000 and {low}"),
     ))
 }

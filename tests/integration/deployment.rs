@@ -197,13 +197,19 @@ impl Processes {
     /// `RUST_LOG=warn`) appended to [`Processes::log_of`] `name`, which
     /// [`Processes::post_mortem`] reads back when a test times out.
     pub fn spawn(&mut self, name: &str, binary_name: &str, args: &[&str]) {
+        let log = self.log_file(name);
+        self.spawn_with_stderr(name, binary_name, args, log);
+    }
+
+    /// [`Processes::log_of`] `name`, opened for appending (the test's directory made first).
+    fn log_file(&self, name: &str) -> Stdio {
         std::fs::create_dir_all(&self.state_dir).expect("the test's directory");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_of(name))
             .expect("a log file");
-        self.spawn_with_stderr(name, binary_name, args, Stdio::from(log));
+        Stdio::from(log)
     }
 
     /// What went wrong, for a test that timed out: each process that has exited, with its
@@ -244,8 +250,8 @@ impl Processes {
     /// writes to fills up for real (ENOSPC) and nothing else is touched.
     pub fn start_replica_on_a_small_disk(&mut self, name: &str, bytes: u64) {
         let flags = self.durable_flags(name, "always");
-        let dir = &flags[3];
-        std::fs::create_dir_all(dir).expect("the data directory's mount point");
+        let dir = self.data_dir(name);
+        std::fs::create_dir_all(&dir).expect("the data directory's mount point");
         let found = Command::new("unshare").arg("--help").output();
         assert!(
             found.is_ok_and(|o| o.status.success()),
@@ -256,15 +262,11 @@ impl Processes {
         command.arg(format!(
             "mount -t tmpfs -o size={bytes} tmpfs \"$0\" && exec \"$@\""
         ));
-        command.arg(dir).arg(binary("replica"));
+        command.arg(&dir).arg(binary("replica"));
         let mut args = vec!["--id", name];
         args.extend(flags.iter().map(String::as_str));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_of(name))
-            .expect("a log file");
-        self.spawn_command(name, command, &args, Stdio::from(log));
+        let log = self.log_file(name);
+        self.spawn_command(name, command, &args, log);
     }
 
     /// Waits until process `name` exits by itself and returns its status; fails after
@@ -287,7 +289,6 @@ impl Processes {
     /// Runs `command` (a node's binary, or a wrapper that execs it) with `args` as process
     /// `name`: the test's TLS, etcd and registry settings, its standard error to `stderr`.
     fn spawn_command(&mut self, name: &str, mut command: Command, args: &[&str], stderr: Stdio) {
-        std::fs::create_dir_all(&self.state_dir).expect("the test's directory");
         match &self.tls_dir {
             Some(dir) => command.env("JUST_HUNGRY_TLS_DIR", dir),
             None => command.arg("--insecure-plaintext"),
@@ -331,13 +332,17 @@ impl Processes {
         self.start_replica_with(name, &flags);
     }
 
+    /// Where durable replica `name` keeps its data, in this test's directory.
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.state_dir.join("data").join(name)
+    }
+
     /// The flags of [`Processes::start_durable_replica`].
     pub fn durable_flags(&self, name: &str, policy: &str) -> Vec<String> {
-        let dir = self.state_dir.join("data").join(name);
         ["--validator", "offline", "--data-dir"]
             .into_iter()
             .map(str::to_owned)
-            .chain([dir.to_string_lossy().into_owned()])
+            .chain([self.data_dir(name).to_string_lossy().into_owned()])
             .chain(["--fsync".to_owned(), policy.to_owned()])
             .collect()
     }
@@ -392,8 +397,7 @@ pub async fn client(procs: &Processes) -> OrderClient {
         ..ClientConfig::default()
     };
     if procs.etcd.is_some() {
-        let transport =
-            EtcdNames::<OrderBook, _>::new(transport, procs.etcd_client(), Duration::from_secs(20));
+        let transport = EtcdNames::<OrderBook, _>::for_client(transport, procs.etcd_client());
         let registry = transport.registry_address();
         return OrderClient::spawn(transport, registry, config);
     }

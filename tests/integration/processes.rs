@@ -623,18 +623,7 @@ async fn a_front_end_that_cannot_store_its_view_exits_non_zero_with_the_reason()
     );
     // A replica makes the front-end install (and so store) its first view.
     procs.start_replica("replica-1");
-    let deadline = std::time::Instant::now() + WAIT;
-    let status = loop {
-        let child = procs.children.get_mut("frontend").expect("started");
-        if let Some(status) = child.try_wait().expect("a status") {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the front-end did not exit"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = procs.wait_exit("frontend", WAIT).await;
     assert!(!status.success(), "exits non-zero: {status}");
     let mut stderr = String::new();
     let child = procs.children.get_mut("frontend").expect("started");

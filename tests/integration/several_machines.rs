@@ -22,12 +22,10 @@ const HOSTS: [Ipv4Addr; 3] = [
     Ipv4Addr::new(127, 0, 0, 13),
 ];
 
-/// A free port on `host` (bound, read, released).
+/// A free port on `host` below the ephemeral range: the machines' processes bind theirs again
+/// after each restart, so no outgoing connection may take one meanwhile.
 fn free_port_on(host: Ipv4Addr) -> u16 {
-    std::net::TcpListener::bind((host, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    just_hungry::loadgen::free_fixed_port_on(host).expect("a free port")
 }
 
 /// Machine `n` (1 to 3): where its front-end candidate and its replica listen.

@@ -299,10 +299,10 @@ fn a_sync_run_elsewhere_that_fails_stops_the_log() {
     assert!(matches!(wal.append(b"two"), Err(StorageError::Poisoned(_))));
 }
 
-#[test]
-fn a_full_disk_stops_the_log_and_recovery_cuts_the_short_write() {
-    let disk = SimDisk::new();
-    let (mut wal, _) = open(&disk, WalOptions::default()).unwrap();
+/// A log holding record 1 (synced) whose disk then filled up 60 bytes into record 2: the log
+/// and the error of that sync.
+fn a_log_that_filled_its_disk(disk: &SimDisk) -> (Wal, StorageError) {
+    let (mut wal, _) = open(disk, WalOptions::default()).unwrap();
     wal.append(&payload(1, 100)).unwrap();
     wal.sync().unwrap();
     let used = disk
@@ -312,6 +312,13 @@ fn a_full_disk_stops_the_log_and_recovery_cuts_the_short_write() {
     disk.set_capacity(Some(used + 60));
     wal.append(&payload(2, 100)).unwrap();
     let error = wal.sync().expect_err("full");
+    (wal, error)
+}
+
+#[test]
+fn a_full_disk_stops_the_log_and_recovery_cuts_the_short_write() {
+    let disk = SimDisk::new();
+    let (mut wal, error) = a_log_that_filled_its_disk(&disk);
     match &error {
         StorageError::Io { op, source, .. } => {
             assert_eq!(
@@ -338,16 +345,7 @@ fn a_full_disk_stops_the_log_and_recovery_cuts_the_short_write() {
 #[test]
 fn a_restart_on_a_disk_still_full_recovers_and_fails_at_the_first_write() {
     let disk = SimDisk::new();
-    let (mut wal, _) = open(&disk, WalOptions::default()).unwrap();
-    wal.append(&payload(1, 100)).unwrap();
-    wal.sync().unwrap();
-    let used = disk
-        .contents(&dir().join("00000000000000000001.wal"))
-        .unwrap()
-        .len();
-    disk.set_capacity(Some(used + 60));
-    wal.append(&payload(2, 100)).unwrap();
-    wal.sync().expect_err("full");
+    let (wal, _) = a_log_that_filled_its_disk(&disk);
     drop(wal);
     disk.crash(Crash::Process, &mut SeededRng::new(1));
     let (mut wal, recovered) = open(&disk, WalOptions::default()).unwrap();
