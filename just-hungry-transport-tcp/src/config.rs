@@ -59,6 +59,15 @@ pub struct TcpConfig {
     /// are accepted and closed at once (logged), so a flood cannot exhaust file descriptors.
     /// Default 1024.
     pub max_inbound_connections: usize,
+    /// The most inbound connections of peers of the client role admitted at once, out of
+    /// `max_inbound_connections`: the rest is kept for the cluster's own nodes (replicas,
+    /// front-ends, the registry), so that clients, the most numerous identities and the ones
+    /// whose certificates are the likeliest to leak, cannot hold every place and lock a
+    /// reconnecting replica or front-end out (as PostgreSQL keeps
+    /// `superuser_reserved_connections`). A client's connection beyond it is refused at its
+    /// hello, with the reason (`too_many_client_connections`). `0` admits no client. Default
+    /// 960 (64 places kept for nodes).
+    pub max_client_connections: usize,
     /// The most outbound peers tracked at once (connected, connecting or backing off). Expired
     /// back-off records are forgotten to make room; beyond, sends to new peers are reported
     /// unreachable. Default 1024.
@@ -101,6 +110,7 @@ impl Default for TcpConfig {
             hello_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(5 * 60),
             max_inbound_connections: 1024,
+            max_client_connections: 960,
             max_peers: 1024,
             outbound_queue: 4096,
             outbound_queue_bytes: 32 * 1024 * 1024,

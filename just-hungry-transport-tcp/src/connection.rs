@@ -542,6 +542,30 @@ async fn inbound(
         )
         .await;
     }
+    // A client takes one of the places clients may hold, or is refused: the others are kept
+    // for the cluster's nodes.
+    let _client_slot = match sender.role {
+        NodeRole::Client => {
+            let limit = config.max_client_connections;
+            match Slot::take(&shared.client_connections, limit) {
+                Some(slot) => Some(slot),
+                None => {
+                    let reason = format!(
+                        "too many client connections: {limit} are open (the other places are kept for the cluster's nodes)"
+                    );
+                    return refuse(
+                        shared,
+                        "too_many_client_connections",
+                        (reader, writer),
+                        peer,
+                        reason,
+                    )
+                    .await;
+                }
+            }
+        }
+        _ => None,
+    };
     let Some(_slot) = pending.admit() else {
         return;
     };

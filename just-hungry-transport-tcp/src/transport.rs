@@ -102,6 +102,9 @@ pub(crate) struct Shared {
     /// Reply queues of inbound connections whose peer listens nowhere, by `conn:N` address.
     replies: Mutex<HashMap<Address, ReplyQueue>>,
     pub(crate) inbound_connections: Arc<AtomicUsize>,
+    /// Of those, the admitted connections of clients (at most
+    /// [`TcpConfig::max_client_connections`]).
+    pub(crate) client_connections: Arc<AtomicUsize>,
     /// Inbound connections still in their TLS handshake or hello, by id (so oldest first):
     /// each holds its place among the inbound connections here until it is admitted.
     pub(crate) handshaking: Mutex<std::collections::BTreeMap<u64, crate::connection::Handshaking>>,
@@ -229,6 +232,7 @@ impl TcpTransport {
             peers: Default::default(),
             replies: Mutex::default(),
             inbound_connections: Arc::new(AtomicUsize::new(0)),
+            client_connections: Arc::new(AtomicUsize::new(0)),
             handshaking: Mutex::default(),
             queued_bytes: Arc::new(AtomicUsize::new(0)),
             next_id: AtomicU64::new(1),
@@ -262,6 +266,12 @@ impl TcpTransport {
     /// [`TcpConfig::max_inbound_connections`].
     pub fn inbound_connections(&self) -> usize {
         self.shared.inbound_connections.load(Ordering::Acquire)
+    }
+
+    /// How many of the inbound connections are admitted connections of clients now; never
+    /// more than [`TcpConfig::max_client_connections`].
+    pub fn client_connections(&self) -> usize {
+        self.shared.client_connections.load(Ordering::Acquire)
     }
 
     /// The bytes of frames queued now to be written, over every connection (outbound peers

@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use crate::common::*;
 use just_hungry_core::transport::Transport;
-use just_hungry_transport_tcp::{TcpConfig, TcpTransport};
+use just_hungry_transport_tcp::{
+    Handshake, Hello, MAX_HELLO_BYTES, TcpConfig, TcpTransport, frame_codec,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 
 const LIMIT: usize = 64;
@@ -162,4 +165,72 @@ async fn peers_get_in_while_silent_connections_hold_every_place() {
         matches!(read, Ok(Ok(0) | Err(_))),
         "the oldest silent connection is closed: {read:?}"
     );
+}
+
+/// Clients that take every place (a leaked client certificate can open as many connections as
+/// it likes, each with a good hello) lock no node out: clients are admitted up to
+/// `max_client_connections`, the clients beyond are refused at their hello with the reason,
+/// and a node (a peer that listens, as a replica reconnecting) still gets in. Each client's
+/// place comes back when it closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_taking_every_place_lock_no_node_out() {
+    logs();
+    const CLIENTS: usize = LIMIT - 8;
+    let mut s = TcpTransport::bind(TcpConfig {
+        max_inbound_connections: LIMIT,
+        max_client_connections: CLIENTS,
+        ..server_config("flooded")
+    })
+    .await
+    .unwrap();
+    let mut admitted = Vec::new();
+    for _ in 0..CLIENTS {
+        admitted.push(raw_client(&s).await);
+    }
+    for _ in CLIENTS..LIMIT {
+        let stream = TcpStream::connect(s.local_address().as_str())
+            .await
+            .unwrap();
+        let mut framed = Framed::new(stream, frame_codec(MAX_HELLO_BYTES));
+        let answer = say_hello(&mut framed, client_hello()).await;
+        match answer {
+            Handshake::Reject { reason } => assert!(
+                reason.contains("too many client connections"),
+                "the reason says why: {reason}"
+            ),
+            other => panic!("a client beyond the limit is refused, not {other:?}"),
+        }
+    }
+    assert_eq!(s.client_connections(), CLIENTS);
+
+    // A node that listens connects and is answered at its listener.
+    let mut peer = TcpTransport::bind(server_config("reconnecting-replica"))
+        .await
+        .unwrap();
+    peer.send(&s.local_address(), b"ping".to_vec());
+    let (from, payload) = next_message(&mut s).await;
+    assert_eq!((&from, payload), (&peer.local_address(), b"ping".to_vec()));
+    s.send(&from, b"pong".to_vec());
+    assert_eq!(next_message(&mut peer).await.1, b"pong");
+    assert_eq!(s.client_connections(), CLIENTS);
+
+    drop(admitted);
+    wait_for(
+        WAIT,
+        || s.client_connections() == 0,
+        || format!("{} client connections", s.client_connections()),
+    )
+    .await;
+    assert_serves(&mut s).await;
+}
+
+/// A hello of the client role, as [`hello`] sends, as a value.
+fn client_hello() -> Hello {
+    Hello {
+        role: "client".into(),
+        name: "raw".into(),
+        listen: None,
+        service: None,
+        lane: Default::default(),
+    }
 }
