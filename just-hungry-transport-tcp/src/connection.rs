@@ -433,21 +433,18 @@ async fn inbound(
             let secured = match tokio::time::timeout(config.hello_timeout, accepting).await {
                 Ok(Ok(secured)) => secured,
                 Ok(Err(e)) => {
-                    tracing::info!(peer = %peer, error = %e, "refused a connection: TLS handshake failed");
-                    metrics::refused(&config.identity.name, "tls_handshake_failed");
+                    refused!(shared, "tls_handshake_failed", peer = %peer, error = %e, "refused a connection: TLS handshake failed");
                     return;
                 }
                 Err(_) => {
-                    tracing::info!(peer = %peer, limit = ?config.hello_timeout, "refused a connection: no TLS handshake in time");
-                    metrics::refused(&config.identity.name, "tls_timeout");
+                    refused!(shared, "tls_timeout", peer = %peer, limit = ?config.hello_timeout, "refused a connection: no TLS handshake in time");
                     return;
                 }
             };
             let identity = match tls::peer_identity(secured.get_ref().1) {
                 Ok(identity) => identity,
                 Err(e) => {
-                    tracing::info!(peer = %peer, error = %e, "refused a connection: its certificate names no identity");
-                    metrics::refused(&config.identity.name, "no_identity");
+                    refused!(shared, "no_identity", peer = %peer, error = %e, "refused a connection: its certificate names no identity");
                     return;
                 }
             };
@@ -624,8 +621,7 @@ async fn refuse(
     peer: SocketAddr,
     reason: String,
 ) {
-    tracing::info!(peer = %peer, reason = %reason, "refused a connection");
-    metrics::refused(&shared.config.identity.name, label);
+    refused!(shared, label, peer = %peer, reason = %reason, "refused a connection");
     let linger = async {
         if let Ok(frame) = wire::encode_handshake(&Handshake::Reject { reason }) {
             writer.send(Bytes::from(frame)).await?;

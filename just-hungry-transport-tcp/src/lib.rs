@@ -117,13 +117,34 @@
 //!
 //! `tracing`, in a `tcp{local=...}` span: info for a peer that becomes unreachable, a refused
 //! hello, an idle connection closed, a connection limit reached; warn for a peer that refuses
-//! our hello and a message too long to send; debug and trace for routine traffic.
+//! our hello and a message too long to send; debug and trace for routine traffic. Refused
+//! connections, which anyone who reaches a port can cause at will, go to info at most
+//! [`REFUSALS_LOGGED_PER_SECOND`] a second and to debug beyond (the next line at info counts
+//! them, `not_logged`); the metrics count every one.
 
 #![deny(missing_docs)]
+
+// Defined before the modules that use it: a `macro_rules!` is in scope after its definition.
+/// Counts a refused connection under `reason` and logs it: at info within
+/// [`REFUSALS_LOGGED_PER_SECOND`](crate::REFUSALS_LOGGED_PER_SECOND) a second (the first line
+/// after a burst says how many went to debug, `not_logged`), at debug beyond, so a flood of
+/// refused connections cannot fill the disk with log lines.
+macro_rules! refused {
+    ($shared:expr, $reason:expr, $($line:tt)+) => {{
+        crate::metrics::refused(&$shared.config.identity.name, $reason);
+        let budget = crate::transport::lock(&$shared.refusal_log).take(std::time::Instant::now());
+        match budget {
+            Some(0) => tracing::info!($($line)+),
+            Some(not_logged) => tracing::info!(not_logged, $($line)+),
+            None => tracing::debug!($($line)+),
+        }
+    }};
+}
 
 mod config;
 mod connection;
 mod listener;
+mod log_budget;
 mod metrics;
 mod queue;
 pub mod tls;
@@ -133,6 +154,7 @@ mod wire;
 pub use config::TcpConfig;
 pub use connection::{REJECT_DRAIN_BYTES, REJECT_LINGER};
 pub use listener::ACCEPT_ERROR_PAUSE;
+pub use log_budget::REFUSALS_LOGGED_PER_SECOND;
 pub use transport::{MAX_PENDING_UNREACHABLE, MAX_PRIORITY_STREAK, PRIORITY_QUEUE, TcpTransport};
 pub use wire::{
     CONNECTION_ADDRESS_PREFIX, Handshake, HandshakeError, HandshakeFrame, Hello,

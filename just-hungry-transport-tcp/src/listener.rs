@@ -19,9 +19,6 @@ pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// flood hold the slots of peers that arrive later.
 pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     let limit = shared.config.max_inbound_connections;
-    // Log the first refusal of a burst at info, the rest at debug.
-    let mut refusing = false;
-    let mut evicting = false;
     loop {
         let accepted = tokio::select! {
             () = shared.cancel.cancelled() => return,
@@ -37,24 +34,13 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 }
             }
         };
-        let slot = match Slot::take(&shared.inbound_connections, limit) {
-            Some(slot) => {
-                evicting = false;
-                Some(slot)
-            }
-            None => connection::evict_oldest_handshake(&shared).inspect(|_| {
-                if evicting {
-                    tracing::debug!(peer = %peer, limit, "inbound connections at the limit: closed the oldest still in its handshake");
-                } else {
-                    tracing::info!(peer = %peer, limit, "inbound connections at the limit: closing the oldest still in its handshake for each new one");
-                }
-                evicting = true;
-                crate::metrics::refused(&shared.config.identity.name, "evicted_in_handshake");
-            }),
-        };
+        let slot = Slot::take(&shared.inbound_connections, limit).or_else(|| {
+            connection::evict_oldest_handshake(&shared).inspect(|_| {
+                refused!(shared, "evicted_in_handshake", peer = %peer, limit, "inbound connections at the limit: closed the oldest still in its handshake for a new one");
+            })
+        });
         match slot {
             Some(slot) => {
-                refusing = false;
                 tracing::debug!(peer = %peer, "accepted");
                 shared.spawn(connection::serve_inbound(
                     shared.clone(),
@@ -64,13 +50,7 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 ));
             }
             None => {
-                if refusing {
-                    tracing::debug!(peer = %peer, limit, "too many inbound connections: closed a new one");
-                } else {
-                    tracing::info!(peer = %peer, limit, "too many inbound connections: closing new ones");
-                }
-                refusing = true;
-                crate::metrics::refused(&shared.config.identity.name, "too_many_connections");
+                refused!(shared, "too_many_connections", peer = %peer, limit, "too many inbound connections: closed a new one");
                 drop(stream);
             }
         }

@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     /// Of those, the admitted connections of clients (at most
     /// [`TcpConfig::max_client_connections`]).
     pub(crate) client_connections: Arc<AtomicUsize>,
+    /// Refused connections logged at info this second ([`crate::log_budget`]).
+    pub(crate) refusal_log: Mutex<crate::log_budget::LogBudget>,
     /// Inbound connections still in their TLS handshake or hello, by id (so oldest first):
     /// each holds its place among the inbound connections here until it is admitted.
     pub(crate) handshaking: Mutex<std::collections::BTreeMap<u64, crate::connection::Handshaking>>,
@@ -233,6 +235,7 @@ impl TcpTransport {
             replies: Mutex::default(),
             inbound_connections: Arc::new(AtomicUsize::new(0)),
             client_connections: Arc::new(AtomicUsize::new(0)),
+            refusal_log: Mutex::default(),
             handshaking: Mutex::default(),
             queued_bytes: Arc::new(AtomicUsize::new(0)),
             next_id: AtomicU64::new(1),
