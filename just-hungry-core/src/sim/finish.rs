@@ -153,6 +153,7 @@ impl<S: SimService> Sim<S> {
                 .stored_view
                 .as_ref()
                 .map_or(ViewNumber(0), |r| r.current.number),
+            directories_moved_aside: self.directories_moved_aside,
         }
     }
 

@@ -273,6 +273,8 @@ pub struct Sim<S: SimService> {
     adversary_received: u64,
     /// Every durable incarnation, and the incarnations that opened its directory before it.
     recovered: BTreeMap<ReplicaId, Vec<u64>>,
+    /// Data directories refused as corrupt and moved aside ([`FinalReport::directories_moved_aside`]).
+    directories_moved_aside: usize,
 }
 
 impl<S: SimService> Sim<S> {
@@ -307,6 +309,7 @@ impl<S: SimService> Sim<S> {
             checker: Checker::new(),
             adversary_received: 0,
             recovered: BTreeMap::new(),
+            directories_moved_aside: 0,
             config,
         };
         sim.addresses
@@ -377,6 +380,7 @@ impl<S: SimService> Sim<S> {
                 tracing::info!(target: "just_hungry_core::sim", t = self.now.0, replica = %config.id, error = %e, "data directory refused: moved aside, starting with an empty one");
                 self.replicas[slot].disk = SimDisk::new();
                 self.replicas[slot].lineage.clear();
+                self.directories_moved_aside += 1;
                 self.open_store(slot, &config.id, policy)?
             }
             Err(e) => return Err(e),

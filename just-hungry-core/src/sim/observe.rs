@@ -55,6 +55,11 @@ pub struct FinalReport {
     pub acknowledged: usize,
     /// The newest view number of the front-end.
     pub view: ViewNumber,
+    /// How many times a durable replica's data directory was refused as corrupt (a flipped
+    /// bit) and moved aside, its replica starting empty. A run ends unavailable, protection or
+    /// not, when that took the data of the last active view's members (any one must come back
+    /// under `always`, every one under `batch` and `never`: docs/PROTOCOL.md, "Durability").
+    pub directories_moved_aside: usize,
 }
 
 /// Counters of what the network did.
