@@ -64,9 +64,14 @@ pub struct TcpConfig {
     /// front-ends, the registry), so that clients, the most numerous identities and the ones
     /// whose certificates are the likeliest to leak, cannot hold every place and lock a
     /// reconnecting replica or front-end out (as PostgreSQL keeps
-    /// `superuser_reserved_connections`). A client's connection beyond it is refused at its
-    /// hello, with the reason (`too_many_client_connections`). `0` admits no client. Default
-    /// 960 (64 places kept for nodes).
+    /// `superuser_reserved_connections`). The places are shared fairly between client
+    /// identities (certificate names; with plaintext, the names hellos claim): when every
+    /// place is taken, a client whose identity holds at least two fewer than the identity
+    /// holding the most takes a place from it (that identity's oldest connection is closed,
+    /// counted as `client_place_taken`), so one leaked client certificate cannot keep the
+    /// other clients out. Otherwise a client's connection beyond it is refused at its hello,
+    /// with the reason (`too_many_client_connections`). `0` admits no client. Default 960 (64
+    /// places kept for nodes).
     pub max_client_connections: usize,
     /// The most outbound peers tracked at once (connected, connecting or backing off). Expired
     /// back-off records are forgotten to make room; beyond, sends to new peers are reported

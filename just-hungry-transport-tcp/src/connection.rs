@@ -18,7 +18,9 @@ use just_hungry_core::ids::{Identity, NodeRole};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+use tokio_util::sync::CancellationToken;
 
+use crate::client_places::Taken;
 use crate::metrics;
 use crate::queue::FrameReceiver;
 use crate::tls;
@@ -78,6 +80,9 @@ enum End {
     Idle,
     /// Our side stopped (the transport shut down, or the route was dropped).
     Local,
+    /// A client's connection whose place was taken for another client's
+    /// ([`crate::client_places`]).
+    PlaceTaken,
     /// Reading or writing failed.
     Failed(ConnectionError),
 }
@@ -208,7 +213,7 @@ async fn peer_connections(
         };
         match end {
             End::Failed(e) => return Some(e),
-            End::ByPeer | End::Idle | End::Local => {
+            End::ByPeer | End::Idle | End::Local | End::PlaceTaken => {
                 // A clean close: the peer closed an idle connection, or is going away (a
                 // process killed with `kill -9` closes its sockets this way too). A close alone
                 // is not evidence of failure, so when the peer closed it we probe its port
@@ -539,30 +544,35 @@ async fn inbound(
         )
         .await;
     }
-    // A client takes one of the places clients may hold, or is refused: the others are kept
-    // for the cluster's nodes.
-    let _client_slot = match sender.role {
-        NodeRole::Client => {
-            let limit = config.max_client_connections;
-            match Slot::take(&shared.client_connections, limit) {
-                Some(slot) => Some(slot),
-                None => {
-                    let reason = format!(
-                        "too many client connections: {limit} are open (the other places are kept for the cluster's nodes)"
-                    );
-                    return refuse(
-                        shared,
-                        "too_many_client_connections",
-                        (reader, writer),
-                        peer,
-                        reason,
-                    )
-                    .await;
-                }
+    // A client takes one of the places clients may hold (the others are kept for the
+    // cluster's nodes), from the identity holding the most if none is free, or is refused.
+    let client_place = match sender.role {
+        NodeRole::Client => match shared.client_places.take(&sender.name) {
+            Taken::Free(place) => Some(place),
+            Taken::FromLargest { place, from, held } => {
+                refused!(shared, "client_place_taken", peer = %peer, identity = %from, held, for_identity = %sender.name, "client places full: closed the oldest connection of the client holding the most, for another client's");
+                Some(place)
             }
-        }
+            Taken::Refused { own, largest } => {
+                let limit = config.max_client_connections;
+                let reason = format!(
+                    "too many client connections: {limit} are open, {own} of them yours, and no client holds more than {largest} (the other places are kept for the cluster's nodes)"
+                );
+                return refuse(
+                    shared,
+                    "too_many_client_connections",
+                    (reader, writer),
+                    peer,
+                    reason,
+                )
+                .await;
+            }
+        },
         _ => None,
     };
+    let taken_away = client_place
+        .as_ref()
+        .map_or_else(CancellationToken::new, |place| place.taken_away().clone());
     let Some(_slot) = pending.admit() else {
         return;
     };
@@ -582,7 +592,11 @@ async fn inbound(
     let idle = Some(config.idle_timeout);
     let end = if hello.listen.is_some() {
         // Replies to a peer that listens go to its listener: this connection only reads.
-        read_frames(shared, hello.lane, &mut reader, &from, &sender, idle).await
+        tokio::select! {
+            biased;
+            () = taken_away.cancelled() => End::PlaceTaken,
+            end = read_frames(shared, hello.lane, &mut reader, &from, &sender, idle) => end,
+        }
     } else {
         let (queue, mut replies) = shared.new_queue();
         let close = shared.cancel.child_token();
@@ -591,10 +605,12 @@ async fn inbound(
         tokio::select! {
             biased;
             () = close.cancelled() => End::Local,
+            () = taken_away.cancelled() => End::PlaceTaken,
             end = read_frames(shared, Lane::Normal, &mut reader, &from, &sender, idle) => end,
             end = write_frames(&mut writer, &mut replies, &mut wrote) => end,
         }
     };
+    drop(client_place);
     match end {
         End::Idle => tracing::info!(
             peer = %peer,
@@ -608,6 +624,11 @@ async fn inbound(
         End::ByPeer | End::Local => {
             tracing::debug!(peer = %peer, from = %from, "connection closed")
         }
+        End::PlaceTaken => tracing::debug!(
+            peer = %peer,
+            from = %from,
+            "closed a client's connection: its place went to another client"
+        ),
     }
 }
 

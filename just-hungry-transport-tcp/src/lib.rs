@@ -141,6 +141,7 @@ macro_rules! refused {
     }};
 }
 
+mod client_places;
 mod config;
 mod connection;
 mod listener;

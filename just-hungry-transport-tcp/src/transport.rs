@@ -102,9 +102,9 @@ pub(crate) struct Shared {
     /// Reply queues of inbound connections whose peer listens nowhere, by `conn:N` address.
     replies: Mutex<HashMap<Address, ReplyQueue>>,
     pub(crate) inbound_connections: Arc<AtomicUsize>,
-    /// Of those, the admitted connections of clients (at most
-    /// [`TcpConfig::max_client_connections`]).
-    pub(crate) client_connections: Arc<AtomicUsize>,
+    /// Of those, the places of admitted clients' connections (at most
+    /// [`TcpConfig::max_client_connections`], shared fairly between client identities).
+    pub(crate) client_places: Arc<crate::client_places::ClientPlaces>,
     /// Refused connections logged at info this second ([`crate::log_budget`]).
     pub(crate) refusal_log: Mutex<crate::log_budget::LogBudget>,
     /// Inbound connections still in their TLS handshake or hello, by id (so oldest first):
@@ -219,6 +219,7 @@ impl TcpTransport {
             .min(Semaphore::MAX_PERMITS) as u32;
         // At info level, so that the info logs of connection tasks name their endpoint.
         let span = tracing::info_span!("tcp", local = %local);
+        let client_places = crate::client_places::ClientPlaces::new(config.max_client_connections);
         let shared = Arc::new(Shared {
             config,
             local,
@@ -234,7 +235,7 @@ impl TcpTransport {
             peers: Default::default(),
             replies: Mutex::default(),
             inbound_connections: Arc::new(AtomicUsize::new(0)),
-            client_connections: Arc::new(AtomicUsize::new(0)),
+            client_places,
             refusal_log: Mutex::default(),
             handshaking: Mutex::default(),
             queued_bytes: Arc::new(AtomicUsize::new(0)),
@@ -274,7 +275,7 @@ impl TcpTransport {
     /// How many of the inbound connections are admitted connections of clients now; never
     /// more than [`TcpConfig::max_client_connections`].
     pub fn client_connections(&self) -> usize {
-        self.shared.client_connections.load(Ordering::Acquire)
+        self.shared.client_places.open()
     }
 
     /// The bytes of frames queued now to be written, over every connection (outbound peers

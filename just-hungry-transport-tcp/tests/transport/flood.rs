@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::common::*;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
 use just_hungry_core::transport::Transport;
 use just_hungry_transport_tcp::{
     Handshake, Hello, MAX_HELLO_BYTES, TcpConfig, TcpTransport, frame_codec,
@@ -215,6 +217,78 @@ async fn clients_taking_every_place_lock_no_node_out() {
     assert_eq!(s.client_connections(), CLIENTS);
 
     drop(admitted);
+    wait_for(
+        WAIT,
+        || s.client_connections() == 0,
+        || format!("{} client connections", s.client_connections()),
+    )
+    .await;
+    assert_serves(&mut s).await;
+}
+
+/// One client identity holding every client place (a leaked certificate, opening connections
+/// as fast as it likes) keeps no other client out: the next client of another identity takes
+/// the place of the flood's oldest connection, which the server closes; the flood, trying
+/// again, is refused with the reason, and the other client is heard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_identity_holding_every_place_keeps_no_other_client_out() {
+    logs();
+    const CLIENTS: usize = LIMIT - 8;
+    let mut s = TcpTransport::bind(TcpConfig {
+        max_inbound_connections: LIMIT,
+        max_client_connections: CLIENTS,
+        ..server_config("flooded")
+    })
+    .await
+    .unwrap();
+    let connect = |name: &'static str| {
+        let address = s.local_address();
+        async move {
+            let stream = TcpStream::connect(address.as_str()).await.unwrap();
+            let mut framed = Framed::new(stream, frame_codec(MAX_HELLO_BYTES));
+            let answer = say_hello(
+                &mut framed,
+                Hello {
+                    name: name.into(),
+                    ..client_hello()
+                },
+            )
+            .await;
+            (framed, answer)
+        }
+    };
+    let mut leaked = Vec::new();
+    for _ in 0..CLIENTS {
+        let (framed, answer) = connect("leaked").await;
+        assert!(matches!(answer, Handshake::Accept { .. }), "{answer:?}");
+        leaked.push(framed);
+    }
+    assert_eq!(s.client_connections(), CLIENTS);
+
+    let (mut honest, answer) = connect("honest").await;
+    assert!(
+        matches!(answer, Handshake::Accept { .. }),
+        "another identity gets a place: {answer:?}"
+    );
+    let closed = tokio::time::timeout(WAIT, leaked[0].next()).await;
+    assert!(
+        matches!(closed, Ok(None | Some(Err(_)))),
+        "the flood's oldest connection is closed: {closed:?}"
+    );
+    assert_eq!(s.client_connections(), CLIENTS);
+
+    let (_, answer) = connect("leaked").await;
+    match answer {
+        Handshake::Reject { reason } => assert!(
+            reason.contains("too many client connections") && reason.contains("yours"),
+            "the reason says why: {reason}"
+        ),
+        other => panic!("the flood cannot take the place back, not {other:?}"),
+    }
+    honest.send(Bytes::from_static(b"an order")).await.unwrap();
+    assert_eq!(next_message(&mut s).await.1, b"an order");
+
+    drop((leaked, honest));
     wait_for(
         WAIT,
         || s.client_connections() == 0,
