@@ -180,6 +180,8 @@ pub struct LocalCluster<S: StateMachine, N: Network = MemNetwork> {
     next_client: u64,
     /// Incarnations drawn from a seed, for replayable runs; `None`: random.
     seeded_ids: Option<SeededRng>,
+    /// The log that makes a durable replica's snapshot due; `None`: the store's default.
+    snapshot_after_bytes: Option<u64>,
     _service: std::marker::PhantomData<fn() -> S>,
 }
 
@@ -230,8 +232,16 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
             replicas: BTreeMap::new(),
             next_client: 0,
             seeded_ids: None,
+            snapshot_after_bytes: None,
             _service: std::marker::PhantomData,
         }
+    }
+
+    /// Durable replicas started from now on snapshot their state once `bytes` of log piled
+    /// up since the last snapshot ([`ReplicaStore::set_snapshot_after_bytes`]; the default is
+    /// [`ReplicaStore::MIN_LOG_BYTES_BEFORE_SNAPSHOT`]): a test's few orders then make several.
+    pub fn snapshot_after_bytes(&mut self, bytes: u64) {
+        self.snapshot_after_bytes = Some(bytes);
     }
 
     /// Draws replica incarnations from `seed` instead of at random, so a run under a paused
@@ -312,7 +322,7 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
         let (endpoint, config) = self.replica_endpoint(name).await?;
         let id = config.id.clone();
         let address = config.address.clone();
-        let (store, recovered) = ReplicaStore::open(
+        let (mut store, recovered) = ReplicaStore::open(
             disk,
             dir,
             &id,
@@ -322,6 +332,9 @@ impl<S: StateMachine, N: Network> LocalCluster<S, N> {
             config.client_table,
         )
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        if let Some(bytes) = self.snapshot_after_bytes {
+            store.set_snapshot_after_bytes(bytes);
+        }
         let handle = runtime::spawn_durable_replica(endpoint, config, store, recovered, validator);
         self.replicas
             .insert(name.to_owned(), (id.clone(), address, handle));

@@ -202,3 +202,44 @@ async fn a_failing_sync_stops_the_primary_and_the_others_serve_on() {
     assert_all_once(&held, &acked);
     cluster.shutdown().await;
 }
+
+/// Durable replicas that snapshot every few orders, through the runtime (the state encoded a
+/// piece per turn of the loop, written on a blocking thread): their directories hold a
+/// snapshot and the log it covers is gone, and once every process is killed and restarted
+/// every acknowledged order is there, once.
+#[tokio::test]
+async fn replicas_snapshotting_as_they_serve_come_back_with_every_acknowledged_order() {
+    let temp = TempDir::new("snapshots");
+    let dirs: Vec<PathBuf> = NAMES.iter().map(|n| temp.0.join(n)).collect();
+    let disks: Vec<Arc<dyn Disk>> = NAMES.iter().map(|_| Arc::new(FileDisk) as _).collect();
+    let policy = FsyncPolicy::Always;
+    let mut cluster = LocalCluster::<OrderBook>::new(Timing::default());
+    cluster.snapshot_after_bytes(2048);
+    start_all(&mut cluster, &disks, &dirs, policy).await;
+    cluster.start_frontend().await.unwrap();
+    wait_for_three(&cluster).await;
+    let mut acked = place(&mut cluster, 0, 60).await;
+    for dir in &dirs {
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().any(|n| n.ends_with(".snap")),
+            "{} holds a snapshot: {names:?}",
+            dir.display()
+        );
+        let segments = names.iter().filter(|n| n.ends_with(".wal")).count();
+        assert!(
+            segments <= 2,
+            "the log a snapshot covers is removed: {names:?}"
+        );
+    }
+
+    kill_everything_and_restart(&mut cluster, &disks, &dirs, policy, || {}).await;
+    wait_for_three(&cluster).await;
+    acked.extend(place(&mut cluster, 60, 5).await);
+    let held = every_order_id(&mut cluster).await;
+    assert_all_once(&held, &acked);
+    cluster.shutdown().await;
+}

@@ -12,6 +12,10 @@ pub struct ReplicatedState<S: StateMachine> {
     service: S,
     clients: ClientTable<S::Reply>,
     applied: OpNumber,
+    /// The snapshot being written to the replica's data directory, a piece per turn of its
+    /// event loop ([`ReplicatedState::begin_disk_snapshot`]). It lives here so that every op
+    /// applied goes through it first, and a state replaced whole takes it along.
+    disk_snapshot: Option<Box<ReplicatedSnapshotWriter<S>>>,
 }
 
 /// Writes a snapshot of a [`ReplicatedState`] as it was when it began, a piece per call,
@@ -126,6 +130,7 @@ impl<S: StateMachine> ReplicatedSnapshotReader<S> {
             service: self.service.finish()?,
             clients,
             applied,
+            disk_snapshot: None,
         })
     }
 }
@@ -137,6 +142,7 @@ impl<S: StateMachine> ReplicatedState<S> {
             service,
             clients: ClientTable::new(limits),
             applied: OpNumber(0),
+            disk_snapshot: None,
         }
     }
 
@@ -159,6 +165,10 @@ impl<S: StateMachine> ReplicatedState<S> {
     /// not applied again: its recorded reply is returned.
     pub fn apply(&mut self, entry: &Entry<S::Command>) -> S::Reply {
         debug_assert_eq!(entry.op, self.applied.next(), "ops apply in order");
+        if let Some(mut writer) = self.disk_snapshot.take() {
+            writer.before_apply(self, &entry.command);
+            self.disk_snapshot = Some(writer);
+        }
         self.applied = entry.op;
         let seen = self.clients.check(entry.request);
         if let Seen::Done(reply) = seen {
@@ -196,6 +206,38 @@ impl<S: StateMachine> ReplicatedState<S> {
             service: self.service.snapshot_writer()?,
             done: false,
         })
+    }
+
+    /// Begins the snapshot of the state at its current op that the replica's data directory
+    /// is given a piece at a time ([`ReplicatedState::write_disk_snapshot`]), so that a large
+    /// state is never encoded in one step of the replica's event loop. Replaces one under way.
+    /// Returns the op it is at.
+    pub fn begin_disk_snapshot(&mut self) -> Result<OpNumber, CodecError> {
+        self.disk_snapshot = Some(Box::new(self.snapshot_writer()?));
+        Ok(self.applied)
+    }
+
+    /// Appends about `budget` more bytes of the snapshot [`ReplicatedState::begin_disk_snapshot`]
+    /// began to `out`: `Some(Ok(true))` once it is whole (it is then over), `None` if none is
+    /// under way (never begun, over, or gone with a state replaced whole). The bytes restore
+    /// ([`ReplicatedState::restore`]) the state as it was when it began, whatever was applied
+    /// since.
+    pub fn write_disk_snapshot(
+        &mut self,
+        out: &mut Vec<u8>,
+        budget: usize,
+    ) -> Option<Result<bool, CodecError>> {
+        let mut writer = self.disk_snapshot.take()?;
+        let written = writer.write(self, out, budget);
+        if matches!(written, Ok(false)) {
+            self.disk_snapshot = Some(writer);
+        }
+        Some(written)
+    }
+
+    /// Whether a snapshot for the data directory is under way.
+    pub fn disk_snapshot_under_way(&self) -> bool {
+        self.disk_snapshot.is_some()
     }
 
     /// A decoder of [`ReplicatedState::snapshot_writer`] bytes.

@@ -50,10 +50,16 @@ use crate::protocol::stats::ViewChange;
 use crate::protocol::view_store::ViewRecord;
 use crate::protocol::{Node, Output, Record};
 use crate::state_machine::{CommandValidator, StateMachine};
-use crate::storage::{RecoveredReplica, ReplicaStore, StoreError, SyncDone};
+use crate::storage::{RecoveredReplica, ReplicaStore, SnapshotWritten, StoreError, SyncDone};
 use crate::transport::{Transport, TransportEvent};
 use metrics::{LoopQueues, Publisher};
 use view_store::ViewStore;
+
+/// The bytes of a durable replica's periodic snapshot encoded per turn of its loop
+/// ([`ReplicaStore::snapshot_step`](crate::storage::ReplicaStore::snapshot_step)): a
+/// fraction of a millisecond, so that a state of gigabytes is snapshotted over many turns,
+/// between batches of events, instead of stopping the replica (its pings too) for seconds.
+pub const SNAPSHOT_BYTES_PER_TURN: usize = 64 * 1024;
 
 /// The most ready events taken in one batch before outputs are acted on.
 pub const MAX_EVENTS_PER_BATCH: usize = 256;
@@ -255,6 +261,11 @@ trait Driven<S: StateMachine>: Node<S> + Send + 'static {
     fn as_replica(&self) -> Option<&Replica<S>> {
         None
     }
+
+    /// The replica, to snapshot for its data directory.
+    fn as_replica_mut(&mut self) -> Option<&mut Replica<S>> {
+        None
+    }
 }
 
 impl<S: StateMachine> Driven<S> for Registry {
@@ -331,6 +342,10 @@ impl<S: StateMachine> Driven<S> for Replica<S> {
     }
 
     fn as_replica(&self) -> Option<&Replica<S>> {
+        Some(self)
+    }
+
+    fn as_replica_mut(&mut self) -> Option<&mut Replica<S>> {
         Some(self)
     }
 }
@@ -559,6 +574,8 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
     let mut buffer = Vec::new();
     // The sync running on a blocking thread, if one is, and when it started.
     let mut syncing: Option<(JoinHandle<SyncDone>, std::time::Instant)> = None;
+    // The periodic snapshot's write running on a blocking thread, if one is, and its size.
+    let mut snapshotting: Option<(JoinHandle<SnapshotWritten>, usize, std::time::Instant)> = None;
     let sync_duration = effects
         .replica_store
         .as_ref()
@@ -602,6 +619,33 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
                 return Err(format!("cannot persist the view: {e}"));
             }
         }
+        // A piece of the periodic snapshot, once the records are written.
+        if snapshotting.is_none()
+            && let Some(d) = effects.replica_store.as_mut()
+            && let Some(replica) = node.as_replica_mut()
+            && let Some(pending) = d
+                .store
+                .snapshot_step(replica, SNAPSHOT_BYTES_PER_TURN)
+                .map_err(|e| storage_failed(replica.name(), &e))?
+        {
+            let bytes = pending.payload_bytes();
+            if d.store.syncs_in_place() {
+                let done = pending.run();
+                d.store
+                    .finish_snapshot(done)
+                    .map_err(|e| storage_failed(node.name(), &e))?;
+            } else {
+                snapshotting = Some((
+                    tokio::task::spawn_blocking(move || pending.run()),
+                    bytes,
+                    std::time::Instant::now(),
+                ));
+            }
+        }
+        let snapshot_encoding = effects
+            .replica_store
+            .as_ref()
+            .is_some_and(|d| d.store.snapshot_encoding());
         if syncing.is_none()
             && let Some(d) = effects.replica_store.as_mut()
             && let Some(pending) = d
@@ -689,6 +733,16 @@ async fn run_loop<S: StateMachine, N: Driven<S>, T: Transport>(
                     }
                 }
             }
+            done = async { (&mut snapshotting.as_mut().expect("a snapshot").0).await }, if snapshotting.is_some() => {
+                let Some((_, bytes, started)) = snapshotting.take() else { continue };
+                let done = done.map_err(|e| format!("the write of a snapshot panicked: {e}"))?;
+                if let Some(d) = effects.replica_store.as_mut() {
+                    d.store.finish_snapshot(done).map_err(|e| storage_failed(node.name(), &e))?;
+                    tracing::info!(node = %node.name(), bytes, write = ?started.elapsed(), "wrote a snapshot of the state to the data directory; the log it covers is removed");
+                }
+            }
+            // The next piece of the snapshot being encoded, at the top of the loop.
+            () = std::future::ready(()), if snapshot_encoding => {}
             // The batch interval's sync is started at the top of the loop.
             _ = tokio::time::sleep_until(deadline) => node.handle_timeout(clock.now()),
         }

@@ -215,6 +215,15 @@ struct ReplicaSlot<S: StateMachine> {
 /// The data directory of every simulated replica, on its own [`SimDisk`].
 const SIM_DATA_DIR: &str = "/data";
 
+/// Simulated replicas snapshot their state once this much log piled up (the runtime's 64 MiB
+/// is never reached in a run), so that runs crash, restart and corrupt disks in the middle of
+/// snapshots, and recover from them.
+const SIM_SNAPSHOT_AFTER_BYTES: u64 = 256;
+
+/// The bytes of a simulated replica's snapshot encoded per step: small, so that ops are
+/// applied between the pieces of every snapshot.
+const SIM_SNAPSHOT_BYTES_PER_STEP: usize = 64;
+
 /// A client operation in flight.
 #[derive(Clone, Debug)]
 struct InFlight {
@@ -400,7 +409,7 @@ impl<S: SimService> Sim<S> {
         policy: FsyncPolicy,
     ) -> Result<(ReplicaStore, RecoveredReplica<S>), StoreError> {
         let s = &self.replicas[slot];
-        ReplicaStore::open(
+        let (mut store, recovered) = ReplicaStore::open(
             Arc::new(s.disk.clone()),
             Path::new(SIM_DATA_DIR),
             id,
@@ -408,7 +417,9 @@ impl<S: SimService> Sim<S> {
             self.now,
             S::initial(),
             ClientTableLimits::default(),
-        )
+        )?;
+        store.set_snapshot_after_bytes(SIM_SNAPSHOT_AFTER_BYTES);
+        Ok((store, recovered))
     }
 
     // ---- the event loop ----
@@ -702,6 +713,9 @@ impl<S: SimService> Sim<S> {
                 }
                 let address = self.replicas[i].address.clone();
                 self.act(&address, Some(i), outputs)?;
+                if !self.snapshot_step(i) {
+                    return Ok(());
+                }
                 self.check_replica(i)
             }
             NodeRef::Client(i) => self.drain_client(i),
@@ -801,6 +815,23 @@ impl<S: SimService> Sim<S> {
             _ => return false,
         };
         self.stop_on_failure(slot, written)
+    }
+
+    /// Makes replica `slot`'s periodic snapshot progress by [`SIM_SNAPSHOT_BYTES_PER_STEP`], as
+    /// the runtime does each turn of its loop, and writes it in place once whole; false if the
+    /// disk failed and the replica stopped.
+    fn snapshot_step(&mut self, slot: usize) -> bool {
+        let s = &mut self.replicas[slot];
+        let (Some(store), Some(node)) = (s.store.as_mut(), s.node.as_mut()) else {
+            return true;
+        };
+        let stepped = store
+            .snapshot_step(node, SIM_SNAPSHOT_BYTES_PER_STEP)
+            .and_then(|pending| match pending {
+                Some(pending) => store.finish_snapshot(pending.run()),
+                None => Ok(()),
+            });
+        self.stop_on_failure(slot, stepped)
     }
 
     /// Commits what replica `slot` recorded; false if the disk failed and it stopped.

@@ -24,8 +24,9 @@ pub use disk::{Disk, DiskFile, FileDisk};
 pub use replica_store::{MAX_LINEAGE, RecoveredReplica, ReplicaStore, StoreError};
 pub use sim_disk::{Crash, SimDisk};
 pub use wal::{
-    DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, FRAME_HEADER_BYTES, LogRecord, PendingSync,
-    Recovered, SEGMENT_HEADER_BYTES, Snapshot, SyncDone, TornTail, Wal, WalOptions,
+    DEFAULT_MAX_RECORD_BYTES, DEFAULT_SEGMENT_BYTES, FRAME_HEADER_BYTES, LogRecord,
+    PendingSnapshot, PendingSync, Recovered, SEGMENT_HEADER_BYTES, Snapshot, SnapshotWritten,
+    SyncDone, TornTail, Wal, WalOptions,
 };
 
 /// Why the storage refused or failed.

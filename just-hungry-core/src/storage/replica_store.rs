@@ -14,7 +14,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::{
-    Disk, FsyncPolicy, PendingSync, Recovered, StorageError, SyncDone, TornTail, Wal, WalOptions,
+    Disk, FsyncPolicy, PendingSnapshot, PendingSync, Recovered, SnapshotWritten, StorageError,
+    SyncDone, TornTail, Wal, WalOptions,
 };
 use crate::codec::{self, CodecError};
 use crate::ids::{OpNumber, ReplicaId, Time, View, ViewNumber};
@@ -140,9 +141,25 @@ pub struct ReplicaStore {
     synced_at: Time,
     /// Bytes of records written since the last snapshot.
     logged_since_snapshot: u64,
+    /// The least log, in bytes, that makes a snapshot due ([`ReplicaStore::snapshot_due`]).
+    snapshot_after_bytes: u64,
     /// The size of the last snapshot's payload.
     last_snapshot_bytes: u64,
+    /// The snapshot being encoded a piece at a time ([`ReplicaStore::begin_snapshot`]), or
+    /// being written by a [`PendingSnapshot`].
+    snapshot: Option<SnapshotUnderWay>,
     scratch: Vec<u8>,
+}
+
+/// A snapshot of a replica's state begun by [`ReplicaStore::begin_snapshot`].
+struct SnapshotUnderWay {
+    /// The last WAL record it covers: every record written before it began.
+    covers: u64,
+    /// Its payload so far: the header, then the state's bytes as they are encoded; empty once
+    /// handed to a [`PendingSnapshot`].
+    payload: Vec<u8>,
+    /// Whether its payload is whole and being written.
+    writing: bool,
 }
 
 impl ReplicaStore {
@@ -184,6 +201,8 @@ impl ReplicaStore {
                 .snapshot
                 .as_ref()
                 .map_or(0, |s| s.payload.len() as u64),
+            snapshot_after_bytes: Self::MIN_LOG_BYTES_BEFORE_SNAPSHOT,
+            snapshot: None,
             scratch: Vec::new(),
         };
         match rebuilt.name {
@@ -266,6 +285,28 @@ impl ReplicaStore {
         state_view: ViewNumber,
         state: &ReplicatedState<S>,
     ) -> Result<(), StoreError> {
+        // A snapshot under way covers less than this one: it is dropped (one being written
+        // is removed when its write ends, [`Wal::finish_snapshot`]).
+        if self.snapshot.as_ref().is_some_and(|s| !s.writing) {
+            self.snapshot = None;
+        }
+        let mut payload = self.snapshot_header(view, state_view)?;
+        let body = state.snapshot().map_err(StoreError::Encode)?;
+        payload.extend_from_slice(&body);
+        let covers = self.wal.next_index() - 1;
+        let bytes = payload.len() as u64;
+        self.wal.snapshot(covers, payload)?;
+        self.logged_since_snapshot = 0;
+        self.last_snapshot_bytes = bytes;
+        Ok(())
+    }
+
+    /// A snapshot payload's beginning: the length of its header, then the header.
+    fn snapshot_header(
+        &self,
+        view: Option<&View>,
+        state_view: ViewNumber,
+    ) -> Result<Vec<u8>, StoreError> {
         let header = SnapshotHeader {
             name: self.name.clone(),
             lineage: self.lineage.clone(),
@@ -273,28 +314,111 @@ impl ReplicaStore {
             state_view,
         };
         let header = codec::encode(&header).map_err(StoreError::Encode)?;
-        let body = state.snapshot().map_err(StoreError::Encode)?;
-        let mut payload = Vec::with_capacity(8 + header.len() + body.len());
+        let mut payload = Vec::with_capacity(8 + header.len());
         payload.extend_from_slice(&(header.len() as u64).to_le_bytes());
         payload.extend_from_slice(&header);
-        payload.extend_from_slice(&body);
-        let covers = self.wal.next_index() - 1;
-        self.wal.snapshot(covers, &payload)?;
-        self.logged_since_snapshot = 0;
-        self.last_snapshot_bytes = payload.len() as u64;
-        Ok(())
+        Ok(payload)
     }
 
     /// Whether enough records piled up since the last snapshot that the replica's state should
     /// be written whole ([`ReplicaStore::record_replica`]), letting the old segments go.
     pub fn snapshot_due(&self) -> bool {
-        self.logged_since_snapshot
-            >= Self::MIN_LOG_BYTES_BEFORE_SNAPSHOT.max(self.last_snapshot_bytes.saturating_mul(2))
+        self.snapshot.is_none()
+            && self.logged_since_snapshot
+                >= self
+                    .snapshot_after_bytes
+                    .max(self.last_snapshot_bytes.saturating_mul(2))
     }
 
-    /// Writes what a durable replica asked for ([`crate::protocol::Output::Record`]), then, if one is due, a
-    /// snapshot of the replica as it is now. Call [`ReplicaStore::commit`] before acting on
-    /// any output that came after the record.
+    /// Sets the least log, in bytes, that makes a snapshot due (default
+    /// [`ReplicaStore::MIN_LOG_BYTES_BEFORE_SNAPSHOT`]; a snapshot is due once the log since
+    /// the last is at least this and twice that snapshot's size). Smaller values snapshot more
+    /// often (tests, the simulator).
+    pub fn set_snapshot_after_bytes(&mut self, bytes: u64) {
+        self.snapshot_after_bytes = bytes;
+    }
+
+    /// Begins a snapshot of `replica` as it is now, to be encoded a piece at a time
+    /// ([`ReplicaStore::continue_snapshot`]) while the replica goes on, then written off the
+    /// caller's thread ([`PendingSnapshot::run`], [`ReplicaStore::finish_snapshot`]): unlike
+    /// [`ReplicaStore::record_replica`], no step of the replica's event loop encodes or writes
+    /// a whole large state, so the replica keeps answering (its pings included) while its
+    /// snapshot is made. Call it when every record the replica emitted so far was written
+    /// ([`ReplicaStore::write`]); the snapshot covers them all. The primary's uncommitted
+    /// entries, which the snapshot's state does not hold, are recorded again after it.
+    pub fn begin_snapshot<S: StateMachine>(
+        &mut self,
+        replica: &mut Replica<S>,
+    ) -> Result<(), StoreError> {
+        let header = self.snapshot_header(replica.view(), replica.state_view())?;
+        replica.begin_disk_snapshot().map_err(StoreError::Encode)?;
+        let covers = self.last_index();
+        tracing::info!(node = %self.name, op = %replica.applied(), covers, "began a snapshot of the state for the data directory (encoded a piece per turn of the loop)");
+        self.record_entries(&replica.uncommitted())?;
+        self.logged_since_snapshot = 0;
+        self.snapshot = Some(SnapshotUnderWay {
+            covers,
+            payload: header,
+            writing: false,
+        });
+        Ok(())
+    }
+
+    /// Encodes about `budget` more bytes of the snapshot [`ReplicaStore::begin_snapshot`]
+    /// began. Once it is whole, returns its write, to run on any thread and hand to
+    /// [`ReplicaStore::finish_snapshot`]. A snapshot whose state the replica replaced since (a
+    /// primary installed another) is dropped: the [`Record::State`] that came with the new
+    /// state writes a snapshot of its own.
+    pub fn continue_snapshot<S: StateMachine>(
+        &mut self,
+        replica: &mut Replica<S>,
+        budget: usize,
+    ) -> Result<Option<PendingSnapshot>, StoreError> {
+        let Some(under_way) = self.snapshot.as_mut().filter(|s| !s.writing) else {
+            return Ok(None);
+        };
+        match replica.write_disk_snapshot(&mut under_way.payload, budget) {
+            None => {
+                self.snapshot = None;
+                Ok(None)
+            }
+            Some(Err(e)) => Err(StoreError::Encode(e)),
+            Some(Ok(false)) => Ok(None),
+            Some(Ok(true)) => {
+                under_way.writing = true;
+                let (covers, payload) = (under_way.covers, std::mem::take(&mut under_way.payload));
+                self.last_snapshot_bytes = payload.len() as u64;
+                // The entries recorded again after it reach the file system before the
+                // segments holding them first can go.
+                self.wal.write()?;
+                Ok(Some(self.wal.begin_snapshot(covers, payload)?))
+            }
+        }
+    }
+
+    /// Whether a snapshot is being encoded ([`ReplicaStore::continue_snapshot`] has work) or
+    /// written.
+    pub fn snapshot_under_way(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
+    /// Whether a snapshot is being encoded: [`ReplicaStore::continue_snapshot`] has work.
+    pub fn snapshot_encoding(&self) -> bool {
+        self.snapshot.as_ref().is_some_and(|s| !s.writing)
+    }
+
+    /// Takes the result of a snapshot's write ([`ReplicaStore::continue_snapshot`]): the
+    /// segments it covers are removed, or (it failed) the log is poisoned and the replica must
+    /// stop.
+    pub fn finish_snapshot(&mut self, written: SnapshotWritten) -> Result<(), StoreError> {
+        self.snapshot = None;
+        Ok(self.wal.finish_snapshot(written)?)
+    }
+
+    /// Writes what a durable replica asked for ([`crate::protocol::Output::Record`]). Call
+    /// [`ReplicaStore::commit`] before acting on any output that came after the record, and
+    /// [`ReplicaStore::snapshot_step`] once the replica's records are written, so that the
+    /// log does not grow without end.
     pub fn write<S: StateMachine>(
         &mut self,
         record: &Record<S>,
@@ -303,12 +427,26 @@ impl ReplicaStore {
         match record {
             Record::View(view) => self.record_view(view)?,
             Record::Entries(entries) => self.record_entries(entries)?,
-            Record::State => return self.record_replica(replica),
-        }
-        if self.snapshot_due() {
-            self.record_replica(replica)?;
+            Record::State => self.record_replica(replica)?,
         }
         Ok(())
+    }
+
+    /// Makes the periodic snapshot progress: begins one when it is due
+    /// ([`ReplicaStore::snapshot_due`], [`ReplicaStore::begin_snapshot`]), and encodes about
+    /// `budget` more bytes of the one under way ([`ReplicaStore::continue_snapshot`]),
+    /// returning its write once it is whole. Call it whenever every record `replica` emitted
+    /// was written, as often as the replica's loop turns: each call does a bounded piece of
+    /// work.
+    pub fn snapshot_step<S: StateMachine>(
+        &mut self,
+        replica: &mut Replica<S>,
+        budget: usize,
+    ) -> Result<Option<PendingSnapshot>, StoreError> {
+        if self.snapshot_due() {
+            self.begin_snapshot(replica)?;
+        }
+        self.continue_snapshot(replica, budget)
     }
 
     /// Writes `replica`'s state as it is now (a snapshot, durable when this returns), then the

@@ -450,7 +450,7 @@ proptest! {
                 Step::Snapshot => {
                     let covers = wal.next_index() - 1;
                     if covers > wal.snapshot_index() {
-                        wal.snapshot(covers, &covers.to_le_bytes()).unwrap();
+                        wal.snapshot(covers, covers.to_le_bytes()).unwrap();
                     }
                 }
                 Step::Crash(crash) => {
@@ -676,7 +676,7 @@ fn a_sync_failing_anywhere_in_a_snapshot_loses_nothing_synced() {
                 wal.sync().unwrap();
             }
             disk.fail_sync_after(skip);
-            let snapshot = wal.snapshot(20, &20u64.to_le_bytes());
+            let snapshot = wal.snapshot(20, 20u64.to_le_bytes());
             let failed = snapshot.is_err();
             // Five syncs: the temporary file, the directory, the new segment and its directory
             // entry, the directory after the removals.

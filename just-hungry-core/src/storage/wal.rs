@@ -153,6 +153,60 @@ pub struct SyncDone {
     covers: u64,
 }
 
+/// The write of a snapshot started by [`Wal::begin_snapshot`], to run on any thread.
+pub struct PendingSnapshot {
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
+    covers: u64,
+    header: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+impl PendingSnapshot {
+    /// Writes the snapshot as a temporary file, syncs it, renames it into place and syncs the
+    /// directory: blocks for as long as the disk takes.
+    pub fn run(self) -> SnapshotWritten {
+        let tmp = self.dir.join(format!("{:020}.snap.tmp", self.covers));
+        let path = self.dir.join(snapshot_name(self.covers));
+        let result = (|| {
+            let mut file = self
+                .disk
+                .open_append(&tmp)
+                .map_err(|e| ("create", tmp.clone(), e))?;
+            // The payload is written as it is, not copied behind the header: it may be the
+            // whole state.
+            file.write_all(&self.header)
+                .and_then(|()| file.write_all(&self.payload))
+                .and_then(|()| file.sync_data())
+                .map_err(|e| ("write", tmp.clone(), e))?;
+            self.disk
+                .rename(&tmp, &path)
+                .and_then(|()| self.disk.sync_dir(&self.dir))
+                .map_err(|e| ("rename", path.clone(), e))
+        })();
+        SnapshotWritten {
+            covers: self.covers,
+            result,
+        }
+    }
+
+    /// The last record the snapshot covers.
+    pub fn covers(&self) -> u64 {
+        self.covers
+    }
+
+    /// The bytes of its payload.
+    pub fn payload_bytes(&self) -> usize {
+        self.payload.len()
+    }
+}
+
+/// What a [`PendingSnapshot`] did, for [`Wal::finish_snapshot`].
+pub struct SnapshotWritten {
+    covers: u64,
+    result: Result<(), (&'static str, PathBuf, io::Error)>,
+}
+
 fn segment_name(first: u64) -> String {
     format!("{first:020}.wal")
 }
@@ -627,7 +681,25 @@ impl Wal {
     /// Stores `payload` as a snapshot of everything up to record `covers` (at most the last
     /// record appended), durably: a temporary file, synced, renamed, the directory synced.
     /// Then a new segment starts and the segments and snapshots it makes useless are removed.
-    pub fn snapshot(&mut self, covers: u64, payload: &[u8]) -> Result<(), StorageError> {
+    /// In one step: [`Wal::begin_snapshot`], [`PendingSnapshot::run`], [`Wal::finish_snapshot`].
+    pub fn snapshot(
+        &mut self,
+        covers: u64,
+        payload: impl Into<Vec<u8>>,
+    ) -> Result<(), StorageError> {
+        let pending = self.begin_snapshot(covers, payload.into())?;
+        self.finish_snapshot(pending.run())
+    }
+
+    /// Prepares the write of `payload` as a snapshot of everything up to record `covers` (at
+    /// most the last record appended), to run on any thread ([`PendingSnapshot::run`]) while
+    /// records go on being appended, then to hand to [`Wal::finish_snapshot`]. Syncs what was
+    /// written first, so that no record the snapshot covers is lost when it is not.
+    pub fn begin_snapshot(
+        &mut self,
+        covers: u64,
+        payload: Vec<u8>,
+    ) -> Result<PendingSnapshot, StorageError> {
         self.check()?;
         if covers >= self.next_index || covers < self.snapshot_index {
             return Err(StorageError::SnapshotOutOfRange {
@@ -637,35 +709,48 @@ impl Wal {
             });
         }
         self.sync()?;
-        let tmp = self.dir.join(format!("{covers:020}.snap.tmp"));
-        let path = self.dir.join(snapshot_name(covers));
         let mut header = Vec::with_capacity(SNAPSHOT_HEADER_BYTES);
         header.extend_from_slice(SNAPSHOT_MAGIC);
         header.extend_from_slice(&covers.to_le_bytes());
         header.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        let crc = snapshot_crc(&header[8..24], payload);
+        let crc = snapshot_crc(&header[8..24], &payload);
         header.extend_from_slice(&crc.to_le_bytes());
-        let created = self.disk.open_append(&tmp);
-        let mut file = self.checked("create", tmp.clone(), created)?;
-        // The payload is written as it is, not copied behind the header: it may be the
-        // whole state.
-        let written = file
-            .write_all(&header)
-            .and_then(|()| file.write_all(payload))
-            .and_then(|()| file.sync_data());
-        self.checked("write", tmp.clone(), written)?;
-        let renamed = self
-            .disk
-            .rename(&tmp, &path)
-            .and_then(|()| self.disk.sync_dir(&self.dir));
-        self.checked("rename", path, renamed)?;
+        Ok(PendingSnapshot {
+            disk: self.disk.clone(),
+            dir: self.dir.clone(),
+            covers,
+            header,
+            payload,
+        })
+    }
+
+    /// Takes the result of a snapshot's write ([`Wal::begin_snapshot`]): a failure poisons
+    /// the log. A snapshot written durably starts a new segment and removes the segments and
+    /// snapshots it makes useless; one overtaken by a newer snapshot meanwhile is removed.
+    pub fn finish_snapshot(&mut self, written: SnapshotWritten) -> Result<(), StorageError> {
+        self.check()?;
+        let SnapshotWritten { covers, result } = written;
+        if let Err((op, path, source)) = result {
+            return self.checked(op, path, Err(source));
+        }
+        let path = self.dir.join(snapshot_name(covers));
+        if covers <= self.snapshot_index {
+            if covers < self.snapshot_index {
+                let removed = self
+                    .disk
+                    .remove(&path)
+                    .and_then(|()| self.disk.sync_dir(&self.dir));
+                self.checked("remove", path, removed)?;
+            }
+            return Ok(());
+        }
         let previous = self.snapshot_index;
         self.snapshot_index = covers;
         self.roll()?;
         // What the new snapshot makes useless: older snapshots, and every segment all of whose
         // records it covers (the next segment starts at or before `covers + 1`).
         let mut removed = Vec::new();
-        if previous > 0 && previous != covers {
+        if previous > 0 {
             removed.push(self.dir.join(snapshot_name(previous)));
         }
         while self.segments.len() > 1 && self.segments[1] <= covers + 1 {

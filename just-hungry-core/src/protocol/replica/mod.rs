@@ -36,6 +36,7 @@ mod view_change;
 
 use std::collections::{BTreeMap, VecDeque};
 
+use crate::codec::CodecError;
 use crate::ids::{
     Address, Identity, Member, OpNumber, ReplicaId, RequestId, Time, View, ViewNumber,
 };
@@ -341,6 +342,24 @@ impl<S: StateMachine> Replica<S> {
     /// The highest op it has applied.
     pub fn applied(&self) -> OpNumber {
         self.state.applied()
+    }
+
+    /// Begins a snapshot of its state as it is now for its data directory, written a piece
+    /// at a time by [`Replica::write_disk_snapshot`] while it goes on applying ops
+    /// ([`ReplicatedState::begin_disk_snapshot`]). Returns the op it is at.
+    pub fn begin_disk_snapshot(&mut self) -> Result<OpNumber, CodecError> {
+        self.state.begin_disk_snapshot()
+    }
+
+    /// About `budget` more bytes of the snapshot [`Replica::begin_disk_snapshot`] began,
+    /// appended to `out`: see [`ReplicatedState::write_disk_snapshot`] (`None`: no snapshot
+    /// under way, as when a primary's snapshot replaced the state since).
+    pub fn write_disk_snapshot(
+        &mut self,
+        out: &mut Vec<u8>,
+        budget: usize,
+    ) -> Option<Result<bool, CodecError>> {
+        self.state.write_disk_snapshot(out, budget)
     }
 
     /// The view in which a primary last installed its state (its own view, on a primary).
