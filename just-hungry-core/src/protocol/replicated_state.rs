@@ -235,11 +235,6 @@ impl<S: StateMachine> ReplicatedState<S> {
         Some(written)
     }
 
-    /// Whether a snapshot for the data directory is under way.
-    pub fn disk_snapshot_under_way(&self) -> bool {
-        self.disk_snapshot.is_some()
-    }
-
     /// A decoder of [`ReplicatedState::snapshot_writer`] bytes.
     pub fn snapshot_reader() -> ReplicatedSnapshotReader<S> {
         ReplicatedSnapshotReader {

@@ -396,12 +396,6 @@ impl ReplicaStore {
         }
     }
 
-    /// Whether a snapshot is being encoded ([`ReplicaStore::continue_snapshot`] has work) or
-    /// written.
-    pub fn snapshot_under_way(&self) -> bool {
-        self.snapshot.is_some()
-    }
-
     /// Whether a snapshot is being encoded: [`ReplicaStore::continue_snapshot`] has work.
     pub fn snapshot_encoding(&self) -> bool {
         self.snapshot.as_ref().is_some_and(|s| !s.writing)

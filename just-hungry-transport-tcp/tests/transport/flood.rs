@@ -178,13 +178,7 @@ async fn peers_get_in_while_silent_connections_hold_every_place() {
 async fn clients_taking_every_place_lock_no_node_out() {
     logs();
     const CLIENTS: usize = LIMIT - 8;
-    let mut s = TcpTransport::bind(TcpConfig {
-        max_inbound_connections: LIMIT,
-        max_client_connections: CLIENTS,
-        ..server_config("flooded")
-    })
-    .await
-    .unwrap();
+    let mut s = flooded_server(CLIENTS).await;
     let mut admitted = Vec::new();
     for _ in 0..CLIENTS {
         admitted.push(raw_client(&s).await);
@@ -234,13 +228,7 @@ async fn clients_taking_every_place_lock_no_node_out() {
 async fn one_client_identity_holding_every_place_keeps_no_other_client_out() {
     logs();
     const CLIENTS: usize = LIMIT - 8;
-    let mut s = TcpTransport::bind(TcpConfig {
-        max_inbound_connections: LIMIT,
-        max_client_connections: CLIENTS,
-        ..server_config("flooded")
-    })
-    .await
-    .unwrap();
+    let mut s = flooded_server(CLIENTS).await;
     let connect = |name: &'static str| {
         let address = s.local_address();
         async move {
@@ -296,6 +284,17 @@ async fn one_client_identity_holding_every_place_keeps_no_other_client_out() {
     )
     .await;
     assert_serves(&mut s).await;
+}
+
+/// A server of `LIMIT` inbound places, `clients` of them for clients.
+async fn flooded_server(clients: usize) -> TcpTransport {
+    TcpTransport::bind(TcpConfig {
+        max_inbound_connections: LIMIT,
+        max_client_connections: clients,
+        ..server_config("flooded")
+    })
+    .await
+    .unwrap()
 }
 
 /// A hello of the client role, as [`hello`] sends, as a value.
